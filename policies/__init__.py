@@ -1,0 +1,1 @@
+"""The ABAC policy language: parser, printer, evaluator, explain and policy stores."""

@@ -1,0 +1,80 @@
+"""Shared fixtures: a temporary home and the real ``truststack`` executable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BIN_DIR = Path(sys.executable).parent
+TRUSTSTACK = str(BIN_DIR / "truststack")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh ``$TRUSTSTACK_HOME`` for this test (also set in this process)."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("TRUSTSTACK_HOME", str(h))
+    yield h
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def out(self) -> str:
+        return self.stdout.strip()
+
+
+class Cli:
+    """Runs the installed ``truststack`` executable in a subprocess with a given home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["TRUSTSTACK_HOME"] = str(self.home)
+        if extra:
+            env.update(extra)
+        return env
+
+    def __call__(self, *args: str, ok: bool | None = True, input: str | None = None,
+                 env: dict[str, str] | None = None, timeout: float = 60) -> CliResult:
+        p = subprocess.run([TRUSTSTACK, *args], capture_output=True, text=True, input=input,
+                           env=self.env(env), timeout=timeout)
+        r = CliResult(p.returncode, p.stdout, p.stderr)
+        if ok is True and r.returncode != 0:
+            raise AssertionError(f"truststack {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        if ok is False and r.returncode == 0:
+            raise AssertionError(f"truststack {' '.join(args)} unexpectedly succeeded: {r.stdout}")
+        return r
+
+    def json(self, *args: str, **kw: object):  # type: ignore[no-untyped-def]
+        import json
+
+        r = self(*args, "--output", "json", **kw)  # type: ignore[arg-type]
+        return json.loads(r.stdout)
+
+
+@pytest.fixture
+def cli(home: Path) -> Cli:
+    return Cli(home)
+
+
+def assert_one_line_error(r: CliResult, *needles: str) -> None:
+    """A failed command printed exactly one line on stderr, no traceback, containing needles."""
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got: {r.stderr!r}"
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), f"{n!r} not in {lines[0]!r}"

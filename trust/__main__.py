@@ -1,0 +1,3 @@
+from trust.cli.main import main
+
+main()

@@ -1,0 +1,67 @@
+"""Entry point of the ``truststack`` command.
+
+Nouns are registered in :data:`NOUNS` with the module that defines them and a one-line summary;
+a noun's module is imported only when that noun is used, so ``truststack --help`` stays fast.
+Each noun module defines a ``click.Group`` (or command) named ``cli``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from trust.cli import common
+
+NOUNS: dict[str, tuple[str, str]] = {
+    "identity": ("trust.cli.identity", "Create, rotate, export, import and verify identities."),
+    "vault": ("trust.cli.vault", "Create, list, show and delete vaults that hold keys."),
+}
+
+EPILOG = """\b
+Examples:
+  truststack identity create alice
+  truststack identity show alice --output json
+  truststack identity export alice > alice.hex && truststack identity verify @alice.hex
+"""
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(NOUNS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = NOUNS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command: click.Command = module.cli
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, NOUNS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="truststack", prog_name="truststack")
+@click.option("--verbose", is_flag=True, help="Show a traceback when a command fails.")
+def cli(verbose: bool) -> None:
+    """truststack: identities, credentials, policies and secure channels (Ockam-compatible)."""
+    common.STATE.verbose = verbose
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; turn every known error into one line on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    code = common.run_cli(cli, args)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
