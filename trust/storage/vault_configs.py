@@ -1,0 +1,56 @@
+"""SQLite table of vault configurations (name, backend, parameters). Never holds a secret: a
+passphrase or PIN is recorded as the *name* of an environment variable or the path of a file."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from trust.errors import ConflictError, NotFoundError
+from trust.storage.database import Database
+from trust.vault_config import VaultConfig
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS vault (
+        name TEXT PRIMARY KEY,
+        backend TEXT NOT NULL,
+        params TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    )""",
+]
+
+
+class SqliteVaultConfigs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure_schema("vault_configs", SCHEMA)
+
+    def add(self, config: VaultConfig) -> None:
+        with self.db.transaction() as c:
+            if c.execute("SELECT 1 FROM vault WHERE name = ?", (config.name,)).fetchone():
+                raise ConflictError(f"a vault named {config.name!r} already exists")
+            c.execute("INSERT INTO vault(name, backend, params, created_at) VALUES (?, ?, ?, ?)",
+                      (config.name, config.backend, json.dumps(config.params, sort_keys=True),
+                       config.created_at or int(time.time())))
+
+    def get(self, name: str) -> VaultConfig:
+        row = self.db.query_one("SELECT name, backend, params, created_at FROM vault WHERE name = ?",
+                                (name,))
+        if row is None:
+            raise NotFoundError(f"no vault named {name!r} (see: truststack vault list)")
+        return VaultConfig(row[0], row[1], json.loads(row[2]), row[3])
+
+    def find(self, name: str) -> VaultConfig | None:
+        try:
+            return self.get(name)
+        except NotFoundError:
+            return None
+
+    def list(self) -> list[VaultConfig]:
+        rows = self.db.query_all("SELECT name, backend, params, created_at FROM vault ORDER BY name")
+        return [VaultConfig(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+
+    def delete(self, name: str) -> None:
+        with self.db.transaction() as c:
+            if c.execute("DELETE FROM vault WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFoundError(f"no vault named {name!r}")
