@@ -30,6 +30,7 @@ class DecodeError(TrustError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}" if field else message)
 
 

@@ -12,9 +12,9 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from trust.errors import UsageError
+from trust.errors import ConflictError, UsageError
 from trust.home import home_dir
 from vaults.errors import VaultError, WrongPassphraseError
 from vaults.signing import SigningVault
@@ -83,22 +83,81 @@ async def open_vault(config: VaultConfig, home: str | os.PathLike[str] | None = 
     return await opener(config, home)
 
 
-def create_file_vault(name: str, home: str | os.PathLike[str] | None = None, *,
-                      passphrase_env: str | None = None,
-                      passphrase_file: str | None = None) -> VaultConfig:
-    """Create the directory of a file vault and return its configuration (not yet stored)."""
+async def _create_file(name: str, params: dict[str, Any],
+                       home: str | os.PathLike[str] | None) -> dict[str, Any]:
     from vaults.file import FileVault
 
-    check_vault_name(name)
+    passphrase_env = params.get("passphrase_env")
+    passphrase_file = params.get("passphrase_file")
     if passphrase_env and passphrase_file:
         raise UsageError("give either --passphrase-env or --passphrase-file, not both")
-    params: dict[str, Any] = {"path": str(vault_dir(name, home))}
+    out: dict[str, Any] = {"path": str(vault_dir(name, home))}
     if passphrase_env:
-        params["passphrase_env"] = passphrase_env
+        out["passphrase_env"] = passphrase_env
     if passphrase_file:
-        params["passphrase_file"] = str(Path(passphrase_file).resolve())
-    passphrase = read_secret(params, "passphrase_env", "passphrase_file", "passphrase")
+        out["passphrase_file"] = str(Path(passphrase_file).resolve())
+    passphrase = read_secret(out, "passphrase_env", "passphrase_file", "passphrase")
     FileVault.create(vault_dir(name, home), passphrase)
+    return out
+
+
+async def _delete_file(config: VaultConfig, home: str | os.PathLike[str] | None) -> None:
+    import shutil
+
+    d = vault_dir(config.name, home)
+    if d.exists():
+        shutil.rmtree(d)
+
+
+Creator = Callable[[str, dict[str, Any], "str | os.PathLike[str] | None"],
+                   Awaitable[dict[str, Any]]]
+Remover = Callable[[VaultConfig, "str | os.PathLike[str] | None"], Awaitable[None]]
+
+CREATORS: dict[str, Creator] = {"file": _create_file}
+"""backend -> coroutine that prepares the backend (directory, token check, service check) and
+returns the parameters to store. It must leave nothing behind when it fails."""
+
+REMOVERS: dict[str, Remover] = {"file": _delete_file}
+"""backend -> coroutine that removes local state when the vault is deleted (remote keys are
+left alone: deleting a vault configuration never destroys HSM/KMS keys)."""
+
+
+class VaultConfigStore(Protocol):
+    def add(self, config: VaultConfig) -> None: ...
+    def get(self, name: str) -> VaultConfig: ...
+    def find(self, name: str) -> VaultConfig | None: ...
+    def delete(self, name: str) -> None: ...
+
+
+async def create_vault(store: VaultConfigStore, name: str, backend: str,
+                       params: dict[str, Any],
+                       home: str | os.PathLike[str] | None = None) -> VaultConfig:
+    """Prepare a vault of ``backend`` and record its configuration. On failure nothing is kept."""
     import time
 
-    return VaultConfig(name, "file", params, int(time.time()))
+    check_vault_name(name)
+    if store.find(name) is not None:
+        raise ConflictError(f"a vault named {name!r} already exists")
+    creator = CREATORS.get(backend)
+    if creator is None:
+        raise UsageError(f"unknown vault backend {backend!r}")
+    clean = {k: v for k, v in params.items() if v is not None and v is not False}
+    stored = await creator(name, clean, home)
+    config = VaultConfig(name, backend, stored, int(time.time()))
+    try:
+        store.add(config)
+    except BaseException:
+        remover = REMOVERS.get(backend)
+        if remover is not None:
+            await remover(config, home)
+        raise
+    return config
+
+
+async def delete_vault(store: VaultConfigStore, name: str,
+                       home: str | os.PathLike[str] | None = None) -> None:
+    config = store.get(name)
+    store.delete(name)
+    remover = REMOVERS.get(config.backend)
+    if remover is not None:
+        await remover(config, home)

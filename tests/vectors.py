@@ -1,0 +1,23 @@
+"""Access to the shared Ockam vectors (../shared/vectors/ockam-public.json)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "ockam-public.json"
+
+
+@cache
+def vectors() -> list[dict[str, Any]]:
+    return json.loads(VECTORS.read_text())
+
+
+def by_kind(kind: str) -> list[dict[str, Any]]:
+    return [v for v in vectors() if v["kind"] == kind]
+
+
+def by_name(name: str) -> dict[str, Any]:
+    return next(v for v in vectors() if v["name"] == name)
