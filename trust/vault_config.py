@@ -97,6 +97,9 @@ async def _create_file(name: str, params: dict[str, Any],
     if passphrase_file:
         out["passphrase_file"] = str(Path(passphrase_file).resolve())
     passphrase = read_secret(out, "passphrase_env", "passphrase_file", "passphrase")
+    from trust.home import ensure_dir
+
+    ensure_dir(vault_dir(name, home).parent)
     FileVault.create(vault_dir(name, home), passphrase)
     return out
 

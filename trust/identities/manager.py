@@ -1,0 +1,403 @@
+"""Named local identities with keys in configured vaults: the service behind ``truststack
+identity`` and the nodes.
+
+:class:`IdentityManager` depends on the repository Protocols and on vault configurations;
+:meth:`IdentityManager.open` is the composition convenience that wires the SQLite
+implementations of a home (``$TRUSTSTACK_HOME/state.sqlite``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trust.errors import ConflictError, NotFoundError, UsageError
+from trust.identities.creation import DEFAULT_IDENTITY_TTL, create_identity, rotate_identity
+from trust.identities.identity import Comparison, Identity, verify_change_history
+from trust.identities.purpose_keys import DEFAULT_PURPOSE_KEY_TTL, attest_purpose_key
+from trust.identities.repositories import (
+    KnownIdentities,
+    LocalIdentities,
+    LocalIdentity,
+    PurposeKeys,
+    StoredPurposeKey,
+)
+from trust.models.purpose_key import PurposeKeyAttestation, PurposePublicKey
+from trust.vault_config import DEFAULT_VAULT, create_vault, open_vault
+from vaults.errors import VaultError
+from vaults.keys import KeyType
+from vaults.signing import SigningVault
+
+if TYPE_CHECKING:
+    from trust.storage.vault_configs import SqliteVaultConfigs
+    from vaults.file import FileVault
+
+SECURE_CHANNEL = "secure_channel"
+CREDENTIAL_SIGNING = "credential_signing"
+
+
+@dataclass(frozen=True)
+class NamedIdentity:
+    """A local identity: its name, where its key is, and its verified history."""
+
+    name: str
+    identity: Identity
+    vault: str
+    key_handle: str
+    is_default: bool
+    created_at: int
+
+    @property
+    def identifier(self) -> str:
+        return self.identity.identifier
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_IDENTIFIER_RE = re.compile(r"^I[0-9a-fA-F]{64}$")
+
+
+def check_identity_name(name: str) -> str:
+    if not _NAME_RE.match(name) or _IDENTIFIER_RE.match(name):
+        raise UsageError(f"invalid identity name {name!r} (up to 64 letters, digits, '-', '_', "
+                         "'.'; not an identifier)")
+    return name
+
+
+class IdentityManager:
+    def __init__(self, known: KnownIdentities, local: LocalIdentities, purpose_keys: PurposeKeys,
+                 vault_configs: SqliteVaultConfigs, home: str | os.PathLike[str] | None = None) -> None:
+        self.known = known
+        self.local = local
+        self.purpose_keys = purpose_keys
+        self.vault_configs = vault_configs
+        self.home = home
+        self._vaults: dict[str, SigningVault] = {}
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None) -> IdentityManager:
+        from trust.storage.database import Database
+        from trust.storage.identities import (
+            SqliteKnownIdentities,
+            SqliteLocalIdentities,
+            SqlitePurposeKeys,
+        )
+        from trust.storage.vault_configs import SqliteVaultConfigs
+
+        db = Database.open_home(home)
+        return cls(SqliteKnownIdentities(db), SqliteLocalIdentities(db), SqlitePurposeKeys(db),
+                   SqliteVaultConfigs(db), home)
+
+    async def close(self) -> None:
+        for v in self._vaults.values():
+            await v.close()
+        self._vaults.clear()
+
+    # -- vaults --------------------------------------------------------------------------------
+    async def vault(self, name: str | None = None) -> tuple[str, SigningVault]:
+        """The vault ``name`` (default: the file vault ``default``, created on first use)."""
+        name = name or DEFAULT_VAULT
+        if name in self._vaults:
+            return name, self._vaults[name]
+        config = self.vault_configs.find(name)
+        if config is None:
+            if name != DEFAULT_VAULT:
+                raise NotFoundError(f"no vault named {name!r} (see: truststack vault list)")
+            config = await create_vault(self.vault_configs, name, "file", {}, self.home)
+        vault = await open_vault(config, self.home)
+        self._vaults[name] = vault
+        return name, vault
+
+    async def software_vault(self, name: str | None = None) -> FileVault:
+        """The file vault that keeps secure-channel (X25519) keys: ``name`` if it is a file
+        vault, else the ``default`` file vault."""
+        from vaults.file import FileVault
+
+        if name is not None:
+            _, v = await self.vault(name)
+            if isinstance(v, FileVault):
+                return v
+        _, v = await self.vault(DEFAULT_VAULT)
+        if not isinstance(v, FileVault):
+            raise VaultError("the default vault is not a file vault")
+        return v
+
+    async def delete_vault(self, name: str) -> None:
+        from trust.vault_config import delete_vault
+
+        users = await self.local.uses_vault(name)
+        if users:
+            raise ConflictError(f"vault {name!r} is used by identit{'y' if len(users) == 1 else 'ies'} "
+                                f"{', '.join(users)}; delete or rotate them first")
+        self._vaults.pop(name, None)
+        await delete_vault(self.vault_configs, name, self.home)
+
+    # -- creation --------------------------------------------------------------------------------
+    async def create_identity(self, name: str | None = None, *, vault: str | None = None,
+                              key_type: KeyType | str | None = None, key_id: str | None = None,
+                              now: int | None = None, ttl: int = DEFAULT_IDENTITY_TTL) -> NamedIdentity:
+        """Create (and store) a named identity whose primary key is new in ``vault``, or the
+        existing key ``key_id``. Nothing is stored if any step fails."""
+        name = check_identity_name(name) if name else f"identity-{secrets.token_hex(3)}"
+        if await self.local.get(name) is not None:
+            raise ConflictError(f"an identity named {name!r} already exists")
+        vault_name, v = await self.vault(vault)
+        created_key = False
+        if key_id is not None:
+            handle = await v.resolve_key(key_id)
+            if key_type is not None and (await v.public_key(handle)).key_type is not KeyType(key_type):
+                raise UsageError(f"key {key_id} is not a {KeyType(key_type).value} key")
+        else:
+            kt = KeyType(key_type) if key_type is not None else v.default_key_type
+            if kt not in v.key_types:
+                raise VaultError(f"vault {vault_name!r} ({v.backend}) cannot make {kt.value} keys")
+            handle = await v.generate_key(kt)
+            created_key = True
+        try:
+            identity = await create_identity(v, handle, now=now, ttl=ttl)
+            await self.known.store(identity)
+            local = LocalIdentity(name, identity.identifier, vault_name, handle, False,
+                                  int(time.time()))
+            await self.local.add(local)
+        except BaseException:
+            if created_key and v.backend in ("file", "software"):
+                await v.delete_key(handle)
+            raise
+        return await self.get(name)
+
+    async def get_or_create(self, name: str) -> NamedIdentity:
+        local = await self.local.get(name)
+        if local is not None:
+            return await self._named(local)
+        return await self.create_identity(name)
+
+    # -- lookup --------------------------------------------------------------------------------
+    async def _named(self, local: LocalIdentity) -> NamedIdentity:
+        raw = await self.known.get(local.identifier)
+        if raw is None:
+            raise NotFoundError(f"the history of identity {local.name!r} is missing")
+        return NamedIdentity(local.name, verify_change_history(raw, cache=True), local.vault,
+                             local.key_handle, local.is_default, local.created_at)
+
+    async def get(self, name: str | None = None) -> NamedIdentity:
+        """A local identity by name (default: the default identity)."""
+        if name is None:
+            default = await self.local.default()
+            if default is None:
+                raise NotFoundError("no identities yet (create one: truststack identity create NAME)")
+            return await self._named(default)
+        local = await self.local.get(name)
+        if local is None:
+            raise NotFoundError(f"no identity named {name!r} (see: truststack identity list)")
+        return await self._named(local)
+
+    async def list(self) -> list[NamedIdentity]:
+        return [await self._named(x) for x in await self.local.list()]
+
+    async def resolve(self, ref: str) -> Identity:
+        """An identity named by a local name, a known identifier, or a change history (hex,
+        verified and imported)."""
+        ref = ref.strip()
+        if ref.startswith("I") and len(ref) == 65:
+            raw = await self.known.get(ref)
+            if raw is None:
+                raise NotFoundError(f"identity {ref} is not known here (import its history first)")
+            return verify_change_history(raw, cache=True)
+        if len(ref) > 65 and all(c in "0123456789abcdefABCDEF" for c in ref):
+            identity, _ = await self.import_identity(bytes.fromhex(ref))
+            return identity
+        return (await self.get(ref)).identity
+
+    # -- rotation --------------------------------------------------------------------------------
+    async def rotate(self, name: str, *, vault: str | None = None,
+                     key_type: KeyType | str | None = None, key_id: str | None = None,
+                     revoke_purpose_keys: bool = False, now: int | None = None,
+                     ttl: int = DEFAULT_IDENTITY_TTL) -> NamedIdentity:
+        """Add a change with a new primary key (in ``vault``, default: the same vault), signed by
+        the new key and co-signed by the previous one; then re-attest (or, with
+        ``revoke_purpose_keys``, drop) the identity's purpose keys."""
+        named = await self.get(name)
+        _, old_vault = await self.vault(named.vault)
+        new_vault_name, new_vault = await self.vault(vault or named.vault)
+        created_key = False
+        if key_id is not None:
+            handle = await new_vault.resolve_key(key_id)
+        else:
+            kt = KeyType(key_type) if key_type is not None else (
+                named.identity.latest_public_key.key_type
+                if vault is None and named.identity.latest_public_key.key_type in new_vault.key_types
+                else new_vault.default_key_type)
+            if kt not in new_vault.key_types:
+                raise VaultError(f"vault {new_vault_name!r} ({new_vault.backend}) cannot make "
+                                 f"{kt.value} keys")
+            handle = await new_vault.generate_key(kt)
+            created_key = True
+        try:
+            rotated = await rotate_identity(named.identity, old_vault, named.key_handle, new_vault,
+                                            handle, revoke_all_purpose_keys=revoke_purpose_keys,
+                                            now=now, ttl=ttl)
+            await self.known.store(rotated)
+            await self.local.update_key(name, new_vault_name, handle)
+        except BaseException:
+            if created_key and new_vault.backend in ("file", "software"):
+                await new_vault.delete_key(handle)
+            raise
+        if revoke_purpose_keys:
+            await self.purpose_keys.delete(rotated.identifier)
+        else:
+            await self._reattest(rotated, new_vault, handle, now)
+        return await self.get(name)
+
+    async def _reattest(self, identity: Identity, vault: SigningVault, handle: str,
+                        now: int | None) -> None:
+        t = int(time.time()) if now is None else now
+        for pk in await self.purpose_keys.list(identity.identifier):
+            old = PurposeKeyAttestation.decode(pk.attestation)
+            if old.attestation_data.expires_at < t:
+                continue
+            att = await attest_purpose_key(identity, vault, handle,
+                                           old.attestation_data.public_key, now=now,
+                                           expires_at=old.attestation_data.expires_at)
+            d = att.attestation_data
+            await self.purpose_keys.replace_attestation(identity.identifier, pk.purpose,
+                                                        pk.key_handle, att.encode(),
+                                                        d.created_at, d.expires_at)
+
+    # -- import / verify / delete ------------------------------------------------------------------
+    async def import_identity(self, data: bytes) -> tuple[Identity, Comparison | None]:
+        """Verify a change history and store it as a known identity."""
+        identity = verify_change_history(data)
+        return identity, await self.known.store(identity)
+
+    async def delete(self, name: str) -> None:
+        """Forget a local identity, its purpose keys and (for file vaults) its private keys.
+        The public history stays known."""
+        named = await self.get(name)
+        pks = await self.purpose_keys.list(named.identifier)
+        await self.local.delete(name)
+        await self.purpose_keys.delete(named.identifier)
+        for pk in pks:
+            if pk.purpose == SECURE_CHANNEL:
+                (await self.software_vault(pk.vault)).delete_x25519(pk.key_handle)
+            else:
+                await self._delete_local_key(pk.vault, pk.key_handle)
+        await self._delete_local_key(named.vault, named.key_handle)
+
+    async def _delete_local_key(self, vault: str, handle: str) -> None:
+        try:
+            _, v = await self.vault(vault)
+        except (NotFoundError, VaultError):
+            return
+        if v.backend in ("file", "software"):
+            await v.delete_key(handle)
+
+    # -- purpose keys ----------------------------------------------------------------------------
+    async def _signer(self, named: NamedIdentity) -> tuple[SigningVault, str]:
+        _, v = await self.vault(named.vault)
+        return v, named.key_handle
+
+    async def secure_channel_key(self, name: str | None = None, *, now: int | None = None,
+                                 ttl: int = DEFAULT_PURPOSE_KEY_TTL
+                                 ) -> tuple[FileVault, str, PurposeKeyAttestation]:
+        """The identity's static X25519 key for secure channels (created and attested on first
+        use, renewed when it expires): (vault, handle, attestation)."""
+        named = await self.get(name)
+        t = int(time.time()) if now is None else now
+        sc_vault = await self.software_vault(named.vault)
+        for pk in await self.purpose_keys.list(named.identifier, SECURE_CHANNEL):
+            if pk.expires_at >= t + 60:
+                v = await self.software_vault(pk.vault)
+                return v, pk.key_handle, PurposeKeyAttestation.decode(pk.attestation)
+        handle = sc_vault.generate_x25519(persist=True)
+        signer, sh = await self._signer(named)
+        att = await attest_purpose_key(
+            named.identity, signer, sh,
+            PurposePublicKey.secure_channel(sc_vault.x25519_public_key(handle)), now=now, ttl=ttl)
+        d = att.attestation_data
+        vault_name = named.vault if sc_vault.backend == "file" and \
+            (await self.vault(named.vault))[1] is sc_vault else DEFAULT_VAULT
+        await self.purpose_keys.add(StoredPurposeKey(named.identifier, SECURE_CHANNEL, vault_name,
+                                                     handle, att.encode(), d.created_at,
+                                                     d.expires_at))
+        return sc_vault, handle, att
+
+    async def credential_signing_key(self, name: str | None = None, *, key_vault: str | None = None,
+                                     key_type: KeyType | str | None = None,
+                                     now: int | None = None, ttl: int = DEFAULT_PURPOSE_KEY_TTL,
+                                     min_remaining: int = 0
+                                     ) -> tuple[SigningVault, str, PurposeKeyAttestation]:
+        """The issuer's credential-signing purpose key: reused while it has at least
+        ``min_remaining`` seconds left, else created in ``key_vault`` (default: the identity's
+        vault) and attested. Returns (vault, handle, attestation)."""
+        named = await self.get(name)
+        t = int(time.time()) if now is None else now
+        for pk in await self.purpose_keys.list(named.identifier, CREDENTIAL_SIGNING):
+            if key_vault is not None and pk.vault != key_vault:
+                continue
+            if pk.expires_at >= t + max(min_remaining, 60) and \
+                    PurposeKeyAttestation.decode(pk.attestation).attestation_data.created_at <= t + 60:
+                _, v = await self.vault(pk.vault)
+                return v, pk.key_handle, PurposeKeyAttestation.decode(pk.attestation)
+        vault_name, v = await self.vault(key_vault or named.vault)
+        kt = KeyType(key_type) if key_type is not None else v.default_key_type
+        if kt not in v.key_types:
+            raise VaultError(f"vault {vault_name!r} ({v.backend}) cannot make {kt.value} keys")
+        handle = await v.generate_key(kt)
+        try:
+            signer, sh = await self._signer(named)
+            att = await attest_purpose_key(
+                named.identity, signer, sh,
+                PurposePublicKey.credential_signing(await v.public_key(handle)), now=now, ttl=ttl)
+            d = att.attestation_data
+            await self.purpose_keys.add(StoredPurposeKey(named.identifier, CREDENTIAL_SIGNING,
+                                                         vault_name, handle, att.encode(),
+                                                         d.created_at, d.expires_at))
+        except BaseException:
+            if v.backend in ("file", "software"):
+                await v.delete_key(handle)
+            raise
+        return v, handle, att
+
+
+def identity_json(identity: Identity) -> dict[str, Any]:
+    """The JSON view of an identity (``identity show``, ``verify``, ``import``)."""
+    return {
+        "identifier": identity.identifier,
+        "change_history": identity.export_hex(),
+        "changes": [
+            {
+                "change_hash": c.change_hash.hex(),
+                "previous_change": c.change_data.previous_change.hex()
+                if c.change_data.previous_change else None,
+                "key_type": c.primary_public_key.key_type.value,
+                "public_key": c.primary_public_key.data.hex(),
+                "valid_from": c.change_data.attestations_valid_from,
+                "valid_until": c.change_data.attestations_valid_until,
+                "revoke_all_purpose_keys": c.change_data.revoke_all_purpose_keys,
+            }
+            for c in identity.changes
+        ],
+    }
+
+
+def read_history_argument(text: str) -> bytes:
+    """A change history given as hex text, or as a path to a binary/hex file."""
+    t = text.strip()
+    try:
+        return bytes.fromhex(t)
+    except ValueError:
+        pass
+    p = Path(t)
+    if p.is_file():
+        data = p.read_bytes()
+        try:
+            return bytes.fromhex(data.decode().strip())
+        except (UnicodeDecodeError, ValueError):
+            return data
+    from trust.errors import DecodeError
+
+    raise DecodeError("not a hex change history", field="change_history")

@@ -1,0 +1,76 @@
+"""The storage the identity service needs, as Protocols (implemented in :mod:`trust.storage`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from trust.identities.identity import Comparison, Identity
+
+
+@dataclass(frozen=True)
+class LocalIdentity:
+    """A named identity whose primary key this home controls."""
+
+    name: str
+    identifier: str
+    vault: str
+    key_handle: str
+    is_default: bool
+    created_at: int
+
+
+@dataclass(frozen=True)
+class StoredPurposeKey:
+    """A purpose key of a local identity: where its private key is, and its attestation."""
+
+    identifier: str
+    purpose: str  # "secure_channel" | "credential_signing"
+    vault: str
+    key_handle: str
+    attestation: bytes
+    created_at: int
+    expires_at: int
+
+
+class KnownIdentities(Protocol):
+    async def get(self, identifier: str) -> bytes | None: ...
+
+    async def store(self, identity: Identity) -> Comparison | None:
+        """Insert, or replace with a Newer history; keep an Equal one; refuse Conflict and Older
+        (``ConflictError``). Returns the comparison with what was stored (None if new)."""
+        ...
+
+    async def list(self) -> list[str]: ...
+
+    async def delete(self, identifier: str) -> bool: ...
+
+
+class LocalIdentities(Protocol):
+    async def add(self, local: LocalIdentity) -> None: ...
+
+    async def get(self, name: str) -> LocalIdentity | None: ...
+
+    async def by_identifier(self, identifier: str) -> LocalIdentity | None: ...
+
+    async def default(self) -> LocalIdentity | None: ...
+
+    async def list(self) -> list[LocalIdentity]: ...
+
+    async def update_key(self, name: str, vault: str, key_handle: str) -> None: ...
+
+    async def delete(self, name: str) -> bool: ...
+
+    async def uses_vault(self, vault: str) -> list[str]: ...
+
+
+class PurposeKeys(Protocol):
+    async def add(self, key: StoredPurposeKey) -> None: ...
+
+    async def list(self, identifier: str, purpose: str | None = None) -> list[StoredPurposeKey]: ...
+
+    async def replace_attestation(self, identifier: str, purpose: str, key_handle: str,
+                                  attestation: bytes, created_at: int, expires_at: int) -> None: ...
+
+    async def delete(self, identifier: str, purpose: str | None = None,
+                     key_handle: str | None = None) -> int: ...
