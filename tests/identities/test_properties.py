@@ -1,0 +1,122 @@
+"""Property tests: decoders never raise anything but DecodeError; encode(decode(x)) == x."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.vectors import by_kind, by_name
+from trust.errors import DecodeError
+from trust.models import cbor
+from trust.models.change_history import Change, ChangeData, ChangeHistory
+from trust.models.primitives import Signature
+from trust.models.purpose_key import (
+    PurposeKeyAttestation,
+    PurposeKeyAttestationData,
+    PurposePublicKey,
+)
+from vaults.keys import KeyType, PublicKey
+
+SEEDS = [bytes.fromhex(v["hex"]) for v in by_kind("change_history")] + [
+    bytes.fromhex(h) for k, h in by_name("synthetic_rotation_ed25519_to_p256_with_credential")[
+        "artefacts"].items() if k.startswith(("identity", "attestation"))
+]
+DECODERS = [ChangeHistory.decode, PurposeKeyAttestation.decode, ChangeData.decode, cbor.loads]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    raw = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+        i = draw(st.integers(0, max(len(raw) - 1, 0)))
+        if op == "flip" and raw:
+            raw[i] = draw(st.integers(0, 255))
+        elif op == "insert":
+            raw[i:i] = draw(st.binary(min_size=1, max_size=4))
+        elif op == "delete" and raw:
+            del raw[i]
+        elif op == "truncate":
+            del raw[i:]
+    return bytes(raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.one_of(st.binary(max_size=300), mutated()))
+def test_decoders_only_raise_decode_error(data: bytes) -> None:
+    for decode in DECODERS:
+        try:
+            decode(data)
+        except DecodeError:
+            pass
+
+
+def _key(kind: KeyType, draw: st.DrawFn) -> PublicKey:
+    if kind is KeyType.ED25519:
+        return PublicKey(kind, draw(st.binary(min_size=32, max_size=32)))
+    return PublicKey(kind, b"\x04" + draw(st.binary(min_size=64, max_size=64)))
+
+
+u64 = st.integers(0, (1 << 64) - 1)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> bytes:
+    n = draw(st.integers(1, 4))
+    changes = []
+    prev = None
+    for i in range(n):
+        kt = draw(st.sampled_from(list(KeyType)))
+        cd = ChangeData(prev, _key(kt, draw), draw(st.booleans()), draw(u64), draw(u64))
+        sig = Signature(kt, draw(st.binary(min_size=64, max_size=64)))
+        psig = Signature(draw(st.sampled_from(list(KeyType))),
+                         draw(st.binary(min_size=64, max_size=64))) if i else None
+        c = Change(cd.to_versioned(), sig, psig)
+        changes.append(c)
+        prev = c.change_hash
+    return ChangeHistory(tuple(changes)).encode()
+
+
+@st.composite
+def attestations(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        ppk = PurposePublicKey.secure_channel(draw(st.binary(min_size=32, max_size=32)))
+    else:
+        ppk = PurposePublicKey.credential_signing(_key(draw(st.sampled_from(list(KeyType))), draw))
+    data = PurposeKeyAttestationData(draw(st.binary(min_size=32, max_size=32)),
+                                     draw(st.binary(min_size=32, max_size=32)), ppk, draw(u64),
+                                     draw(u64)).to_versioned()
+    kt = draw(st.sampled_from(list(KeyType)))
+    return PurposeKeyAttestation(data, Signature(kt, draw(st.binary(min_size=64, max_size=64)))).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=histories())
+def test_history_round_trip(raw: bytes) -> None:
+    assert ChangeHistory.decode(raw).encode() == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=attestations())
+def test_attestation_round_trip(raw: bytes) -> None:
+    assert PurposeKeyAttestation.decode(raw).encode() == raw
+
+
+values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(1 << 64), (1 << 64) - 1), st.binary(max_size=40),
+              st.text(max_size=20)),
+    lambda children: st.one_of(st.lists(children, max_size=5),
+                               st.dictionaries(st.text(max_size=5), children, max_size=5)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(v=values)
+def test_generic_cbor_round_trip_and_cbor2_agrees(v: object) -> None:
+    import cbor2
+
+    raw = cbor.dumps(v)
+    assert cbor.loads(raw) == v
+    assert cbor2.loads(raw) == v
+    assert cbor.dumps(cbor.loads(raw)) == raw
