@@ -1,1 +1,41 @@
-"""The ABAC policy language: parser, printer, evaluator, explain and policy stores."""
+"""The ABAC policy language: parser, printer, evaluator, explain and policy stores.
+
+    from policies import Environment, Policy
+
+    policy = Policy.parse('(and (= subject.role "admin") (= resource.env "prod"))')
+    env = Environment.build(identifier="I...", has_credential=True,
+                            subject={"role": "admin"}, resource={"env": "prod"})
+    policy.evaluate(env)            # True
+    print(policy.explain(env))      # the tree of sub-results and why each is false/unknown
+
+Both forms parse: the boolean form (``web and not (db or ops)``, ``role="admin"``) and Ockam's
+s-expressions. Evaluation is three-valued and fails closed: a missing attribute or an impossible
+comparison is *unknown*, and only *true* allows. See docs/policies.md.
+"""
+
+from policies.environment import SCHEMA_TYPES, Environment
+from policies.errors import PolicyError
+from policies.explain import Explanation
+from policies.lint import LintWarning
+from policies.policy import Policy
+from policies.repository import (
+    DEFAULT_SCOPE,
+    InMemoryPolicyRepository,
+    PolicyEntry,
+    PolicyRepository,
+    authorize,
+)
+
+__all__ = [
+    "DEFAULT_SCOPE",
+    "SCHEMA_TYPES",
+    "Environment",
+    "Explanation",
+    "InMemoryPolicyRepository",
+    "LintWarning",
+    "Policy",
+    "PolicyEntry",
+    "PolicyError",
+    "PolicyRepository",
+    "authorize",
+]

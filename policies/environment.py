@@ -1,0 +1,285 @@
+"""The environment a policy is evaluated in: a flat, read-only map of attribute names to values.
+
+Names: ``subject.identifier`` (the peer's identifier), ``subject.has_credential`` (a credential
+was verified), ``subject.<attr>`` (credential attributes), ``resource.id``, ``resource.type``,
+``resource.<attr>``, ``action.id``, ``action.<attr>``, ``env.now`` (unix seconds) and
+``env.<attr>``.
+
+:meth:`Environment.build` keeps the reserved names (``subject.identifier``,
+``subject.has_credential``, ``resource.id``, ``resource.type``, ``action.id``, ``env.now``) out of
+reach of attribute maps: an attribute named ``identifier`` or ``has_credential`` is dropped and
+listed in :attr:`Environment.dropped`, never written over the real one.
+
+Credential attributes arrive as strings. Untyped, they still compare numerically with numeric
+literals when they read as numbers (see :mod:`policies.values`). A *schema* (attribute name ->
+``string``, ``int``, ``float``, ``bool`` or ``list``) types them when the environment is built;
+a ``list`` attribute is a comma-separated string (``"dev, prod"`` -> ``["dev" "prod"]``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from policies.errors import PolicyError
+from policies.values import Value, as_number
+
+__all__ = ["RESERVED", "SCHEMA_TYPES", "Environment", "check_schema", "convert"]
+
+SCHEMA_TYPES: Final = frozenset({"string", "int", "float", "bool", "list"})
+
+# namespace -> attribute names an attribute map may not set
+RESERVED: Final[dict[str, frozenset[str]]] = {
+    "subject": frozenset({"identifier", "has_credential"}),
+    "resource": frozenset({"id", "type"}),
+    "action": frozenset({"id"}),
+    "env": frozenset({"now"}),
+}
+
+_ATTR_KEY = re.compile(r"[a-zA-Z0-9!$%&*/<=>?~_^.+\-:@]+")
+_NAME = re.compile(r"[a-zA-Z!$%&*/<=>?~_^][a-zA-Z0-9!$%&*/<=>?~_^.+\-:@]*")
+_INT = re.compile(r"[+-]?[0-9]{1,300}")
+_KEY_CACHE_LIMIT: Final = 4096
+# namespace -> {attribute key -> full name, or "" when the key is unusable or reserved}
+_KEY_CACHE: dict[str, dict[str, str]] = {ns: {} for ns in RESERVED}
+
+
+def _full_name(ns: str, key: object) -> str:
+    cache = _KEY_CACHE[ns]
+    if len(cache) >= _KEY_CACHE_LIMIT:
+        cache.clear()
+    if not isinstance(key, str) or _ATTR_KEY.fullmatch(key) is None or key in RESERVED[ns]:
+        full = ""
+    else:
+        full = f"{ns}.{key}"
+    if isinstance(key, str):
+        cache[key] = full
+    return full
+
+
+def check_schema(schema: Mapping[str, str]) -> dict[str, str]:
+    """Validate a schema (attribute name -> type name); return it as a plain dict."""
+    out: dict[str, str] = {}
+    for key, kind in schema.items():
+        if not isinstance(key, str) or not isinstance(kind, str) or kind not in SCHEMA_TYPES:
+            raise PolicyError(f"schema entry {key!r}: type must be one of "
+                              f"{', '.join(sorted(SCHEMA_TYPES))}, not {kind!r}")
+        out[key] = kind
+    return out
+
+
+def _plain(v: object) -> Value | None:
+    """A value as the evaluator holds it; None when it is not a policy value."""
+    t = type(v)
+    if t is str or t is bool or t is int or t is float:
+        return v  # type: ignore[return-value]
+    if isinstance(v, bytes | bytearray):
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(v, list | tuple | set | frozenset):
+        items = sorted(v, key=repr) if isinstance(v, set | frozenset) else v
+        out = []
+        for x in items:
+            p = _plain(x)
+            if p is None:
+                return None
+            out.append(p)
+        return tuple(out)
+    if isinstance(v, bool | int | float | str):  # subclasses (e.g. IntEnum, str enums)
+        for base in (bool, int, float, str):
+            if isinstance(v, base):
+                return base(v)  # type: ignore[no-any-return]
+    return None
+
+
+def convert(value: object, kind: str) -> Value | None:
+    """``value`` as the schema type ``kind``; None when it does not fit."""
+    v = _plain(value)
+    if v is None:
+        return None
+    if kind == "string":
+        return v if type(v) is str else None
+    if kind == "int":
+        if type(v) is int:
+            return v
+        if type(v) is str and _INT.fullmatch(v.strip()):
+            return int(v.strip())
+        return None
+    if kind == "float":
+        if type(v) is float or type(v) is int:
+            return float(v)
+        if type(v) is str:
+            n = as_number(v.strip())
+            return None if n is None else float(n)
+        return None
+    if kind == "bool":
+        if type(v) is bool:
+            return v
+        if type(v) is str and v.strip().lower() in ("true", "false"):
+            return v.strip().lower() == "true"
+        return None
+    if kind == "list":
+        if type(v) is tuple:
+            return v
+        if type(v) is str:
+            return tuple(p.strip() for p in v.split(",")) if v.strip() else ()
+        return None
+    raise PolicyError(f"unknown schema type {kind!r}")
+
+
+class Environment(Mapping[str, Value]):
+    """Attribute name -> value. Build one with :meth:`build` (or :meth:`of` from full names)."""
+
+    __slots__ = ("_values", "dropped")
+
+    def __init__(self, values: dict[str, Value] | None = None,
+                 dropped: tuple[str, ...] = ()) -> None:
+        self._values: dict[str, Value] = values if values is not None else {}
+        self.dropped = dropped
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        identifier: str | None = None,
+        has_credential: bool | None = None,
+        subject: Mapping[str, object] | None = None,
+        schema: Mapping[str, str] | None = None,
+        resource_id: str | None = None,
+        resource_type: str | None = None,
+        resource: Mapping[str, object] | None = None,
+        action: str | None = None,
+        action_attributes: Mapping[str, object] | None = None,
+        now: int | float | None = None,
+        env: Mapping[str, object] | None = None,
+        strict: bool = True,
+    ) -> Environment:
+        """The environment of one decision.
+
+        ``subject``, ``resource``, ``action_attributes`` and ``env`` are attribute maps (keys
+        without the namespace). ``schema`` types subject attributes. An attribute whose key is
+        reserved, unusable in a policy (e.g. holds a space) or whose value is not a policy value is
+        dropped and named in :attr:`dropped`; with ``strict`` (the default) a value that does not
+        fit its schema type raises :class:`PolicyError`, without it the value is dropped (and so
+        is *missing*: comparisons on it are unknown, the policy fails closed). ``now`` defaults to
+        the current time.
+        """
+        values: dict[str, Value] = {}
+        dropped: list[str] = []
+        if subject:
+            _add(values, "subject", subject, schema, strict, dropped)
+        if resource:
+            _add(values, "resource", resource, None, strict, dropped)
+        if action_attributes:
+            _add(values, "action", action_attributes, None, strict, dropped)
+        if env:
+            _add(values, "env", env, None, strict, dropped)
+        if identifier is not None:
+            values["subject.identifier"] = _text(identifier, "identifier")
+        if has_credential is not None:
+            if type(has_credential) is not bool:
+                raise PolicyError("has_credential must be a bool")
+            values["subject.has_credential"] = has_credential
+        if resource_id is not None:
+            values["resource.id"] = _text(resource_id, "resource_id")
+        if resource_type is not None:
+            values["resource.type"] = _text(resource_type, "resource_type")
+        if action is not None:
+            values["action.id"] = _text(action, "action")
+        if now is None:
+            values["env.now"] = int(time.time())
+        elif type(now) is int or type(now) is float:
+            values["env.now"] = now
+        else:
+            raise PolicyError("now must be a number of unix seconds")
+        return cls(values, tuple(dropped))
+
+    @classmethod
+    def of(cls, values: Mapping[str, object]) -> Environment:
+        """An environment from full names (``{"subject.role": "admin"}``), as given.
+
+        No name is reserved here: the caller sets each name directly. Values must be policy values
+        (str, int, float, bool or a list/tuple of them); ``None`` means missing.
+        """
+        if isinstance(values, Environment):
+            return values
+        out: dict[str, Value] = {}
+        for name, v in values.items():
+            if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+                raise PolicyError(f"invalid attribute name {name!r}")
+            if v is None:
+                continue
+            p = _plain(v)
+            if p is None:
+                raise PolicyError(f"{name}: {type(v).__name__} is not a policy value")
+            out[name] = p
+        return cls(out)
+
+    def __getitem__(self, name: str) -> Value:
+        return self._values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Environment({self._values!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: sequences as lists, names sorted."""
+        from policies.explain import json_value
+
+        return {k: json_value(self._values[k]) for k in sorted(self._values)}
+
+
+def _text(v: object, what: str) -> str:
+    if not isinstance(v, str):
+        raise PolicyError(f"{what} must be a string, not {type(v).__name__}")
+    return str(v)
+
+
+def _add(values: dict[str, Value], ns: str, attrs: Mapping[str, object],
+         schema: Mapping[str, str] | None, strict: bool, dropped: list[str]) -> None:
+    cache = _KEY_CACHE[ns]
+    for key, v in attrs.items():
+        full = cache.get(key) if type(key) is str else None
+        if full is None:
+            full = _full_name(ns, key)
+        if not full:
+            dropped.append(f"{ns}.{key}")
+            continue
+        if schema is not None and key in schema:
+            kind = schema[key]
+            if kind not in SCHEMA_TYPES:
+                raise PolicyError(f"schema entry {key!r}: unknown type {kind!r}")
+            typed = convert(v, kind)
+            if typed is None:
+                if v is None:
+                    continue
+                if strict:
+                    raise PolicyError(f"attribute {key!r}: {v!r} is not a valid {kind}")
+                dropped.append(full)
+                continue
+            values[full] = typed
+        elif type(v) is str:
+            values[full] = v  # type: ignore[assignment]
+        else:
+            if v is None:
+                continue
+            p = _plain(v)
+            if p is None:
+                dropped.append(full)
+                continue
+            values[full] = p
