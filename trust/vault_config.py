@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from trust import vault_backends
 from trust.errors import ConflictError, UsageError
 from trust.home import home_dir
 from vaults.errors import VaultError, WrongPassphraseError
@@ -73,7 +74,7 @@ async def _open_file(config: VaultConfig, home: str | os.PathLike[str] | None) -
 
 Opener = Callable[[VaultConfig, "str | os.PathLike[str] | None"], Awaitable[SigningVault]]
 
-BACKENDS: dict[str, Opener] = {"file": _open_file}
+BACKENDS: dict[str, Opener] = {"file": _open_file, **vault_backends.OPENERS}
 
 
 async def open_vault(config: VaultConfig, home: str | os.PathLike[str] | None = None) -> SigningVault:
@@ -116,11 +117,11 @@ Creator = Callable[[str, dict[str, Any], "str | os.PathLike[str] | None"],
                    Awaitable[dict[str, Any]]]
 Remover = Callable[[VaultConfig, "str | os.PathLike[str] | None"], Awaitable[None]]
 
-CREATORS: dict[str, Creator] = {"file": _create_file}
+CREATORS: dict[str, Creator] = {"file": _create_file, **vault_backends.CREATORS}
 """backend -> coroutine that prepares the backend (directory, token check, service check) and
 returns the parameters to store. It must leave nothing behind when it fails."""
 
-REMOVERS: dict[str, Remover] = {"file": _delete_file}
+REMOVERS: dict[str, Remover] = {"file": _delete_file, **vault_backends.REMOVERS}
 """backend -> coroutine that removes local state when the vault is deleted (remote keys are
 left alone: deleting a vault configuration never destroys HSM/KMS keys)."""
 

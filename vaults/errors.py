@@ -29,3 +29,15 @@ class InsecureKeyFileError(VaultError):
 
 class BackendUnavailableError(VaultError):
     """A remote backend could not be reached or did not answer in time."""
+
+
+class BackendTimeoutError(BackendUnavailableError):
+    """A remote backend did not answer within the configured timeout."""
+
+
+class AccessDeniedError(VaultError):
+    """The backend refused the caller's credentials or permissions."""
+
+
+class KeyUnusableError(VaultError):
+    """The key exists but cannot be used now (disabled, pending deletion, destroyed)."""
