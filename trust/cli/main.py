@@ -18,6 +18,7 @@ from trust.cli import common
 NOUNS: dict[str, tuple[str, str]] = {
     "identity": ("trust.cli.identity", "Create, rotate, export, import and verify identities."),
     "vault": ("trust.cli.vault", "Create, list, show and delete vaults that hold keys."),
+    "policy": ("trust.cli.policy", "Create, show, list, delete, test and lint access policies."),
 }
 
 EPILOG = """\b
