@@ -1,0 +1,326 @@
+"""``truststack policy``: create, show, list, delete, test and lint access policies."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from trust.cli.common import emit, output_option, read_value, run
+from trust.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from policies import Environment, Policy
+    from trust.storage.policies import SqlitePolicyRepository
+
+DEFAULT_NODE = "default"
+
+
+def _store() -> SqlitePolicyRepository:
+    from trust.storage.database import Database
+    from trust.storage.policies import SqlitePolicyRepository
+
+    return SqlitePolicyRepository(Database.open_home())
+
+
+def _target(resource: str | None, resource_type: str | None) -> dict[str, str | None]:
+    if (resource is None) == (resource_type is None):
+        raise UsageError("give exactly one of --resource and --resource-type")
+    return {"resource": resource, "resource_type": resource_type}
+
+
+def _describe(resource: str | None, resource_type: str | None, node: str) -> str:
+    what = f"resource {resource}" if resource is not None else f"resource type {resource_type}"
+    return f"{what} at node {node}"
+
+
+def _parse(text: str) -> Policy:
+    from policies import Policy
+
+    return Policy.parse(text)
+
+
+def _target_options(f: Any) -> Any:
+    f = click.option("--at", "node", default=DEFAULT_NODE, show_default=True, metavar="NODE",
+                     help="The node whose policies to use.")(f)
+    f = click.option("--resource-type", metavar="TYPE",
+                     help="A resource type (e.g. tcp-outlet).")(f)
+    return click.option("--resource", metavar="NAME", help="A resource name.")(f)
+
+
+@click.group("policy")
+def cli() -> None:
+    """Attribute-based access policies: which identities may reach which resource.
+
+    A policy is written in the boolean form (web and not (db or ops), role="admin") or as an
+    s-expression ((and (= subject.role "admin") (= resource.env "prod"))). It allows only when
+    it evaluates to true; a missing attribute makes a comparison unknown, which denies.
+
+    \b
+    Examples:
+      truststack policy create --resource-type tcp-outlet --allow 'role="admin"'
+      truststack policy test --allow '(>= subject.level 3)' --env subject.level=5 --explain
+      truststack policy lint '(and (= subject.role "admin") (= resource.env "prod"))'
+    """
+
+
+@cli.command("create")
+@_target_options
+@click.option("--allow", "expression", metavar="EXPR",
+              help="The policy text, or @PATH to read it from a file.")
+@click.option("--file", "file", metavar="PATH", help="Read the policy text from this file.")
+@output_option
+def create(resource: str | None, resource_type: str | None, node: str, expression: str | None,
+           file: str | None, output: str) -> None:
+    """Set the policy of a resource or of a resource type (replacing any previous one).
+
+    \b
+    Examples:
+      truststack policy create --resource web --allow 'component.web or role="admin"'
+      truststack policy create --resource-type tcp-outlet --at n1 \\
+          --allow '(= subject.has_credential true)'
+    """
+    key = _target(resource, resource_type)
+    policy = _parse(read_value(expression, file, what="policy (--allow)"))
+    entry = run(_store().set_policy(policy, scope=node, **key))
+    warnings = [str(w) for w in policy.lint()]
+    data = {**entry.to_dict(), "warnings": warnings}
+    if output == "plain":
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
+    emit(output, data, f"Set the policy of {_describe(resource, resource_type, node)}: "
+                       f"{policy.text}")
+
+
+@cli.command("show")
+@_target_options
+@output_option
+def show(resource: str | None, resource_type: str | None, node: str, output: str) -> None:
+    """Show the policy stored for exactly this resource or resource type.
+
+    \b
+    Example:
+      truststack policy show --resource-type tcp-outlet --output json
+    """
+    key = _target(resource, resource_type)
+    entry = run(_store().get_policy(scope=node, **key))
+    if entry is None:
+        raise NotFoundError(f"no policy for {_describe(resource, resource_type, node)}")
+    emit(output, entry.to_dict(), entry.policy.text)
+
+
+@cli.command("list")
+@click.option("--at", "node", default=DEFAULT_NODE, show_default=True, metavar="NODE",
+              help="The node whose policies to list.")
+@output_option
+def list_(node: str, output: str) -> None:
+    """List the policies of a node: resources first, then resource types.
+
+    \b
+    Example:
+      truststack policy list --at n1 --output json
+    """
+    entries = run(_store().list_policies(scope=node))
+    items = [e.to_dict() for e in entries]
+
+    def plain() -> str:
+        if not entries:
+            return f"no policies at node {node}"
+        width = max(len(e.name) for e in entries)
+        return "\n".join(f"{e.kind:<13} {e.name:<{width}}  {e.policy.text}" for e in entries)
+
+    emit(output, items, plain)
+
+
+@cli.command("delete")
+@_target_options
+@output_option
+def delete(resource: str | None, resource_type: str | None, node: str, output: str) -> None:
+    """Delete the policy of a resource or of a resource type.
+
+    \b
+    Example:
+      truststack policy delete --resource web
+    """
+    key = _target(resource, resource_type)
+    if not run(_store().delete_policy(scope=node, **key)):
+        raise NotFoundError(f"no policy for {_describe(resource, resource_type, node)}")
+    data = {"deleted": True, "node": node, **key}
+    emit(output, data, f"Deleted the policy of {_describe(resource, resource_type, node)}")
+
+
+def _split(assignment: str, flag: str) -> tuple[str, str]:
+    name, eq, value = assignment.partition("=")
+    if not eq or not name:
+        raise UsageError(f"{flag} expects NAME=VALUE, got {assignment!r}")
+    return name.strip(), value
+
+
+def _number(text: str, what: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{what} must be unix seconds, got {text!r}") from None
+
+
+def _environment(assignments: tuple[str, ...], schema_items: tuple[str, ...],
+                 time_: str | None, resource: str | None,
+                 resource_type: str | None) -> Environment:
+    from policies import Environment
+
+    seen: set[str] = set()
+    args: dict[str, Any] = {}
+    maps: dict[str, dict[str, str]] = {"subject": {}, "resource": {}, "action_attributes": {},
+                                       "env": {}}
+    if resource is not None:
+        args["resource_id"] = resource
+    if resource_type is not None:
+        args["resource_type"] = resource_type
+    for item in assignments:
+        name, value = _split(item, "--env")
+        if name in seen:
+            raise UsageError(f"--env {name} is given twice")
+        seen.add(name)
+        ns, dot, attr = name.partition(".")
+        if not dot or not attr or ns not in ("subject", "resource", "action", "env"):
+            raise UsageError(f"--env {name}: names start with subject., resource., action. or "
+                             "env. (e.g. subject.role=admin)")
+        if name == "subject.identifier":
+            args["identifier"] = value
+        elif name == "subject.has_credential":
+            if value not in ("true", "false"):
+                raise UsageError("--env subject.has_credential must be true or false")
+            args["has_credential"] = value == "true"
+        elif name == "resource.id":
+            args["resource_id"] = value
+        elif name == "resource.type":
+            args["resource_type"] = value
+        elif name == "action.id":
+            args["action"] = value
+        elif name == "env.now":
+            args["now"] = _number(value, "--env env.now")
+        else:
+            maps["action_attributes" if ns == "action" else ns][attr] = value
+    if time_ is not None:
+        if "now" in args:
+            raise UsageError("give the time either with --time or with --env env.now")
+        args["now"] = _number(time_, "--time")
+    schema = dict(_split(s, "--schema") for s in schema_items)
+    if schema:
+        from policies.environment import check_schema
+
+        args["schema"] = check_schema(schema)
+    return Environment.build(**args, **{k: v for k, v in maps.items() if v})
+
+
+@cli.command("test")
+@click.option("--allow", "expression", metavar="EXPR",
+              help="The policy text to test, or @PATH to read it from a file.")
+@click.option("--file", "file", metavar="PATH", help="Read the policy text from this file.")
+@click.option("--resource", metavar="NAME",
+              help="Test the stored policy of this resource (else of its --resource-type).")
+@click.option("--resource-type", metavar="TYPE", help="The resource's type.")
+@click.option("--at", "node", default=DEFAULT_NODE, show_default=True, metavar="NODE",
+              help="The node whose stored policies to test.")
+@click.option("--env", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set one name of the environment, e.g. subject.role=admin (repeatable).")
+@click.option("--schema", "schema_items", multiple=True, metavar="ATTR=TYPE",
+              help="Type a subject attribute: string, int, float, bool or list (repeatable).")
+@click.option("--time", "time_", metavar="UNIX_SECONDS", help="The value of env.now.")
+@click.option("--explain", is_flag=True, help="Show every sub-result and why it failed.")
+@output_option
+def test(expression: str | None, file: str | None, resource: str | None,
+         resource_type: str | None, node: str, assignments: tuple[str, ...],
+         schema_items: tuple[str, ...], time_: str | None, explain: bool, output: str) -> None:
+    """Evaluate a policy against an environment (a dry run; nothing is stored).
+
+    Values given with --env are strings, as credential attributes are; they still compare
+    numerically with numbers. The exit code is 0 whether the policy allows or denies.
+
+    \b
+    Examples:
+      truststack policy test --allow 'role="admin"' --env subject.role=admin
+      truststack policy test --allow '(< subject.age 18)' --env subject.age=15 --output json
+      truststack policy test --resource web --resource-type tcp-outlet \\
+          --env subject.has_credential=true --explain
+    """
+    stored = resource is not None or resource_type is not None
+    if stored and (expression is not None or file is not None):
+        raise UsageError("give either a policy (--allow/--file) or a stored one (--resource/"
+                         "--resource-type), not both")
+    data: dict[str, Any] = {}
+    env = _environment(assignments, schema_items, time_, resource, resource_type)
+    if stored:
+        policy, matched = _stored_policy(resource, resource_type, node)
+        data["policy"] = {"node": node, "resource": resource, "resource_type": resource_type,
+                          "matched": matched}
+    else:
+        policy = _parse(read_value(expression, file, what="policy (--allow)"))
+    if policy is None:
+        data = {"allowed": False, "result": "false", "expression": None, **data,
+                "reason": "no policy for this resource or its type",
+                "environment": env.to_dict(), "dropped": list(env.dropped)}
+        emit(output, data, f"denied: no policy for {_describe(resource, resource_type, node)}")
+        return
+    why = policy.explain(env)
+    data = {"allowed": why.allowed, "result": why.outcome, "expression": policy.text, **data,
+            "reason": why.reason, "environment": env.to_dict(), "dropped": list(env.dropped)}
+    if explain:
+        data["explain"] = why.to_dict()
+
+    def plain() -> str:
+        head = "allowed" if why.allowed else f"denied ({why.outcome}: {why.reason})"
+        return head + ("\n" + why.render() if explain else "")
+
+    emit(output, data, plain)
+
+
+def _stored_policy(resource: str | None, resource_type: str | None,
+                   node: str) -> tuple[Policy | None, str | None]:
+    store = _store()
+    if resource is not None:
+        entry = run(store.get_policy(resource=resource, scope=node))
+        if entry is not None:
+            return entry.policy, "resource"
+    if resource_type is not None:
+        entry = run(store.get_policy(resource_type=resource_type, scope=node))
+        if entry is not None:
+            return entry.policy, "resource_type"
+    return None, None
+
+
+@cli.command("lint")
+@click.argument("expression", required=False, metavar="EXPR")
+@click.option("--file", "file", metavar="PATH", help="Read the policy text from this file.")
+@output_option
+def lint(expression: str | None, file: str | None, output: str) -> None:
+    """Check a policy: syntax errors with line:column, warnings for suspicious parts.
+
+    Exit code 1 when it does not parse (the error on stderr; with --output json also
+    {"valid": false, "error": {...}} on stdout).
+
+    \b
+    Examples:
+      truststack policy lint 'web and not (db or ops)'
+      truststack policy lint @policy.txt --output json
+    """
+    from policies import Policy, PolicyError
+
+    text = read_value(expression, file, what="policy")
+    try:
+        policy = Policy.parse(text)
+    except PolicyError as e:
+        if output == "json":
+            err = {"line": e.line, "column": e.column, "message": e.message}
+            emit(output, {"valid": False, "error": err})
+            sys.stdout.flush()
+        raise
+    warnings = policy.lint()
+    data = {"valid": True, "grammar": policy.grammar, "expression": policy.text,
+            "warnings": [w.to_dict() for w in warnings]}
+    emit(output, data, "\n".join([policy.text, *(f"warning: {w}" for w in warnings)]))
