@@ -120,3 +120,23 @@ def test_generic_cbor_round_trip_and_cbor2_agrees(v: object) -> None:
     assert cbor.loads(raw) == v
     assert cbor2.loads(raw) == v
     assert cbor.dumps(cbor.loads(raw)) == raw
+
+
+def _outcome(decode, data: bytes):  # type: ignore[no-untyped-def]
+    try:
+        h = decode(data)
+    except DecodeError:
+        return "error"
+    return [(c.data, c.signature, c.previous_signature, c.change_data, c.change_hash)
+            for c in h.changes]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.one_of(histories(), mutated()))
+def test_fast_and_strict_history_decoders_agree(data: bytes) -> None:
+    from trust.models.change_history import _fast_decode
+
+    assert _outcome(ChangeHistory.decode, data) == _outcome(ChangeHistory.decode_strict, data)
+    fast = _fast_decode(data)
+    if fast is not None:
+        assert fast.encode() == data

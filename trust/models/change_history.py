@@ -26,6 +26,8 @@ from trust.models.primitives import (
     read_signature,
     read_versioned,
 )
+from vaults.errors import VaultError
+from vaults.keys import KeyType
 
 _U64 = (1 << 64) - 1
 
@@ -133,6 +135,14 @@ class ChangeHistory:
         if not isinstance(data, (bytes, bytearray)):
             raise DecodeError(f"expected bytes, got {type(data).__name__}", field="change_history")
         check_size(data, "change_history")
+        data = bytes(data)
+        fast = _fast_decode(data)
+        return fast if fast is not None else cls.decode_strict(data)
+
+    @classmethod
+    def decode_strict(cls, data: bytes) -> ChangeHistory:
+        """The general decoder (precise errors); :meth:`decode` tries a fast path first."""
+        check_size(data, "change_history")
         r = Reader(bytes(data))
         n = r.array("change_history", min_len=1)
         if n > len(data):
@@ -148,3 +158,110 @@ class ChangeHistory:
         if n > len(r.data) - r.pos:
             raise DecodeError("more changes than bytes", field=field_name)
         return cls(tuple(Change.read(r, f"{field_name}[{i}]", first=i == 0) for i in range(n)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast path. Verifying a history is dominated by signature checks; decoding must stay small next
+# to them. This parser walks the exact shapes our encoder produces with direct indexing and
+# returns None on anything unexpected, so the strict Reader path above decides (and names the
+# field) for every input it does not accept. The property tests check both paths agree.
+
+
+class _Slow(Exception):
+    pass
+
+
+_SIG_PREFIX = {b"\x82\x00\x81\x58\x40": KeyType.ED25519, b"\x82\x01\x81\x58\x40": KeyType.P256}
+_KEY_PREFIX = {b"\x82\x00\x81\x58\x20": KeyType.ED25519, b"\x82\x01\x81\x58\x41": KeyType.P256}
+_MIN = {0x18: 24, 0x19: 0x100, 0x1A: 0x10000, 0x1B: 0x100000000}
+_LEN = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
+
+
+def _arg(b: bytes, i: int, base: int) -> tuple[int, int]:
+    """The argument of a head of major type ``base`` (0x00 uint, 0x40 bstr) at ``i``."""
+    info = b[i] - base
+    if 0 <= info < 0x18:
+        return info, i + 1
+    n = _LEN.get(info)
+    if n is None or i + 1 + n > len(b):
+        raise _Slow
+    v = int.from_bytes(b[i + 1 : i + 1 + n], "big")
+    if v < _MIN[info]:
+        raise _Slow
+    return v, i + 1 + n
+
+
+def _signature(b: bytes, i: int) -> tuple[Signature, int]:
+    kt = _SIG_PREFIX.get(b[i : i + 5])
+    if kt is None or i + 69 > len(b):
+        raise _Slow
+    return Signature(kt, b[i + 5 : i + 69]), i + 69
+
+
+def _change_data(d: bytes) -> ChangeData:
+    if d[:3] != b"\x83\x01\x01":
+        raise _Slow
+    n, i = _arg(d, 3, 0x40)
+    if i + n != len(d) or d[i] != 0x85:
+        raise _Slow
+    p = d[i + 1 :]
+    if p[0] == 0xF6:
+        prev, i = None, 1
+    elif p[:2] == b"\x58\x20" and len(p) >= 34:
+        prev, i = p[2:34], 34
+    else:
+        raise _Slow
+    kt = _KEY_PREFIX.get(p[i : i + 5])
+    if kt is None:
+        raise _Slow
+    size = kt.public_key_size
+    if i + 5 + size > len(p):
+        raise _Slow
+    key = p[i + 5 : i + 5 + size]
+    i += 5 + size
+    flag = p[i]
+    if flag not in (0xF4, 0xF5):
+        raise _Slow
+    valid_from, i = _arg(p, i + 1, 0)
+    valid_until, i = _arg(p, i, 0)
+    if i != len(p):
+        raise _Slow
+    try:
+        pk = PublicKey(kt, key)
+    except VaultError:
+        raise _Slow from None
+    return ChangeData(prev, pk, flag == 0xF5, valid_from, valid_until)
+
+
+def _fast_decode(b: bytes) -> ChangeHistory | None:
+    try:
+        count = b[0] - 0x80
+        if not 1 <= count < 24:
+            return None
+        i = 1
+        changes = []
+        for k in range(count):
+            n = b[i]
+            if n != (0x82 if k == 0 else 0x83):
+                return None
+            size, i = _arg(b, i + 1, 0x40)
+            if i + size > len(b):
+                return None
+            data = b[i : i + size]
+            i += size
+            sig, i = _signature(b, i)
+            prev_sig = None
+            if n == 0x83:
+                prev_sig, i = _signature(b, i)
+            change = object.__new__(Change)
+            object.__setattr__(change, "data", data)
+            object.__setattr__(change, "signature", sig)
+            object.__setattr__(change, "previous_signature", prev_sig)
+            object.__setattr__(change, "change_data", _change_data(data))
+            object.__setattr__(change, "change_hash", hashlib.sha256(data).digest())
+            changes.append(change)
+        if i != len(b):
+            return None
+        return ChangeHistory(tuple(changes))
+    except (_Slow, IndexError):
+        return None
