@@ -157,3 +157,11 @@ def test_signature_and_key_conversions() -> None:
     assert KeyType.parse("P-256") is KeyType.P256
     assert not verify_signature(PublicKey(KeyType.P256, b"\x04" + b"\x00" * 64), b"m", raw)
     assert not verify_signature(PublicKey(KeyType.ED25519, b"\x00" * 32), b"m", b"short")
+
+
+def test_vaults_satisfy_the_interfaces(tmp_path: Path) -> None:
+    from vaults.secure_channel import SecureChannelVault
+    from vaults.signing import SigningVault
+
+    for v in (SoftwareVault(), FileVault.create(tmp_path / "v")):
+        assert isinstance(v, SigningVault) and isinstance(v, SecureChannelVault)
