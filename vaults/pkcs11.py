@@ -18,9 +18,10 @@ The module (``python-pkcs11``) is imported when a vault is opened, never at CLI 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,57 +144,55 @@ class _Key:
     public_key: PublicKey
 
 
-class Pkcs11Vault:
-    """Keys on one PKCS#11 token. Open with :meth:`open`; one logged-in read-write session is
-    kept until :meth:`close`."""
+@dataclass
+class _Login:
+    """One logged-in session per token and process, shared by the vaults open on that token.
 
-    def __init__(self, uri: Pkcs11Uri, module: str, token: Any, session: Any,
-                 mechanisms: frozenset[Any]) -> None:
-        self.uri = uri
-        self.module = module
-        self._token = token
-        self._session = session
-        self._mechanisms = mechanisms
-        self._keys: dict[str, _Key] = {}
-        self._lock = threading.Lock()
+    PKCS#11 login state belongs to the application, not to a session: closing a logged-in
+    session logs out every session of the process, and a second ``C_Login`` answers
+    ``CKR_USER_ALREADY_LOGGED_IN`` without checking the PIN. So vaults on the same token share
+    this session (reference-counted), and a later open must present the PIN that logged in."""
 
-    # -- opening --------------------------------------------------------------------------------
-    @classmethod
-    def open(cls, uri: str | Pkcs11Uri, pin: bytes | str | None) -> Pkcs11Vault:
-        """Load the module, find the token named by ``uri``, open a session and log in."""
-        from pkcs11.exceptions import (
-            PinIncorrect,
-            PinInvalid,
-            PinLenRange,
-            PinLocked,
-            PKCS11Error,
-            UserAlreadyLoggedIn,
-            UserPinNotInitialized,
-        )
+    key: tuple[str, str, bytes]
+    session: Any
+    pin_digest: bytes
+    refs: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-        parsed = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
-        if parsed.names_object:
-            raise VaultError("the vault URI names a token, not an object (drop object=, id=, "
-                             "type=; name keys with --key-id)", backend=BACKEND)
-        module = resolve_module(parsed)
-        lib = load_library(module)
-        token = find_token(lib, parsed)
-        label = token.label.strip()
-        pin_text: str | None
-        if pin is None:
-            pin_text = None
-        elif isinstance(pin, bytes):
-            try:
-                pin_text = pin.decode()
-            except UnicodeDecodeError:
-                raise WrongPassphraseError("the PIN is not valid UTF-8", backend=BACKEND) from None
-        else:
-            pin_text = pin
+
+_LOGINS: dict[tuple[str, str, bytes], _Login] = {}
+_LOGINS_LOCK = threading.Lock()
+
+
+def _pin_digest(pin: str | None) -> bytes:
+    if pin is None:
+        return b""
+    return hashlib.sha256(b"truststack-pkcs11-pin\x00" + pin.encode()).digest()
+
+
+def _login(token: Any, module: str, pin: str | None) -> _Login:
+    from pkcs11.exceptions import (
+        PinIncorrect,
+        PinInvalid,
+        PinLenRange,
+        PinLocked,
+        PKCS11Error,
+        UserAlreadyLoggedIn,
+        UserPinNotInitialized,
+    )
+
+    label = token.label.strip()
+    key = (module, label, bytes(token.serial))
+    digest = _pin_digest(pin)
+    with _LOGINS_LOCK:
+        login = _LOGINS.get(key)
+        if login is not None:
+            if not hmac.compare_digest(login.pin_digest, digest):
+                raise WrongPassphraseError(f"wrong PIN for the token {label!r}", backend=BACKEND)
+            login.refs += 1
+            return login
         try:
-            session = token.open(rw=True, user_pin=pin_text)
-        except UserAlreadyLoggedIn:
-            # Another vault of this process is logged in to the token; the login is shared.
-            session = token.open(rw=True)
+            session = token.open(rw=True, user_pin=pin)
         except (PinIncorrect, PinInvalid, PinLenRange):
             raise WrongPassphraseError(f"wrong PIN for the token {label!r}", backend=BACKEND) from None
         except PinLocked:
@@ -202,16 +201,81 @@ class Pkcs11Vault:
         except UserPinNotInitialized:
             raise WrongPassphraseError(f"the token {label!r} has no user PIN set",
                                        backend=BACKEND) from None
+        except UserAlreadyLoggedIn:
+            raise VaultError(f"the token {label!r} is already logged in by other code in this "
+                             "process", backend=BACKEND) from None
         except PKCS11Error as e:
             raise BackendUnavailableError(f"cannot open a session on the token {label!r}: {_msg(e)}",
                                           backend=BACKEND) from None
+        login = _Login(key, session, digest)
+        _LOGINS[key] = login
+        return login
+
+
+def _release(login: _Login) -> None:
+    from pkcs11.exceptions import PKCS11Error
+
+    with _LOGINS_LOCK:
+        login.refs -= 1
+        if login.refs > 0:
+            return
+        if _LOGINS.get(login.key) is login:
+            del _LOGINS[login.key]
+        try:
+            login.session.close()
+        except PKCS11Error:
+            pass
+
+
+class Pkcs11Vault:
+    """Keys on one PKCS#11 token. Open with :meth:`open`; a logged-in read-write session (shared
+    with other vaults of this process on the same token) is kept until :meth:`close`."""
+
+    def __init__(self, uri: Pkcs11Uri, module: str, token: Any, login: _Login,
+                 mechanisms: frozenset[Any]) -> None:
+        self.uri = uri
+        self.module = module
+        self._token = token
+        self._login: _Login | None = login
+        self._lock = login.lock
+        self._mechanisms = mechanisms
+        self._keys: dict[str, _Key] = {}
+
+    @property
+    def _session(self) -> Any:
+        if self._login is None:
+            raise VaultError("the vault is closed", backend=BACKEND)
+        return self._login.session
+
+    # -- opening --------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, uri: str | Pkcs11Uri, pin: bytes | str | None) -> Pkcs11Vault:
+        """Load the module, find the token named by ``uri``, open a session and log in."""
+        from pkcs11.exceptions import PKCS11Error
+
+        parsed = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
+        if parsed.names_object:
+            raise VaultError("the vault URI names a token, not an object (drop object=, id=, "
+                             "type=; name keys with --key-id)", backend=BACKEND)
+        module = resolve_module(parsed)
+        lib = load_library(module)
+        token = find_token(lib, parsed)
+        pin_text: str | None
+        if isinstance(pin, bytes):
+            try:
+                pin_text = pin.decode()
+            except UnicodeDecodeError:
+                raise WrongPassphraseError("the PIN is not valid UTF-8", backend=BACKEND) from None
+        else:
+            pin_text = pin
+        login = _login(token, module, pin_text)
         try:
             mechanisms = frozenset(token.slot.get_mechanisms())
         except PKCS11Error as e:
-            session.close()
+            _release(login)
             raise BackendUnavailableError(f"cannot list the token's mechanisms: {_msg(e)}",
                                           backend=BACKEND) from None
-        return cls(parsed, module, token, session, mechanisms)
+        return cls(parsed, module, token, login, mechanisms)
 
     # -- SigningVault ---------------------------------------------------------------------------
     @property
@@ -417,15 +481,10 @@ class Pkcs11Vault:
         self.close_sync()
 
     def close_sync(self) -> None:
-        from pkcs11.exceptions import PKCS11Error
-
-        session, self._session = self._session, None
+        login, self._login = self._login, None
         self._keys.clear()
-        if session is not None:
-            try:
-                session.close()
-            except PKCS11Error:
-                pass
+        if login is not None:
+            _release(login)
 
     # -- helpers --------------------------------------------------------------------------------
     def _key(self, handle: str) -> _Key:
@@ -445,12 +504,10 @@ class Pkcs11Vault:
         from pkcs11 import Attribute, ObjectClass
         from pkcs11.exceptions import PKCS11Error
 
-        if self._session is None:
-            raise VaultError("the vault is closed", backend=BACKEND)
+        session = self._session
         with self._lock:
             try:
-                return list(self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-                                                       **attrs}))
+                return list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, **attrs}))
             except PKCS11Error as e:
                 raise BackendUnavailableError(f"cannot search the token: {_msg(e)}",
                                               backend=BACKEND) from None
