@@ -19,6 +19,9 @@ NOUNS: dict[str, tuple[str, str]] = {
     "identity": ("trust.cli.identity", "Create, rotate, export, import and verify identities."),
     "vault": ("trust.cli.vault", "Create, list, show and delete vaults that hold keys."),
     "policy": ("trust.cli.policy", "Create, show, list, delete, test and lint access policies."),
+    "credential": ("trust.cli.credential",
+                   "Issue, verify, store, list and present credentials (selective disclosure)."),
+    "schema": ("trust.cli.schema", "Create, show, list and delete credential schemas."),
 }
 
 EPILOG = """\b
