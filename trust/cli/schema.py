@@ -1,0 +1,118 @@
+"""``truststack schema``: create, show, list, delete credential schemas."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from trust.cli.common import emit, output_option, run
+
+if TYPE_CHECKING:
+    from trust.credentials.schemas import Schema
+    from trust.storage.credentials import SqliteSchemas
+
+
+def _schemas() -> SqliteSchemas:
+    from trust.storage.credentials import SqliteSchemas
+    from trust.storage.database import Database
+
+    return SqliteSchemas(Database.open_home())
+
+
+def _plain(s: Schema) -> str:
+    lines = [f"Schema: {s.id}"]
+    if s.description:
+        lines.append(f"Description: {s.description}")
+    lines += [f"  {n}: {t.value}" for n, t in s.attributes]
+    return "\n".join(lines)
+
+
+@click.group("schema")
+def cli() -> None:
+    """Credential schemas: numbered lists of typed attributes (string, int, float, bool, list).
+
+    Issuers check what they sign against a schema; verifiers read typed values through it.
+
+    \b
+    Examples:
+      truststack schema create 7 --attribute role:string --attribute level:int
+      truststack schema show 7 --output json
+    """
+
+
+@cli.command("create")
+@click.argument("schema_id", metavar="ID")
+@click.option("--attribute", "attributes", multiple=True, required=True, metavar="NAME:TYPE",
+              help="An attribute and its type: string, int, float, bool or list (repeatable).")
+@click.option("--description", default="", help="What the schema is for.")
+@output_option
+def create(schema_id: str, attributes: tuple[str, ...], description: str, output: str) -> None:
+    """Create schema ID (an unsigned 64-bit integer) in this home.
+
+    \b
+    Example:
+      truststack schema create 7 --attribute role:string --attribute level:int \\
+          --attribute admin:bool --attribute groups:list
+    """
+    from trust.credentials.schemas import Schema
+
+    schema = Schema.create(schema_id, list(attributes), description)
+    run(_schemas().add(schema, now=int(time.time())))
+    emit(output, schema.to_json(), f"Created schema {schema.id}")
+
+
+@cli.command("show")
+@click.argument("schema_id", metavar="ID")
+@output_option
+def show(schema_id: str, output: str) -> None:
+    """Show schema ID.
+
+    \b
+    Example:
+      truststack schema show 7
+    """
+    from trust.credentials.schemas import check_schema_id
+    from trust.errors import NotFoundError
+
+    sid = check_schema_id(schema_id)
+    schema = run(_schemas().get(sid))
+    if schema is None:
+        raise NotFoundError(f"no schema {sid} (see: truststack schema list)")
+    emit(output, schema.to_json(), lambda: _plain(schema))
+
+
+@cli.command("list")
+@output_option
+def list_(output: str) -> None:
+    """List the schemas of this home.
+
+    \b
+    Example:
+      truststack schema list --output json
+    """
+    items = run(_schemas().list())
+    data: list[dict[str, Any]] = [s.to_json() for s in items]
+    emit(output, data, lambda: "\n".join(
+        f"{s.id}\t" + ", ".join(f"{n}:{t.value}" for n, t in s.attributes) for s in items)
+        or "no schemas")
+
+
+@cli.command("delete")
+@click.argument("schema_id", metavar="ID")
+@output_option
+def delete(schema_id: str, output: str) -> None:
+    """Delete schema ID (credentials that name it read as strings afterwards).
+
+    \b
+    Example:
+      truststack schema delete 7
+    """
+    from trust.credentials.schemas import check_schema_id
+    from trust.errors import NotFoundError
+
+    sid = check_schema_id(schema_id)
+    if not run(_schemas().delete(sid)):
+        raise NotFoundError(f"no schema {sid}")
+    emit(output, {"deleted": sid}, f"Deleted schema {sid}")

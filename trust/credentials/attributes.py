@@ -1,0 +1,56 @@
+"""Reading a subject's verified attributes as typed values: the source of ``subject.*`` for
+policies and secure channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trust.credentials.repositories import AttributeRecord, AttributeRepository, SchemaRepository
+from trust.credentials.schemas import Schema, text_of
+
+
+@dataclass(frozen=True)
+class TypedAttribute:
+    name: str
+    value: Any
+    issuer: str
+    schema: int
+    created_at: int
+    expires_at: int
+
+
+class SubjectAttributes:
+    """Typed, unexpired attributes of a subject, merged over issuers (on a name given by several
+    issuers, the most recently created credential wins)."""
+
+    def __init__(self, attributes: AttributeRepository, schemas: SchemaRepository) -> None:
+        self.attributes = attributes
+        self.schemas = schemas
+        self._schemas: dict[int, Schema | None] = {}
+
+    async def _schema(self, schema_id: int) -> Schema | None:
+        if schema_id not in self._schemas:
+            self._schemas[schema_id] = await self.schemas.get(schema_id)
+        return self._schemas[schema_id]
+
+    async def records(self, subject: str, *, now: int) -> list[TypedAttribute]:
+        out = []
+        for r in await self.attributes.get(subject, now=now):
+            out.append(await self._typed(r))
+        return out
+
+    async def _typed(self, r: AttributeRecord) -> TypedAttribute:
+        schema = await self._schema(r.schema)
+        value = schema.read(r.name, r.value) if schema else text_of(r.value)
+        return TypedAttribute(text_of(r.name), value, r.issuer, r.schema, r.created_at,
+                              r.expires_at)
+
+    async def get(self, subject: str, *, now: int) -> dict[str, Any]:
+        """``{name: typed value}`` for ``subject`` at ``now``."""
+        best: dict[str, TypedAttribute] = {}
+        for a in await self.records(subject, now=now):
+            cur = best.get(a.name)
+            if cur is None or (a.created_at, a.issuer) > (cur.created_at, cur.issuer):
+                best[a.name] = a
+        return {k: v.value for k, v in sorted(best.items())}

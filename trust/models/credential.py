@@ -1,0 +1,683 @@
+"""Credentials (spec §7) and truststack's selective-disclosure extension, byte for byte.
+
+Ockam format::
+
+    Credential              = [data: bstr, signature: Signature]
+    data                    = VersionedData{1, 3, CredentialData}
+    CredentialData          = [subject / null, subject_latest_change_hash / null,
+                               Attributes, created_at, expires_at]
+    Attributes              = [schema: uint, {* bstr => bstr}]      ; keys sorted bytewise
+    CredentialAndPurposeKey = [Credential, PurposeKeyAttestation]
+
+Selective disclosure (``docs/credentials.md``)::
+
+    data                     = VersionedData{1, 128, SelectiveCredentialData}
+    SelectiveCredentialData  = [subject, subject_latest_change_hash,
+                                [schema: uint, [* digest: bstr .size 32]],   ; sorted, unique
+                                created_at, expires_at]
+    Disclosure               = [salt: bstr .size 16, name: bstr, value: bstr]
+    digest                   = SHA-256(CBOR(Disclosure))
+    DisclosableCredential    = [CredentialAndPurposeKey, [* bstr .cbor Disclosure]]
+    Presentation             = [data: bstr, signature: Signature]        ; by the holder
+    data                     = VersionedData{1, 129, PresentationData}
+    PresentationData         = [credential: bstr .cbor CredentialAndPurposeKey,
+                                disclosures: [* bstr .cbor Disclosure],
+                                holder: bstr .cbor ChangeHistory,
+                                audience: tstr, nonce: tstr, presented_at: uint]
+
+Every object keeps the raw bytes it was decoded from (``data``, disclosures) so hashes and
+signatures are computed over exactly what was received, and ``encode(decode(x)) == x``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from trust.errors import DecodeError
+from trust.models.cbor import Reader, check_size, enc_bytes, enc_text, enc_uint, head
+from trust.models.change_history import ChangeHistory
+from trust.models.primitives import (
+    CREDENTIAL_DATA_TYPE,
+    IDENTIFIER_SIZE,
+    VERSION,
+    Signature,
+    encode_signature,
+    encode_versioned,
+    identifier_text,
+    read_signature,
+)
+from trust.models.purpose_key import PurposeKeyAttestation
+
+__all__ = [
+    "CREDENTIAL_DATA_TYPE",
+    "DIGEST_SIZE",
+    "PRESENTATION_DATA_TYPE",
+    "SALT_SIZE",
+    "SELECTIVE_CREDENTIAL_DATA_TYPE",
+    "Attributes",
+    "Credential",
+    "CredentialAndPurposeKey",
+    "CredentialData",
+    "DisclosableCredential",
+    "Disclosure",
+    "Presentation",
+    "PresentationData",
+    "SelectiveCredentialData",
+    "decode_artifact",
+]
+
+SELECTIVE_CREDENTIAL_DATA_TYPE = 128
+PRESENTATION_DATA_TYPE = 129
+SALT_SIZE = 16
+DIGEST_SIZE = 32
+MAX_TEXT = 1024
+"""Longest audience or nonce (UTF-8 bytes) a presentation may carry."""
+
+_U64 = (1 << 64) - 1
+
+
+def _bstr(data: bytes, pos: int, f: str, size: int | None = None) -> tuple[bytes, int]:
+    """A byte string at ``pos`` (the hot path of every decoder here): short strings are read
+    inline, anything else (long strings, wrong types, errors) goes through :class:`Reader`."""
+    n = len(data)
+    if pos < n:
+        ib = data[pos]
+        if 0x40 <= ib <= 0x57:
+            start = pos + 1
+            end = start + ib - 0x40
+        elif ib == 0x58 and pos + 1 < n and data[pos + 1] >= 24:
+            start = pos + 2
+            end = start + data[pos + 1]
+        else:
+            start = end = -1
+        if start >= 0 and end <= n and (size is None or end - start == size):
+            return data[start:end], end
+    r = Reader(data, pos)
+    v = r.bytes(f, size)
+    return v, r.pos
+
+
+_MEMO_SIZE = 1024
+_ATTESTATIONS: dict[tuple[bytes, Signature], PurposeKeyAttestation] = {}
+_HISTORIES: dict[bytes, ChangeHistory] = {}
+
+
+def _remember(memo: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    memo[key] = value
+    if len(memo) > _MEMO_SIZE:
+        del memo[next(iter(memo))]
+
+
+def clear_decode_caches() -> None:
+    """Forget decoded attestations and holder histories. Both are decoded from identical bytes
+    over and over (every credential of an issuer key carries the same attestation, every
+    presentation of a holder the same history), so decoders keep the immutable results."""
+    _ATTESTATIONS.clear()
+    _HISTORIES.clear()
+
+
+def _split_versioned(data: bytes, f: str) -> tuple[int, bytes]:
+    """(data_type, payload) of a VersionedData whose version is 1; nothing may follow."""
+    r = Reader(data)
+    r.array(f, 3)
+    version = r.uint(f + ".version")
+    if version != VERSION:
+        raise DecodeError(f"unknown version {version}", field=f + ".version")
+    dt = r.uint(f + ".data_type")
+    payload, pos = _bstr(data, r.pos, f + ".data")
+    if pos != len(data):
+        raise DecodeError(f"{len(data) - pos} trailing bytes", field=f)
+    return dt, payload
+
+
+def _versioned(data_type: int, payload: bytes) -> bytes:
+    """VersionedData ``[1, data_type, payload]``; unlike ``encode_versioned`` this also writes
+    the two-byte head (``18 xx``) that types 24 and above need."""
+    return b"\x83" + enc_uint(VERSION) + enc_uint(data_type) + head(2, len(payload)) + payload
+
+
+def _as_bytes(v: str | bytes) -> bytes:
+    return v.encode("utf-8") if isinstance(v, str) else bytes(v)
+
+
+def _sub(e: DecodeError, prefix: str) -> DecodeError:
+    return DecodeError(e.message, field=f"{prefix}.{e.field}" if e.field else prefix)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ockam-format credential
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """A schema identifier and a map of attribute names to values (both bytes), kept sorted
+    bytewise by name (Rust ``BTreeMap<Vec<u8>, Vec<u8>>`` order)."""
+
+    schema: int
+    entries: tuple[tuple[bytes, bytes], ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.schema <= _U64:
+            raise DecodeError("the schema identifier is a u64", field="attributes.schema")
+        for i in range(1, len(self.entries)):
+            if self.entries[i - 1][0] >= self.entries[i][0]:
+                raise DecodeError("attribute names must be unique and sorted bytewise",
+                                  field="attributes.map")
+
+    @classmethod
+    def of(cls, mapping: Mapping[str | bytes, str | bytes] | Iterable[tuple[str | bytes, str | bytes]],
+           schema: int = 0) -> Attributes:
+        """Attributes from a mapping (text is UTF-8 encoded); names are sorted bytewise."""
+        items = mapping.items() if isinstance(mapping, Mapping) else mapping
+        pairs: dict[bytes, bytes] = {}
+        for k, v in items:
+            name = _as_bytes(k)
+            if name in pairs:
+                raise DecodeError(f"attribute {name!r} given twice", field="attributes.map")
+            pairs[name] = _as_bytes(v)
+        return cls(schema, tuple(sorted(pairs.items())))
+
+    def as_dict(self) -> dict[bytes, bytes]:
+        return dict(self.entries)
+
+    def encode(self) -> bytes:
+        parts = [b"\x82", enc_uint(self.schema), head(5, len(self.entries))]
+        for k, v in self.entries:
+            parts.append(enc_bytes(k))
+            parts.append(enc_bytes(v))
+        return b"".join(parts)
+
+    @classmethod
+    def read(cls, r: Reader, f: str = "attributes") -> Attributes:
+        r.array(f, 2)
+        schema = r.uint(f"{f}.schema", max_value=_U64)
+        fm = f + ".map"
+        n = r.map(fm)
+        data = r.data
+        pos = r.pos
+        if 2 * n > len(data) - pos:
+            raise DecodeError("map longer than the data", field=fm)
+        fk, fv = fm + ".key", fm + ".value"
+        entries = []
+        prev = b""
+        for i in range(n):
+            k, pos = _bstr(data, pos, fk)
+            if i and k <= prev:
+                raise DecodeError("attribute names must be unique and sorted bytewise", field=fm)
+            prev = k
+            v, pos = _bstr(data, pos, fv)
+            entries.append((k, v))
+        r.pos = pos
+        return cls(schema, tuple(entries))
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialData:
+    """The signed payload of an Ockam-format credential."""
+
+    subject: bytes | None
+    subject_latest_change_hash: bytes | None
+    attributes: Attributes
+    created_at: int
+    expires_at: int
+
+    def encode(self) -> bytes:
+        subject = b"\xf6" if self.subject is None else enc_bytes(self.subject)
+        latest = (b"\xf6" if self.subject_latest_change_hash is None
+                  else enc_bytes(self.subject_latest_change_hash))
+        return (b"\x85" + subject + latest + self.attributes.encode() + enc_uint(self.created_at)
+                + enc_uint(self.expires_at))
+
+    def to_versioned(self) -> bytes:
+        return encode_versioned(CREDENTIAL_DATA_TYPE, self.encode())
+
+    @property
+    def schema(self) -> int:
+        return self.attributes.schema
+
+    @classmethod
+    def decode(cls, data: bytes, f: str = "credential_data") -> CredentialData:
+        r = Reader(data)
+        r.array(f, 5)
+        subject = latest = None
+        if not r.peek_null():
+            subject, r.pos = _bstr(data, r.pos, f + ".subject", IDENTIFIER_SIZE)
+        if not r.peek_null():
+            latest, r.pos = _bstr(data, r.pos, f + ".subject_latest_change_hash", IDENTIFIER_SIZE)
+        attributes = Attributes.read(r, f"{f}.subject_attributes")
+        created = r.uint(f"{f}.created_at", max_value=_U64)
+        expires = r.uint(f"{f}.expires_at", max_value=_U64)
+        r.end(f)
+        return cls(subject, latest, attributes, created, expires)
+
+
+# ---------------------------------------------------------------------------------------------
+# selective disclosure
+
+
+@dataclass(frozen=True, slots=True)
+class SelectiveCredentialData:
+    """The signed payload of a selective-disclosure credential: digests instead of attributes."""
+
+    subject: bytes
+    subject_latest_change_hash: bytes
+    schema: int
+    digests: tuple[bytes, ...]
+    created_at: int
+    expires_at: int
+
+    def __post_init__(self) -> None:
+        for i, d in enumerate(self.digests):
+            if len(d) != DIGEST_SIZE:
+                raise DecodeError(f"a digest is {DIGEST_SIZE} bytes", field="digests")
+            if i and self.digests[i - 1] >= d:
+                raise DecodeError("digests must be unique and sorted bytewise", field="digests")
+
+    def encode(self) -> bytes:
+        parts = [b"\x85", enc_bytes(self.subject), enc_bytes(self.subject_latest_change_hash),
+                 b"\x82", enc_uint(self.schema), head(4, len(self.digests))]
+        parts.extend(b"\x58\x20" + d for d in self.digests)
+        parts.append(enc_uint(self.created_at))
+        parts.append(enc_uint(self.expires_at))
+        return b"".join(parts)
+
+    def to_versioned(self) -> bytes:
+        return _versioned(SELECTIVE_CREDENTIAL_DATA_TYPE, self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes, f: str = "selective_credential_data") -> SelectiveCredentialData:
+        r = Reader(data)
+        r.array(f, 5)
+        subject, r.pos = _bstr(data, r.pos, f + ".subject", IDENTIFIER_SIZE)
+        latest, r.pos = _bstr(data, r.pos, f + ".subject_latest_change_hash", IDENTIFIER_SIZE)
+        r.array(f + ".subject_attributes", 2)
+        schema = r.uint(f + ".subject_attributes.schema", max_value=_U64)
+        fd = f + ".subject_attributes.digests"
+        n = r.array(fd)
+        pos = r.pos
+        if n * (DIGEST_SIZE + 2) > len(data) - pos:
+            raise DecodeError("more digests than bytes", field=fd)
+        digests: list[bytes] = []
+        prev = b""
+        for _ in range(n):
+            if data[pos] == 0x58 and data[pos + 1] == DIGEST_SIZE:
+                d = data[pos + 2 : pos + 2 + DIGEST_SIZE]
+                pos += 2 + DIGEST_SIZE
+            else:
+                d, pos = _bstr(data, pos, fd, DIGEST_SIZE)
+            if d <= prev:
+                raise DecodeError("digests must be unique and sorted bytewise", field=fd)
+            prev = d
+            digests.append(d)
+        r.pos = pos
+        created = r.uint(f"{f}.created_at", max_value=_U64)
+        expires = r.uint(f"{f}.expires_at", max_value=_U64)
+        r.end(f)
+        return cls(subject, latest, schema, tuple(digests), created, expires)
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """One attribute of a selective credential, with its salt: ``raw`` is the CBOR
+    ``[salt, name, value]`` whose SHA-256 is the digest the issuer signed."""
+
+    raw: bytes
+    salt: bytes = field(init=False, compare=False)
+    name: bytes = field(init=False, compare=False)
+    value: bytes = field(init=False, compare=False)
+    digest: bytes = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        raw = self.raw
+        if raw[:1] == b"\x83":
+            pos = 1
+        else:
+            r = Reader(raw)
+            r.array("disclosure", 3)
+            pos = r.pos
+        salt, pos = _bstr(raw, pos, "disclosure.salt", SALT_SIZE)
+        name, pos = _bstr(raw, pos, "disclosure.name")
+        value, pos = _bstr(raw, pos, "disclosure.value")
+        if pos != len(raw):
+            raise DecodeError(f"{len(raw) - pos} trailing bytes", field="disclosure")
+        object.__setattr__(self, "salt", salt)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "digest", hashlib.sha256(self.raw).digest())
+
+    @classmethod
+    def create(cls, salt: bytes, name: str | bytes, value: str | bytes) -> Disclosure:
+        if len(salt) != SALT_SIZE:
+            raise DecodeError(f"a salt is {SALT_SIZE} bytes", field="disclosure.salt")
+        return cls(b"\x83" + enc_bytes(salt) + enc_bytes(_as_bytes(name))
+                   + enc_bytes(_as_bytes(value)))
+
+    def encode(self) -> bytes:
+        return self.raw
+
+
+def _read_disclosures(r: Reader, f: str) -> tuple[Disclosure, ...]:
+    n = r.array(f)
+    if n > len(r.data) - r.pos:
+        raise DecodeError("more disclosures than bytes", field=f)
+    out = []
+    data = r.data
+    for i in range(n):
+        raw, r.pos = _bstr(data, r.pos, f)
+        try:
+            out.append(Disclosure(raw))
+        except DecodeError as e:
+            raise _sub(e, f"{f}[{i}]") from None
+    return tuple(out)
+
+
+def _encode_disclosures(disclosures: tuple[Disclosure, ...]) -> bytes:
+    return head(4, len(disclosures)) + b"".join(enc_bytes(d.raw) for d in disclosures)
+
+
+# ---------------------------------------------------------------------------------------------
+# signed containers
+
+
+@dataclass(frozen=True)
+class Credential:
+    """``[data, signature]``: ``data`` is VersionedData of type 3 (Ockam) or 128 (selective)."""
+
+    data: bytes
+    signature: Signature
+    data_type: int = field(init=False, compare=False, repr=False)
+    payload: CredentialData | SelectiveCredentialData = field(init=False, compare=False, repr=False)
+    data_hash: bytes = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        f = "credential.data"
+        dt, payload = _split_versioned(self.data, f)
+        if dt not in (CREDENTIAL_DATA_TYPE, SELECTIVE_CREDENTIAL_DATA_TYPE):
+            raise DecodeError(f"expected data type {CREDENTIAL_DATA_TYPE} or "
+                              f"{SELECTIVE_CREDENTIAL_DATA_TYPE}, found {dt}",
+                              field=f + ".data_type")
+        decoded: CredentialData | SelectiveCredentialData
+        try:
+            decoded = (CredentialData.decode(payload) if dt == CREDENTIAL_DATA_TYPE
+                       else SelectiveCredentialData.decode(payload))
+        except DecodeError as e:
+            raise _sub(e, f) from None
+        object.__setattr__(self, "data_type", dt)
+        object.__setattr__(self, "payload", decoded)
+        object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
+
+    @property
+    def is_selective(self) -> bool:
+        return self.data_type == SELECTIVE_CREDENTIAL_DATA_TYPE
+
+    @property
+    def subject(self) -> bytes | None:
+        return self.payload.subject
+
+    @property
+    def subject_text(self) -> str | None:
+        s = self.payload.subject
+        return None if s is None else identifier_text(s)
+
+    @property
+    def subject_latest_change_hash(self) -> bytes | None:
+        return self.payload.subject_latest_change_hash
+
+    @property
+    def schema(self) -> int:
+        return self.payload.schema
+
+    @property
+    def created_at(self) -> int:
+        return self.payload.created_at
+
+    @property
+    def expires_at(self) -> int:
+        return self.payload.expires_at
+
+    def encode(self) -> bytes:
+        return b"\x82" + enc_bytes(self.data) + encode_signature(self.signature)
+
+    @classmethod
+    def read(cls, r: Reader, f: str = "credential") -> Credential:
+        r.array(f, 2)
+        data, r.pos = _bstr(r.data, r.pos, f + ".data")
+        sig = read_signature(r, f + ".signature")
+        try:
+            return cls(data, sig)
+        except DecodeError as e:
+            field_name = e.field or "data"
+            if field_name.startswith("credential."):
+                field_name = field_name[len("credential."):]
+            raise DecodeError(e.message, field=f"{f}.{field_name}") from None
+
+    @classmethod
+    def decode(cls, data: bytes) -> Credential:
+        r = _reader(data, "credential")
+        c = cls.read(r)
+        r.end("credential")
+        return c
+
+
+@dataclass(frozen=True)
+class CredentialAndPurposeKey:
+    """A credential with the issuer's attestation of the key that signed it (Ockam's hex
+    transport form)."""
+
+    credential: Credential
+    purpose_key_attestation: PurposeKeyAttestation
+
+    def encode(self) -> bytes:
+        return b"\x82" + self.credential.encode() + self.purpose_key_attestation.encode()
+
+    def hex(self) -> str:
+        return self.encode().hex()
+
+    @property
+    def issuer(self) -> bytes:
+        """The identifier of the identity that attested the signing key."""
+        return self.purpose_key_attestation.attestation_data.subject
+
+    @classmethod
+    def read(cls, r: Reader, f: str = "credential_and_purpose_key") -> CredentialAndPurposeKey:
+        r.array(f, 2)
+        cred = Credential.read(r, f + ".credential")
+        fa = f + ".purpose_key_attestation"
+        r.array(fa, 2)
+        data, r.pos = _bstr(r.data, r.pos, fa + ".data")
+        sig = read_signature(r, fa + ".signature")
+        att = _ATTESTATIONS.get((data, sig))
+        if att is None:
+            try:
+                att = PurposeKeyAttestation(data, sig)
+            except DecodeError as e:
+                raise DecodeError(e.message, field=f"{fa}.{e.field or 'data'}") from None
+            _remember(_ATTESTATIONS, (data, sig), att)
+        return cls(cred, att)
+
+    @classmethod
+    def decode(cls, data: bytes) -> CredentialAndPurposeKey:
+        r = _reader(data, "credential_and_purpose_key")
+        v = cls.read(r)
+        r.end("credential_and_purpose_key")
+        return v
+
+
+@dataclass(frozen=True)
+class DisclosableCredential:
+    """What the holder of a selective credential keeps: the credential and every disclosure."""
+
+    credential: CredentialAndPurposeKey
+    disclosures: tuple[Disclosure, ...]
+
+    def __post_init__(self) -> None:
+        if not self.credential.credential.is_selective:
+            raise DecodeError("not a selective-disclosure credential (data type 128)",
+                              field="disclosable_credential.credential")
+
+    def encode(self) -> bytes:
+        return b"\x82" + self.credential.encode() + _encode_disclosures(self.disclosures)
+
+    def hex(self) -> str:
+        return self.encode().hex()
+
+    @classmethod
+    def decode(cls, data: bytes) -> DisclosableCredential:
+        f = "disclosable_credential"
+        r = _reader(data, f)
+        r.array(f, 2)
+        cpk = CredentialAndPurposeKey.read(r, f"{f}.credential")
+        disclosures = _read_disclosures(r, f"{f}.disclosures")
+        r.end(f)
+        return cls(cpk, disclosures)
+
+
+@dataclass(frozen=True)
+class PresentationData:
+    """What the holder signs. The credential and the holder's history are embedded as byte
+    strings (``credential_raw``, ``holder_raw``): exactly the bytes that were presented."""
+
+    credential: CredentialAndPurposeKey
+    disclosures: tuple[Disclosure, ...]
+    holder: ChangeHistory
+    audience: str
+    nonce: str
+    presented_at: int
+    credential_raw: bytes = field(default=b"", compare=False, repr=False)
+    holder_raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.credential_raw:
+            object.__setattr__(self, "credential_raw", self.credential.encode())
+        if not self.holder_raw:
+            object.__setattr__(self, "holder_raw", self.holder.encode())
+        if not self.credential.credential.is_selective:
+            raise DecodeError("a presentation carries a selective-disclosure credential",
+                              field="presentation_data.credential")
+
+    def encode(self) -> bytes:
+        return (b"\x86" + enc_bytes(self.credential_raw) + _encode_disclosures(self.disclosures)
+                + enc_bytes(self.holder_raw) + enc_text(self.audience) + enc_text(self.nonce)
+                + enc_uint(self.presented_at))
+
+    def to_versioned(self) -> bytes:
+        return _versioned(PRESENTATION_DATA_TYPE, self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes, f: str = "presentation_data") -> PresentationData:
+        r = Reader(data)
+        r.array(f, 6)
+        fc = f + ".credential"
+        credential_raw, r.pos = _bstr(data, r.pos, fc)
+        try:
+            cpk = CredentialAndPurposeKey.decode(credential_raw)
+        except DecodeError as e:
+            raise _sub(e, fc) from None
+        disclosures = _read_disclosures(r, f + ".disclosures")
+        fh = f + ".holder"
+        holder_raw, r.pos = _bstr(data, r.pos, fh)
+        holder = _HISTORIES.get(holder_raw)
+        if holder is None:
+            try:
+                holder = ChangeHistory.decode(holder_raw)
+            except DecodeError as e:
+                raise _sub(e, fh) from None
+            _remember(_HISTORIES, holder_raw, holder)
+        audience = _read_short_text(r, f + ".audience")
+        nonce = _read_short_text(r, f + ".nonce")
+        presented_at = r.uint(f + ".presented_at", max_value=_U64)
+        r.end(f)
+        return cls(cpk, disclosures, holder, audience, nonce, presented_at, credential_raw,
+                   holder_raw)
+
+
+def _read_short_text(r: Reader, f: str) -> str:
+    t = r.text(f)
+    if len(t.encode("utf-8")) > MAX_TEXT:
+        raise DecodeError(f"longer than {MAX_TEXT} bytes", field=f)
+    return t
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """``[data, signature]``: the holder's signature (its identity's latest key) over
+    ``SHA-256(data)``, ``data`` = VersionedData{1, 129, PresentationData}."""
+
+    data: bytes
+    signature: Signature
+    presentation_data: PresentationData = field(init=False, compare=False, repr=False)
+    data_hash: bytes = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        dt, payload = _split_versioned(self.data, "presentation.data")
+        if dt != PRESENTATION_DATA_TYPE:
+            raise DecodeError(f"expected data type {PRESENTATION_DATA_TYPE}, found {dt}",
+                              field="presentation.data.data_type")
+        try:
+            pd = PresentationData.decode(payload)
+        except DecodeError as e:
+            raise _sub(e, "presentation.data") from None
+        object.__setattr__(self, "presentation_data", pd)
+        object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
+
+    def encode(self) -> bytes:
+        return b"\x82" + enc_bytes(self.data) + encode_signature(self.signature)
+
+    def hex(self) -> str:
+        return self.encode().hex()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Presentation:
+        f = "presentation"
+        r = _reader(data, f)
+        r.array(f, 2)
+        raw, r.pos = _bstr(r.data, r.pos, f + ".data")
+        sig = read_signature(r, f + ".signature")
+        r.end(f)
+        try:
+            return cls(raw, sig)
+        except DecodeError as e:
+            field_name = e.field or "data"
+            if not field_name.startswith("presentation."):
+                field_name = "presentation." + field_name
+            raise DecodeError(e.message, field=field_name) from None
+
+
+def _reader(data: bytes, f: str) -> Reader:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}", field=f)
+    data = bytes(data)
+    check_size(data, f)
+    return Reader(data)
+
+
+Artifact = Credential | CredentialAndPurposeKey | DisclosableCredential | Presentation
+
+
+def decode_artifact(data: bytes) -> Artifact:
+    """Decode any of the credential objects by its shape: a presentation or a bare credential
+    (``[bstr, sig]``, told apart by the VersionedData type), a credential with its purpose key
+    (``[[bstr, sig], att]``), or a disclosable credential (``[[[bstr, sig], att], [...]]``)."""
+    r = _reader(data, "credential")
+    r.array("credential", 2)
+    if r.at_end():
+        raise DecodeError("unexpected end of data", field="credential")
+    major = r.data[r.pos] >> 5
+    if major == 2:
+        inner = r.bytes("credential.data")
+        vr = Reader(inner)
+        vr.array("credential.data", 3)
+        vr.uint("credential.data.version")
+        dt = vr.uint("credential.data.data_type")
+        if dt == PRESENTATION_DATA_TYPE:
+            return Presentation.decode(data)
+        return Credential.decode(data)
+    if major != 4:
+        raise DecodeError("not a credential, credential with purpose key, disclosable "
+                          "credential or presentation", field="credential")
+    r.array("credential.credential", 2)
+    if not r.at_end() and r.data[r.pos] >> 5 == 4:
+        return DisclosableCredential.decode(data)
+    return CredentialAndPurposeKey.decode(data)
