@@ -10,8 +10,12 @@ Grammar (precedence ``not`` > ``and`` > ``or``, both binary operators left-assoc
 
 A bare ``name`` means ``(= subject.name "true")`` (as in Ockam), ``name="v"`` means
 ``(= subject.name "v")`` and a bare identifier ``I…`` (64 hex digits) means
-``(= subject.identifier "I…")``. The whole policy ``true`` or ``false`` is that literal.
-Keywords are whole words: ``nota`` is a name, not ``not a``.
+``(= subject.identifier "I…")``. Two differences from Ockam make the language consistent (and
+every canonical s-expression read back as itself): ``true`` and ``false`` are the literals, and a
+full name (``subject.has_credential``, ``resource.enabled``: one that starts with ``subject.``,
+``resource.``, ``action.`` or ``env.``) is that attribute read as a boolean, not prefixed again
+(``subject.admin="yes"`` is ``(= subject.admin "yes")``). Keywords are whole words: ``nota`` is a
+name, not ``not a``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Final, NamedTuple
 
 from policies.check import check_call
 from policies.errors import PolicyError
-from policies.expr import Bool, Call, Expr, Name, Pos, Str
+from policies.expr import Bool, Call, Expr, Name, Pos, Str, is_qualified
 from policies.lexer import MAX_DEPTH, Source, read_string, skip_space
 
 __all__ = ["parse_boolean"]
@@ -91,8 +95,6 @@ class _Parser:
 
     def parse(self) -> Expr:
         toks = self.toks
-        if len(toks) == 2 and toks[0].kind == "word" and toks[0].value in ("true", "false"):
-            return Bool(toks[0].value == "true", self.pos(toks[0]))
         if toks[0].kind == "eof":
             raise self.fail(toks[0], "empty policy: expected a name, 'not' or '('")
         e = self.or_expr(0)
@@ -151,14 +153,19 @@ class _Parser:
         self.i += 1
         pos = self.pos(tok)
         nxt = self.toks[self.i]
+        name = word if is_qualified(word) else "subject." + word
         if nxt.kind == "=":
             self.i += 1
             value = self.toks[self.i]
             if value.kind != "str":
                 raise self.fail(value, f"expected a quoted string after '=', found {_show(value)}")
             self.i += 1
-            return Call("=", (Name("subject." + word, pos), Str(value.value, self.pos(value))), pos)
+            return Call("=", (Name(name, pos), Str(value.value, self.pos(value))), pos)
+        if word in ("true", "false"):
+            return Bool(word == "true", pos)
+        if is_qualified(word):
+            return Name(word, pos)
         if _IDENTIFIER.fullmatch(word):
             return Call("=", (Name("subject.identifier", pos), Str("I" + word[1:].lower(), pos)),
                         pos)
-        return Call("=", (Name("subject." + word, pos), Str("true", pos)), pos)
+        return Call("=", (Name(name, pos), Str("true", pos)), pos)

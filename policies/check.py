@@ -27,6 +27,7 @@ from policies.expr import (
     Str,
     arity_text,
     canonical_operator,
+    is_qualified,
 )
 from policies.lexer import MAX_DEPTH
 
@@ -131,10 +132,11 @@ def check_seq(items: tuple[Expr, ...], pos: Pos | None) -> Seq:
 
 
 def check_policy(e: Expr) -> Expr:
-    """The whole policy must be an operation or ``true``/``false``, and yield a boolean."""
+    """The whole policy must be an operation, ``true``/``false`` or a full attribute name, and
+    yield a boolean."""
     if isinstance(e, Bool):
         return e
-    if not isinstance(e, Call):
+    if not isinstance(e, Call | Name) or (isinstance(e, Name) and not is_qualified(e.name)):
         raise _error(e.pos, "a policy must be an operation such as (= subject.role \"admin\"), "
                             f"or true or false; found {describe(e)}")
     _expect_bool(e, "a policy")

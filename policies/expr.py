@@ -14,6 +14,7 @@ from typing import Final
 __all__ = [
     "BOOLEAN_OPERATORS",
     "COMPARISONS",
+    "NAMESPACES",
     "OPERATORS",
     "Bool",
     "Call",
@@ -26,6 +27,7 @@ __all__ = [
     "Str",
     "arity_text",
     "canonical_operator",
+    "is_qualified",
 ]
 
 Pos = tuple[int, int]
@@ -116,6 +118,15 @@ COMPARISONS: Final[frozenset[str]] = frozenset({"=", "!=", "<", ">", "<=", ">="}
 
 # Operators whose result is always true, false or unknown (every operator but `if`).
 BOOLEAN_OPERATORS: Final[frozenset[str]] = frozenset(OPERATORS) - {"if"}
+
+
+NAMESPACES: Final = ("subject", "resource", "action", "env")
+
+
+def is_qualified(name: str) -> bool:
+    """Whether ``name`` is ``<namespace>.<attribute>`` with a namespace of :data:`NAMESPACES`."""
+    ns, dot, rest = name.partition(".")
+    return bool(dot and rest) and ns in NAMESPACES
 
 
 def canonical_operator(word: str) -> str | None:

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.compiler import literal_value
-from policies.expr import COMPARISONS, Call, Expr, Name, Seq
+from policies.expr import COMPARISONS, NAMESPACES, Call, Expr, Name, Seq
 
 __all__ = ["NAMESPACES", "LintWarning", "lint"]
 
-NAMESPACES = ("subject", "resource", "action", "env")
 _TESTS = frozenset({"member?", "starts-with?", "ends-with?", "contains?", "subset?"})
 
 
@@ -57,9 +56,9 @@ def _check_name(e: Name, out: list[LintWarning]) -> None:
     if not dot or ns not in NAMESPACES or not rest:
         _warn(out, e, f"unknown attribute namespace in {name!r}: attribute names start with "
                       "subject., resource., action. or env.; this one is always missing")
-    elif name.startswith("subject.subject."):
-        _warn(out, e, f"{name!r} repeats 'subject.': the boolean form adds 'subject.' to every "
-                      f"name, write {name[len('subject.'):]!r} there")
+    elif name.startswith(tuple(f"subject.{ns}." for ns in NAMESPACES)):
+        _warn(out, e, f"{name!r} looks like a doubled namespace (did you mean "
+                      f"{name[len('subject.'):]!r}?)")
 
 
 def _check_call(e: Call, out: list[LintWarning]) -> None:

@@ -4,6 +4,7 @@ its line and column."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from policies.boolean import parse_boolean
@@ -44,6 +45,12 @@ def parse(text: str | bytes) -> tuple[Expr, Grammar]:
     raise _choose(src, boolean_error, sexpr_error)
 
 
+# `(` then an operator other than `not`: never valid in the boolean form.
+_SEXPR_CALL = re.compile(
+    r"\(\s*(?:and|or|if|=|!=|<|>|<=|>=|member\?|in|exists\?|starts-with\?|ends-with\?|"
+    r"contains\?|subset\?)(?=[\s()\[\]\"]|$)")
+
+
 def _first_word(src: Source, i: int) -> str:
     text = src.text
     j = i
@@ -58,7 +65,7 @@ def _choose(src: Source, boolean: PolicyError, sexpr: PolicyError) -> PolicyErro
         i = skip_space(src, 0)
     except PolicyError as e:
         return e
-    if i >= len(text):
+    if i >= len(text) or _SEXPR_CALL.search(text):
         return sexpr
     c = text[i]
     if c == "(":
@@ -69,7 +76,7 @@ def _choose(src: Source, boolean: PolicyError, sexpr: PolicyError) -> PolicyErro
         word = _first_word(src, j)
         if word and word != "not" and canonical_operator(word) is not None:
             return sexpr
-    elif c in "[\"":
+    elif c in "[\"" or c.isdigit():
         return sexpr
     else:
         word = _first_word(src, i)
@@ -77,4 +84,6 @@ def _choose(src: Source, boolean: PolicyError, sexpr: PolicyError) -> PolicyErro
             return sexpr
     b = (boolean.line or 0, boolean.column or 0)
     s = (sexpr.line or 0, sexpr.column or 0)
+    if c == "(":
+        return sexpr if s >= b else boolean
     return sexpr if s > b else boolean

@@ -15,6 +15,7 @@ from typing import Any
 from policies.check import validate
 from policies.compiler import Fn, compile_bool
 from policies.environment import Environment
+from policies.errors import PolicyError
 from policies.explain import Explanation, explain
 from policies.expr import Bool, Expr, Name, Seq
 from policies.expr import Call as _Call
@@ -38,8 +39,15 @@ class Policy:
     _fn: Fn
 
     def __init__(self, expr: Expr) -> None:
-        """A policy from a syntax tree built by hand; the tree is checked as a parsed one is."""
+        """A policy from a syntax tree built by hand; the tree is checked as a parsed one is,
+        and must read back from its canonical text (``(not x)`` with a short name ``x`` cannot:
+        that text is the boolean form's ``(not (= subject.x "true"))``)."""
         self._init(validate(expr), None)
+        again, grammar = parse(self.text)
+        if again != self.expr:
+            raise PolicyError(f"{self.text} reads back as {render(again)} ({grammar} form); "
+                              "use full attribute names (subject.x) where a boolean is expected")
+        self.grammar = grammar
 
     def _init(self, expr: Expr, grammar: Grammar | None) -> None:
         self.expr = expr

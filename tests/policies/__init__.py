@@ -1,0 +1,1 @@
+"""Tests of the policies package, its SQLite store and the policy CLI."""
