@@ -254,3 +254,14 @@ def test_vault_delete_keeps_backend_keys(make_vault: Callable[[str], str], cli: 
     cli("vault", "delete", vault)
     _no_vault(cli, vault)
     assert {k["KeyId"] for k in kms_client.list_keys()["Keys"]} == before
+
+
+def test_pkcs11_pin_from_a_file(cli: Cli, softhsm: SoftHsm, tmp_path: Any) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(softhsm.pin + "\n")
+    shown = cli.json("vault", "create", "hsm-file", "--pkcs11", softhsm.uri(), "--pin-file", str(pin_file))
+    assert shown["pin_file"] == str(pin_file) and "pin_env" not in shown
+    assert cli.json("identity", "create", "p", "--vault", "hsm-file")["vault"] == "hsm-file"
+    pin_file.write_text("9999\n")  # the PIN is read each time the token is opened
+    r = cli("identity", "rotate", "p", ok=False)
+    assert_one_line_error(r, "pkcs11", "wrong PIN")
