@@ -248,3 +248,27 @@ def test_pin_inside_the_uri_is_refused(softhsm: SoftHsm) -> None:
     for query in ("pin-value=1234", "pin-source=file:/tmp/pin"):
         with pytest.raises(VaultError, match="a PIN inside the URI is refused"):
             Pkcs11Vault.open(f"pkcs11:token={softhsm.token}?module-path={softhsm.module}&{query}", None)
+
+
+def test_key_pairs_imported_by_softhsm2_util(vault: Pkcs11Vault, softhsm: SoftHsm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """softhsm2-util --import stores the public half too (its Ed25519 CKA_EC_POINT is the bare
+    32 bytes, not DER-wrapped); truststack finds both and reports the imported public keys."""
+    import subprocess
+
+    from cryptography.hazmat.primitives import serialization
+
+    keys = {"imp-p256": ("a1", ec.generate_private_key(ec.SECP256R1())),
+            "imp-ed": ("a2", ed25519.Ed25519PrivateKey.generate())}
+    for label, (hex_id, private) in keys.items():
+        pem = tmp_path / f"{label}.pem"
+        pem.write_bytes(private.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        subprocess.run(["softhsm2-util", "--import", str(pem), "--token", softhsm.token, "--label", label,
+                        "--id", hex_id, "--pin", softhsm.pin], check=True, capture_output=True,
+                       env={"SOFTHSM2_CONF": str(softhsm.conf), "PATH": "/usr/bin:/bin"}, timeout=30)
+        handle = run(vault.resolve_key(label))
+        assert handle == f"id={hex_id}"
+        pk = run(vault.public_key(handle))
+        assert pk == PublicKey.from_cryptography(private.public_key())
+        assert verify_signature(pk, M, run(vault.sign(handle, M)))
