@@ -30,7 +30,7 @@ from trust.models.credential import (
     Disclosure,
     SelectiveCredentialData,
 )
-from trust.models.primitives import identifier_from_text, identifier_text
+from trust.models.primitives import Signature, identifier_from_text, identifier_text
 from trust.models.purpose_key import Purpose, PurposeKeyAttestation, PurposeKeyAttestationData
 from vaults.verify import verify_signature
 
@@ -62,7 +62,7 @@ class VerifiedCredential:
     credential: CredentialAndPurposeKey
 
 
-_CACHE: OrderedDict[tuple[bytes, bytes, bytes], PurposeKeyAttestationData] = OrderedDict()
+_CACHE: OrderedDict[tuple[bytes, bytes, Signature], PurposeKeyAttestationData] = OrderedDict()
 _CACHE_SIZE = 4096
 
 
@@ -86,7 +86,7 @@ def _now(now: int | None) -> int:
 def _verify_attestation(issuer: Identity, att: PurposeKeyAttestation, now: int,
                         cache: bool) -> PurposeKeyAttestationData:
     if cache:
-        key = (issuer.raw, att.data, att.signature.data)
+        key = (issuer.raw, att.data, att.signature)  # the signature with its key type
         data = _CACHE.get(key)
         if data is not None:
             # The time-independent checks passed before; the clock checks run every time.
