@@ -22,6 +22,8 @@ NOUNS: dict[str, tuple[str, str]] = {
     "credential": ("trust.cli.credential",
                    "Issue, verify, store, list and present credentials (selective disclosure)."),
     "schema": ("trust.cli.schema", "Create, show, list and delete credential schemas."),
+    "node": ("trust.cli.node", "Create, list, show, stop and delete nodes that route messages."),
+    "message": ("trust.cli.message", "Send a message along a route and print the reply."),
 }
 
 EPILOG = """\b

@@ -1,0 +1,247 @@
+"""``truststack node``: create, start, list, show, stop, delete nodes and read their logs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from trust.cli.common import emit, output_option
+
+
+@click.group("node")
+def cli() -> None:
+    """Nodes: background processes that route messages (echo, hop, TCP listener).
+
+    \b
+    Examples:
+      truststack node create n1
+      truststack node create n2 --tcp-listener-address 127.0.0.1:4000
+      truststack message send hello --from n1 --to /node/n2/service/echo
+      truststack node show n1 --output json
+      truststack node stop n1 && truststack node delete n1
+    """
+
+
+def _listeners(state: dict[str, Any]) -> str:
+    return ", ".join(state.get("listeners") or []) or "-"
+
+
+def _show_plain(state: dict[str, Any]) -> str:
+    lines = [f"Node: {state['name']}",
+             f"Status: {state['status']}",
+             f"PID: {state.get('pid') or '-'}",
+             f"Listeners: {_listeners(state)}",
+             f"Identity: {state.get('identity') or '-'}",
+             f"Identifier: {state.get('identifier') or '-'}"]
+    if state.get("workers"):
+        lines.append(f"Workers: {', '.join(state['workers'])}")
+    return "\n".join(lines)
+
+
+@cli.command("create")
+@click.argument("name")
+@click.option("--tcp-listener-address", metavar="HOST:PORT",
+              help="Where the node listens (default: 127.0.0.1 on a free port).")
+@click.option("--identity", metavar="NAME",
+              help="Local identity the node carries (default: one named after the node, "
+                   "created on first start).")
+@click.option("--foreground", is_flag=True,
+              help="Run the node in this terminal until Ctrl-C (for containers).")
+@output_option
+def create(name: str, tcp_listener_address: str | None, identity: str | None,
+           foreground: bool, output: str) -> None:
+    """Create node NAME and start it in the background; returns when it is ready.
+
+    \b
+    Examples:
+      truststack node create n1
+      truststack node create relay --tcp-listener-address 0.0.0.0:4000 --identity ops
+      truststack node create n1 --foreground
+    """
+    from trust.node.launcher import create_node, resolve_listener_flag
+
+    address = resolve_listener_flag(tcp_listener_address)
+    if foreground:
+        _run_foreground(name, address, identity, output)
+        return
+    state = create_node(name, tcp_listener_address=address, identity=identity)
+    state.pop("control", None)
+    emit(output, state, lambda: f"Node {name} is running (pid {state['pid']}), "
+                               f"listening on {_listeners(state)}")
+
+
+def _run_foreground(name: str, address: str | None, identity: str | None, output: str) -> None:
+    import asyncio
+    import json
+    import time
+
+    from trust.errors import ConflictError
+    from trust.node.control import error_from_wire
+    from trust.node.daemon import _setup_logging, run_node
+    from trust.node.files import NodePaths, write_json
+
+    paths = NodePaths(name)
+    try:
+        paths.create_dir()
+    except FileExistsError:
+        config = paths.require()
+        if config.get("tcp_listener_address") != address and address is not None:
+            config["tcp_listener_address"] = address
+            write_json(paths.config, config)
+        if paths.is_running():
+            raise ConflictError(f"node {name} is already running") from None
+    else:
+        write_json(paths.config, {"name": name, "identity": identity,
+                                  "tcp_listener_address": address,
+                                  "created_at": int(time.time())})
+    _setup_logging(paths, foreground=True)
+    failure: list[BaseException] = []
+
+    def report(message: dict[str, Any]) -> None:
+        if not message["ok"]:
+            failure.append(error_from_wire(message["error"]))
+            return
+        state = message["state"]
+        state.pop("control", None)
+        if output == "json":
+            click.echo(json.dumps(state))
+        else:
+            click.echo(f"Node {name} is running (pid {state['pid']}) in the foreground, "
+                       f"listening on {_listeners(state)}; Ctrl-C stops it")
+        sys.stdout.flush()
+
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(run_node(paths, report=report, foreground=True))
+    if failure:
+        raise failure[0]
+
+
+@cli.command("start")
+@click.argument("name")
+@output_option
+def start(name: str, output: str) -> None:
+    """Start a stopped node NAME again (same identity and listener settings).
+
+    \b
+    Example:
+      truststack node stop n1 && truststack node start n1
+    """
+    from trust.node.launcher import start_node
+
+    state = start_node(name)
+    state.pop("control", None)
+    emit(output, state, lambda: f"Node {name} is running (pid {state['pid']}), "
+                               f"listening on {_listeners(state)}")
+
+
+@cli.command("list")
+@output_option
+def list_(output: str) -> None:
+    """List nodes with their status, pid and listeners.
+
+    \b
+    Example:
+      truststack node list --output json
+    """
+    from trust.node.launcher import list_nodes
+
+    nodes = list_nodes()
+
+    def plain() -> str:
+        if not nodes:
+            return "No nodes."
+        rows = [f"{n['name']}  {n['status']}  pid {n['pid'] or '-'}  {_listeners(n)}"
+                for n in nodes]
+        return "\n".join(rows)
+
+    emit(output, nodes, plain)
+
+
+@cli.command("show")
+@click.argument("name")
+@output_option
+def show(name: str, output: str) -> None:
+    """Show node NAME: status, pid, listeners, identity and identifier.
+
+    \b
+    Example:
+      truststack node show n1 --output json
+    """
+    from trust.node.launcher import node_status
+
+    state = node_status(name)
+    emit(output, state, lambda: _show_plain(state))
+
+
+@cli.command("stop")
+@click.argument("name")
+@output_option
+def stop(name: str, output: str) -> None:
+    """Stop node NAME (it keeps its configuration; `node start` restarts it).
+
+    \b
+    Example:
+      truststack node stop n1
+    """
+    from trust.node.launcher import stop_node
+
+    result = stop_node(name)
+    emit(output, result, f"Node {name} stopped")
+
+
+@cli.command("delete")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Delete every node.")
+@output_option
+def delete(name: str | None, all_: bool, output: str) -> None:
+    """Delete node NAME (stopping it first), or every node with --all.
+
+    \b
+    Examples:
+      truststack node delete n1
+      truststack node delete --all
+    """
+    from trust.errors import UsageError
+    from trust.node.files import list_node_names
+    from trust.node.launcher import delete_node
+
+    if all_ == (name is not None):
+        raise UsageError("give a node NAME or --all")
+    names = list_node_names() if all_ else [name]
+    results = [delete_node(n) for n in names if n is not None]
+    if all_:
+        emit(output, results, lambda: "\n".join(f"Node {r['name']} deleted" for r in results)
+             or "No nodes.")
+    else:
+        emit(output, results[0], f"Node {name} deleted")
+
+
+@cli.command("logs")
+@click.argument("name")
+@click.option("--lines", "-n", type=click.IntRange(min=1), help="Only the last N lines.")
+def logs(name: str, lines: int | None) -> None:
+    """Print node NAME's log.
+
+    \b
+    Example:
+      truststack node logs n1 --lines 20
+    """
+    from trust.node.files import NodePaths
+
+    paths = NodePaths(name)
+    paths.require()
+    try:
+        text = paths.log.read_text(errors="replace")
+    except FileNotFoundError:
+        text = ""
+    if lines is not None:
+        text = "\n".join(text.splitlines()[-lines:])
+    if text:
+        click.echo(text.rstrip("\n"))

@@ -1,0 +1,7 @@
+"""``python -m trust.node run NAME ...``: run a node process (see :mod:`trust.node.daemon`)."""
+
+import sys
+
+from trust.node.daemon import main
+
+sys.exit(main())

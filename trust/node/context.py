@@ -1,0 +1,158 @@
+"""The handle a worker, processor or application uses to talk to its node."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from trust.errors import UsageError
+from trust.node.errors import NodeStoppedError, ReceiveTimeoutError
+from trust.node.mailbox import MailboxClosedError
+from trust.routing import Address, LocalInfo, LocalMessage, Route, RouteLike
+
+if TYPE_CHECKING:
+    from trust.node.node import Node, _Slot
+
+__all__ = ["DEFAULT_TIMEOUT", "Context"]
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds :meth:`Context.send_and_receive` waits for a reply by default."""
+
+
+class Context:
+    """Send, forward and receive messages from one registered address (the primary one).
+
+    Workers get their context in ``handle_message``; applications make detached contexts with
+    :meth:`Node.context` (they receive with :meth:`receive`).
+    """
+
+    __slots__ = ("_detached", "_return", "_send", "_slot", "_try_send", "address", "node")
+
+    def __init__(self, node: Node, slot: _Slot) -> None:
+        self.node = node
+        self._slot = slot
+        self.address: Address = slot.addresses[0]
+        self._return = Route._of((self.address,))
+        self._send = node._send
+        self._try_send = node._try_send
+        self._detached = slot.kind != "worker"
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        return self._slot.addresses
+
+    def __repr__(self) -> str:
+        return f"Context({self.address})"
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def send(self, route: RouteLike, payload: bytes, *,
+                   from_address: Address | str | None = None,
+                   local_info: tuple[LocalInfo, ...] = (),
+                   tracing_context: str | None = None) -> bool:
+        """Send ``payload`` along ``route`` with the return route ``[from_address]``.
+
+        Waits while the next hop's mailbox (or connection) is full. Returns ``False`` when an
+        access control dropped the message; raises :class:`~trust.errors.NotFoundError` when
+        the next hop does not exist.
+        """
+        if type(route) is not Route:
+            route = Route.of(route)
+        if from_address is None:
+            src = self.address
+            ret = self._return
+        else:
+            src = Address.parse(from_address)
+            if src not in self._slot.addresses:
+                raise UsageError(f"{src} is not an address of this context")
+            ret = Route._of((src,))
+        msg = LocalMessage(route, ret, payload, local_info, tracing_context)
+        outgoing = self._slot.outgoing
+        done = self._try_send(msg, src, outgoing)  # no coroutine when nothing has to wait
+        if done is None:
+            return await self._send(msg, src, outgoing)
+        return done
+
+    async def forward(self, msg: LocalMessage, *,
+                      from_address: Address | str | None = None) -> bool:
+        """Send ``msg`` as it is (its routes unchanged) to the first hop of its onward route."""
+        src = self.address if from_address is None else Address.parse(from_address)
+        if src not in self._slot.addresses:
+            raise UsageError(f"{src} is not an address of this context")
+        outgoing = self._slot.outgoing
+        done = self._try_send(msg, src, outgoing)
+        if done is None:
+            return await self._send(msg, src, outgoing)
+        return done
+
+    def send_nowait(self, route: RouteLike, payload: bytes) -> bool:
+        """Send without waiting (for :class:`~trust.node.worker.InlineWorker`).
+
+        Returns ``False``, having sent nothing, when the next hop is full or must first be
+        connected; ``True`` when the message was delivered or dropped by access control.
+        """
+        if type(route) is not Route:
+            route = Route.of(route)
+        msg = LocalMessage(route, self._return, payload)
+        return self._try_send(msg, self.address, self._slot.outgoing) is not None
+
+    def forward_nowait(self, msg: LocalMessage) -> bool:
+        """Forward without waiting; ``False`` (nothing sent) when it would have to wait."""
+        return self._try_send(msg, self.address, self._slot.outgoing) is not None
+
+    # -- receiving -------------------------------------------------------------------------------
+    async def receive(self, timeout: float | None = None) -> LocalMessage:
+        """The next message sent to this context (detached contexts and processors only)."""
+        if not self._detached:
+            raise UsageError("a worker receives its messages through handle_message")
+        mb = self._slot.mailbox
+        items = mb._items
+        if items:
+            m = items.popleft()
+            if mb._waiters:
+                mb._wake_one()
+            return m
+        try:
+            if timeout is None:
+                return await mb.get()
+            async with asyncio.timeout(timeout):
+                return await mb.get()
+        except TimeoutError:
+            raise ReceiveTimeoutError(
+                f"no message for {self.address} within {timeout:g}s") from None
+        except MailboxClosedError:
+            raise NodeStoppedError(f"the context {self.address} has stopped") from None
+
+    async def send_and_receive(self, route: RouteLike, payload: bytes, *,
+                               timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
+        """Send from a temporary address and return the payload of the first reply."""
+        msg = await self.request(route, payload, timeout=timeout)
+        return msg.payload
+
+    async def request(self, route: RouteLike, payload: bytes, *,
+                      timeout: float | None = DEFAULT_TIMEOUT) -> LocalMessage:
+        """Like :meth:`send_and_receive` but return the whole reply message."""
+        ctx = self.node.context(mailbox_size=4)
+        try:
+            await ctx.send(route, payload)
+            return await ctx.receive(timeout)
+        finally:
+            ctx.close()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start_worker(self, address: Address | str, worker: Any, **options: Any) -> Context:
+        """Start another worker on the same node (see :meth:`Node.start_worker`)."""
+        return await self.node.start_worker(address, worker, **options)
+
+    async def stop(self) -> None:
+        """Stop this worker, processor or context."""
+        await self.node.stop_worker(self.address)
+
+    def close(self) -> None:
+        """Unregister a detached context at once (no shutdown hooks to run)."""
+        self.node._unregister(self._slot)
+
+    async def __aenter__(self) -> Context:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,131 @@
+"""The control endpoint server of a background node (asyncio).
+
+Handlers are ``async def handler(params: dict) -> dict`` registered by method name
+(``server.register("node.show", handler)``); errors they raise are sent back as typed errors
+(see :mod:`trust.node.control`). The server listens on a Unix socket (mode 0600, inside the
+node's 0700 directory) or, when that path is too long, on 127.0.0.1 with a random token that
+every request must carry (compared in constant time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from trust.errors import NotFoundError, RemoteProtocolError, UntrustedError
+from trust.node.control import MAX_LINE, decode_request, encode_error, encode_result
+
+__all__ = ["ControlHandler", "ControlServer"]
+
+log = logging.getLogger("trust.node.control")
+
+ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ControlServer:
+    """Serves the control protocol; register handlers, then :meth:`start_unix` or :meth:`start_tcp`."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, ControlHandler] = {}
+        self.token: str | None = None
+        self.endpoint: dict[str, Any] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._unix_path: Path | None = None
+
+    def register(self, method: str, handler: ControlHandler) -> None:
+        """Serve ``method`` with ``handler`` (replacing any previous one)."""
+        self.handlers[method] = handler
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted(self.handlers)
+
+    async def start_unix(self, path: Path) -> dict[str, Any]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(path),
+                                                           limit=MAX_LINE)
+        finally:
+            os.umask(old)
+        self._unix_path = path
+        self.endpoint = {"transport": "unix", "path": str(path)}
+        return self.endpoint
+
+    async def start_tcp(self, host: str = "127.0.0.1") -> dict[str, Any]:
+        self.token = secrets.token_hex(32)
+        self._server = await asyncio.start_server(self._serve, host, 0, limit=MAX_LINE)
+        port = self._server.sockets[0].getsockname()[1]
+        self.endpoint = {"transport": "tcp", "host": host, "port": port}
+        return self.endpoint
+
+    async def close(self) -> None:
+        """Stop accepting, close open control connections and wait for their tasks."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for w in list(self._writers):
+            w.close()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._unix_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._unix_path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (asyncio.LimitOverrunError, ValueError):
+                    writer.write(encode_error(None, RemoteProtocolError(
+                        f"control request longer than {MAX_LINE} bytes")))
+                    break
+                if not line:
+                    break
+                writer.write(await self._answer(line))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _answer(self, line: bytes) -> bytes:
+        req_id: int | None = None
+        try:
+            req_id, method, params, token = decode_request(line)
+            if self.token is not None and (
+                    token is None or not hmac.compare_digest(token, self.token)):
+                raise UntrustedError("control request without the node's token")
+            handler = self.handlers.get(method)
+            if handler is None:
+                raise NotFoundError(f"unknown control method {method!r} (known: "
+                                    f"{', '.join(self.methods)})")
+            return encode_result(req_id, await handler(params))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            if not hasattr(e, "__module__") or not e.__class__.__module__.startswith(
+                    ("trust", "policies", "vaults")):
+                log.exception("control method failed")
+            return encode_error(req_id, e)

@@ -1,0 +1,275 @@
+"""A node as a process: what ``truststack node create`` runs in the background.
+
+:class:`NodeRuntime` starts a :class:`~trust.node.Node` with the ``echo`` and ``hop`` services,
+its TCP listener and identity, serves the control protocol (``docs/node.md``) on the node's
+control endpoint, and writes ``state.json`` when ready. It stops on ``node.stop``, SIGTERM or
+SIGINT, closing every socket and removing its runtime files.
+
+Later features add control methods without touching this file's logic: list a module in
+:data:`CONTROL_EXTENSIONS`; its ``register(server, runtime)`` is called at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from trust.errors import ConflictError, TrustError, UsageError
+from trust.node.control import encode_error
+from trust.node.control_server import ControlServer
+from trust.node.files import NodePaths, write_json
+from trust.node.node import Node
+from trust.node.resolve import route_from_text
+
+__all__ = ["CONTROL_EXTENSIONS", "NodeRuntime", "run_node"]
+
+log = logging.getLogger("trust.node.daemon")
+
+CONTROL_EXTENSIONS: list[str] = []
+"""Modules whose ``register(server: ControlServer, runtime: NodeRuntime)`` adds control methods."""
+
+DEFAULT_MESSAGE_TIMEOUT = 10.0
+
+
+class NodeRuntime:
+    """One running node process: the node, its files and its control server."""
+
+    def __init__(self, paths: NodePaths, config: dict[str, Any]) -> None:
+        self.paths = paths
+        self.config = config
+        self.name = paths.name
+        self.node = Node(paths.name)
+        self.control = ControlServer()
+        self.identity: Any = None
+        self.started_at = 0
+        self._stop = asyncio.Event()
+        self._lock_fd: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self, *, now: Callable[[], float] = time.time) -> dict[str, Any]:
+        """Start everything; return the state written to ``state.json``."""
+        paths = self.paths
+        self._lock_fd = paths.acquire_lock()
+        if self._lock_fd is None:
+            raise ConflictError(f"node {self.name} is already running")
+        paths.pid.write_text(f"{os.getpid()}\n")
+        self.started_at = int(now())
+        self.identity = await self._load_identity()
+        self.node.identity = self.identity
+        await self.node.start_services()
+        await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
+                                            or "127.0.0.1:0")
+        self._register_methods()
+        if paths.unix_socket_fits:
+            await self.control.start_unix(paths.socket)
+        else:
+            endpoint = await self.control.start_tcp()
+            write_json(paths.control_tcp, {**endpoint, "token": self.control.token})
+        state = self.state()
+        write_json(paths.state, state)
+        if self.config.get("identifier") != state["identifier"]:
+            self.config["identifier"] = state["identifier"]
+            write_json(paths.config, self.config)
+        log.info("node %s is running (pid %d), listening on %s", self.name, os.getpid(),
+                 ", ".join(state["listeners"]))
+        return state
+
+    async def _load_identity(self) -> Any:
+        from trust.identities.manager import IdentityManager
+
+        manager = IdentityManager.open(self.paths.home)
+        try:
+            explicit = self.config.get("identity")
+            if explicit:
+                return await manager.get(explicit)
+            return await manager.get_or_create(self.name)
+        finally:
+            await manager.close()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        """Close the control endpoint, stop the node, remove runtime files, release the lock."""
+        try:
+            await self.control.close()
+        finally:
+            await self.node.stop()
+            for p in (self.paths.state, self.paths.pid, self.paths.control_tcp):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            log.info("node %s stopped", self.name)
+
+    # -- state -----------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        ident = self.identity
+        tcp = self.node.tcp
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "status": "running",
+            "listeners": [lst.address for lst in tcp.listeners],
+            "identity": getattr(ident, "name", None),
+            "identifier": getattr(ident, "identifier", None),
+            "control": dict(self.control.endpoint),
+            "started_at": self.started_at,
+        }
+
+    # -- control methods -------------------------------------------------------------------------
+    def _register_methods(self) -> None:
+        s = self.control
+        s.register("node.ping", self._ping)
+        s.register("node.show", self._show)
+        s.register("node.stop", self._stop_method)
+        s.register("message.send", self._message_send)
+        s.register("worker.list", self._workers)
+        s.register("tcp_listener.list", self._listeners)
+        s.register("tcp_listener.create", self._listener_create)
+        s.register("tcp_connection.list", self._connections)
+        s.register("flow_control.add_consumer", self._add_consumer)
+        for module in CONTROL_EXTENSIONS:
+            importlib.import_module(module).register(s, self)
+
+    async def _ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self.state()
+        state["workers"] = sorted(str(a) for a in self.node.workers())
+        state["stats"] = self.node.stats.as_dict()
+        return state
+
+    async def _stop_method(self, params: dict[str, Any]) -> dict[str, Any]:
+        asyncio.get_running_loop().call_later(0.01, self._stop.set)
+        return {"name": self.name, "status": "stopping"}
+
+    async def _message_send(self, params: dict[str, Any]) -> dict[str, Any]:
+        to = params.get("to")
+        payload_hex = params.get("payload", "")
+        timeout = params.get("timeout", DEFAULT_MESSAGE_TIMEOUT)
+        if not isinstance(to, str):
+            raise UsageError("message.send needs 'to' (route text)")
+        if not isinstance(payload_hex, str):
+            raise UsageError("message.send 'payload' must be hex text")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise UsageError("message.send 'timeout' must be a positive number of seconds")
+        try:
+            payload = bytes.fromhex(payload_hex)
+        except ValueError:
+            raise UsageError("message.send 'payload' is not valid hex") from None
+        route = route_from_text(to, self.paths.home)
+        reply = await self.node.send_and_receive(route, payload, timeout=float(timeout))
+        return {"payload": reply.hex()}
+
+    async def _workers(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"workers": sorted(str(a) for a in self.node.workers())}
+
+    async def _listeners(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"listeners": [{"address": lst.address, "flow_control_id": lst.flow_control_id}
+                              for lst in self.node.tcp.listeners]}
+
+    async def _listener_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        address = params.get("address", "127.0.0.1:0")
+        if not isinstance(address, str):
+            raise UsageError("tcp_listener.create 'address' must be HOST:PORT")
+        lst = await self.node.create_tcp_listener(address)
+        return {"address": lst.address, "flow_control_id": lst.flow_control_id}
+
+    async def _connections(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"connections": [
+            {"peer": c.peer, "outgoing": c.outgoing, "sender_address": str(c.sender_address),
+             "flow_control_id": c.flow_control_id}
+            for c in self.node.tcp.connections]}
+
+    async def _add_consumer(self, params: dict[str, Any]) -> dict[str, Any]:
+        address = params.get("address")
+        flow = params.get("flow_control_id")
+        if not isinstance(address, str) or not isinstance(flow, str):
+            raise UsageError("flow_control.add_consumer needs 'address' and 'flow_control_id'")
+        self.node.flow_controls.add_consumer(address, flow)
+        return {}
+
+
+def _setup_logging(paths: NodePaths, foreground: bool) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(fmt)
+    root.addHandler(handler)
+    if foreground:
+        file_handler = logging.FileHandler(paths.log)
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
+
+
+async def run_node(paths: NodePaths, *, report: Callable[[dict[str, Any]], None],
+                   foreground: bool = False) -> int:
+    """Run node ``paths.name`` until it is told to stop. ``report`` gets one readiness message:
+    ``{"ok": true, "state": {...}}`` or ``{"ok": false, "error": {...}}``."""
+    config = paths.require()
+    runtime = NodeRuntime(paths, config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.request_stop)
+    try:
+        try:
+            state = await runtime.start()
+        except Exception as e:
+            if not isinstance(e, TrustError):
+                log.exception("node %s failed to start", paths.name)
+            report({"ok": False, "error": json.loads(encode_error(None, e))["error"]})
+            return 1
+        report({"ok": True, "state": state})
+        await runtime.wait()
+        return 0
+    finally:
+        await runtime.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trust.node run NAME --home DIR [--ready-fd FD] [--foreground]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m trust.node")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a node in this process")
+    run.add_argument("name")
+    run.add_argument("--home")
+    run.add_argument("--ready-fd", type=int)
+    run.add_argument("--foreground", action="store_true")
+    args = ap.parse_args(argv)
+    paths = NodePaths(args.name, args.home)
+    _setup_logging(paths, args.foreground)
+
+    def report(message: dict[str, Any]) -> None:
+        line = (json.dumps(message) + "\n").encode()
+        if args.ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(args.ready_fd, line)
+                os.close(args.ready_fd)
+        elif not message["ok"]:
+            print(f"error: {message['error']['message']}", file=sys.stderr)
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run_node(paths, report=report, foreground=args.foreground))
+    return uvloop.run(run_node(paths, report=report, foreground=args.foreground))

@@ -1,0 +1,75 @@
+"""Workers and processors: the units of concurrency inside a node.
+
+A :class:`Worker` handles the messages that arrive at its address(es), one at a time, in the
+order they arrived. A :class:`Processor` runs a background loop: ``process`` is called again and
+again until it returns ``False`` or the node stops. Both may define ``initialize`` and
+``shutdown``. A plain ``async def handler(ctx, msg)`` function can be started as a worker too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from trust.routing import LocalMessage
+
+if TYPE_CHECKING:
+    from trust.node.context import Context
+
+__all__ = ["FunctionWorker", "Handler", "InlineWorker", "Processor", "Worker"]
+
+Handler = Callable[["Context", LocalMessage], Awaitable[None]]
+
+
+class Worker:
+    """Subclass and override :meth:`handle_message` (and optionally the lifecycle hooks)."""
+
+    async def initialize(self, ctx: Context) -> None:
+        """Called once, before the first message."""
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        raise NotImplementedError
+
+    async def shutdown(self, ctx: Context) -> None:
+        """Called once when the worker stops (its mailbox is already closed)."""
+
+
+class InlineWorker(Worker):
+    """A worker that can usually handle a message at once, without a task switch.
+
+    When its mailbox is empty and it is not busy, a message is given to :meth:`handle_now`
+    right where it is delivered (e.g. inside the TCP receiver). ``handle_now`` must not wait:
+    it sends with :meth:`Context.send_nowait` / :meth:`Context.forward_nowait`, and returns
+    ``False`` *without having done anything* when it cannot finish now (the next hop is full,
+    a TCP connection must be opened first). The message then goes to the mailbox and the
+    worker's task handles it with :meth:`handle_message`, which may wait. Order is kept: while
+    messages are queued or one is being handled, new ones queue behind them.
+    """
+
+    def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+        return False
+
+
+class FunctionWorker(Worker):
+    """A worker made from an ``async def handler(ctx, msg)`` function."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        await self.handler(ctx, msg)
+
+
+class Processor:
+    """Subclass and override :meth:`process`; it runs in a loop while it returns ``True``."""
+
+    async def initialize(self, ctx: Context) -> None:
+        """Called once, before the first ``process``."""
+
+    async def process(self, ctx: Context) -> bool:
+        raise NotImplementedError
+
+    async def shutdown(self, ctx: Context) -> None:
+        """Called once when the processor stops."""

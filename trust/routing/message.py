@@ -1,0 +1,109 @@
+"""Messages as a node handles them (Ockam's ``LocalMessage``).
+
+A message carries an onward route (the hops still to visit), a return route (where replies go),
+the payload bytes, node-local information that is never transmitted (``local_info``, e.g. which
+TCP connection it came from) and an optional tracing context (transmitted by TCP).
+
+Routing semantics (wire spec §1.2): each hop pops itself from the front of the onward route and,
+if it wants replies, pushes its own address to the front of the return route
+(:meth:`LocalMessage.step_forward`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from trust.routing.address import Address
+from trust.routing.route import Route
+
+__all__ = ["LocalInfo", "LocalMessage"]
+
+
+class LocalInfo(NamedTuple):
+    """A piece of node-local information attached to a message (never sent on the wire)."""
+
+    type_identifier: str
+    data: bytes
+
+
+class LocalMessage:
+    """A routed message. Treat it as immutable: the methods return new messages."""
+
+    __slots__ = ("local_info", "onward_route", "payload", "return_route", "tracing_context")
+
+    onward_route: Route
+    return_route: Route
+    payload: bytes
+    local_info: tuple[LocalInfo, ...]
+    tracing_context: str | None
+
+    def __init__(self, onward_route: Route, return_route: Route, payload: bytes,
+                 local_info: tuple[LocalInfo, ...] = (),
+                 tracing_context: str | None = None) -> None:
+        self.onward_route = onward_route
+        self.return_route = return_route
+        self.payload = payload
+        self.local_info = local_info
+        self.tracing_context = tracing_context
+
+    def _with(self, onward: Route, ret: Route) -> LocalMessage:
+        m = LocalMessage.__new__(LocalMessage)
+        m.onward_route = onward
+        m.return_route = ret
+        m.payload = self.payload
+        m.local_info = self.local_info
+        m.tracing_context = self.tracing_context
+        return m
+
+    # -- route manipulation ----------------------------------------------------------------------
+    def step_forward(self, address: Address) -> LocalMessage:
+        """Pop the first onward hop and push ``address`` onto the return route (a relaying hop)."""
+        return self._with(self.onward_route.pop_front(), self.return_route.push_front(address))
+
+    def pop_front_onward(self) -> LocalMessage:
+        return self._with(self.onward_route.pop_front(), self.return_route)
+
+    def push_front_onward(self, address: Address) -> LocalMessage:
+        return self._with(self.onward_route.push_front(address), self.return_route)
+
+    def replace_front_onward(self, address: Address) -> LocalMessage:
+        return self._with(self.onward_route.replace_front(address), self.return_route)
+
+    def prepend_onward(self, route: Route) -> LocalMessage:
+        return self._with(route + self.onward_route, self.return_route)
+
+    def push_front_return(self, address: Address) -> LocalMessage:
+        return self._with(self.onward_route, self.return_route.push_front(address))
+
+    def with_payload(self, payload: bytes) -> LocalMessage:
+        m = self._with(self.onward_route, self.return_route)
+        m.payload = payload
+        return m
+
+    def with_local_info(self, local_info: tuple[LocalInfo, ...]) -> LocalMessage:
+        m = self._with(self.onward_route, self.return_route)
+        m.local_info = local_info
+        return m
+
+    def find_local_info(self, type_identifier: str) -> bytes | None:
+        for info in self.local_info:
+            if info.type_identifier == type_identifier:
+                return info.data
+        return None
+
+    # -- equality, text --------------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocalMessage):
+            return NotImplemented
+        return (self.onward_route == other.onward_route
+                and self.return_route == other.return_route
+                and self.payload == other.payload
+                and self.local_info == other.local_info
+                and self.tracing_context == other.tracing_context)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = self.payload[:32].hex() + ("…" if len(self.payload) > 32 else "")
+        return (f"LocalMessage(onward=[{self.onward_route}], return=[{self.return_route}], "
+                f"payload={len(self.payload)}B {shown})")
