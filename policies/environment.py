@@ -44,6 +44,9 @@ _INT = re.compile(r"[+-]?[0-9]{1,300}")
 _KEY_CACHE_LIMIT: Final = 4096
 # namespace -> {attribute key -> full name, or "" when the key is unusable or reserved}
 _KEY_CACHE: dict[str, dict[str, str]] = {ns: {} for ns in RESERVED}
+_SUBJECT_KEYS = _KEY_CACHE["subject"]
+_RESOURCE_KEYS = _KEY_CACHE["resource"]
+_new = object.__new__
 
 
 def _full_name(ns: str, key: object) -> str:
@@ -171,9 +174,24 @@ class Environment(Mapping[str, Value]):
         values: dict[str, Value] = {}
         dropped: list[str] = []
         if subject:
-            _add(values, "subject", subject, schema, strict, dropped)
+            if schema is None:
+                cache = _SUBJECT_KEYS
+                for key, v in subject.items():
+                    full = cache.get(key)  # type: ignore[call-overload]
+                    if full and type(v) is str:
+                        values[full] = v  # the common case: a usable key, a string value
+                    else:
+                        _add(values, "subject", {key: v}, None, strict, dropped)
+            else:
+                _add(values, "subject", subject, schema, strict, dropped)
         if resource:
-            _add(values, "resource", resource, None, strict, dropped)
+            cache = _RESOURCE_KEYS
+            for key, v in resource.items():
+                full = cache.get(key)  # type: ignore[call-overload]
+                if full and type(v) is str:
+                    values[full] = v
+                else:
+                    _add(values, "resource", {key: v}, None, strict, dropped)
         if action_attributes:
             _add(values, "action", action_attributes, None, strict, dropped)
         if env:
@@ -196,7 +214,10 @@ class Environment(Mapping[str, Value]):
             values["env.now"] = now
         else:
             raise PolicyError("now must be a number of unix seconds")
-        return cls(values, tuple(dropped))
+        self = _new(cls)
+        self._values = values
+        self.dropped = tuple(dropped) if dropped else ()
+        return self
 
     @classmethod
     def of(cls, values: Mapping[str, object]) -> Environment:

@@ -40,7 +40,6 @@ SCHEMA: Final = [
     "INSERT OR IGNORE INTO abac_policy_version (id, version) VALUES (1, 0)",
 ]
 
-_MISSING: Final = object()
 _CACHE_LIMIT: Final = 10_000
 
 
@@ -53,9 +52,14 @@ class SqlitePolicyRepository:
         db.ensure_schema("abac_policy", SCHEMA)
         self._recheck = recheck
         self._clock = clock
-        self._cache: dict[tuple[str, str, str], Policy | None] = {}
+        # kind -> scope -> name -> compiled policy (None: known to have none)
+        self._cache: dict[str, dict[str, dict[str, Policy | None]]] = {
+            "resource": {}, "resource_type": {}}
+        self._resources = self._cache["resource"]
+        self._types = self._cache["resource_type"]
+        self._cached = 0
         self._version = self._read_version()
-        self._checked = clock()
+        self._deadline = clock() + recheck
 
     # -- cache -----------------------------------------------------------------------------
 
@@ -63,29 +67,29 @@ class SqlitePolicyRepository:
         row = self.db.query_one("SELECT version FROM abac_policy_version WHERE id = 1")
         return int(row[0]) if row else 0
 
+    def _clear(self) -> None:
+        self._resources.clear()
+        self._types.clear()
+        self._cached = 0
+
     def _fresh(self) -> None:
         """Drop the cache if another store object changed a policy since we last looked."""
-        now = self._clock()
-        if now - self._checked < self._recheck:
-            return
-        self._checked = now
+        self._deadline = self._clock() + self._recheck
         version = self._read_version()
         if version != self._version:
             self._version = version
-            self._cache.clear()
+            self._clear()
 
-    def _compiled(self, scope: str, kind: str, name: str) -> Policy | None:
-        key = (scope, kind, name)
-        hit = self._cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit  # type: ignore[return-value]
+    def _load(self, scope: str, kind: str, name: str) -> Policy | None:
+        """Read, compile and cache one policy (or its absence)."""
         row = self.db.query_one(
             "SELECT expression FROM abac_policy WHERE node_name = ? AND kind = ? AND name = ?",
             (scope, kind, name))
         policy = None if row is None else self._parse(row[0], scope, kind, name)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = policy
+        if self._cached >= _CACHE_LIMIT:
+            self._clear()
+        self._cached += 1
+        self._cache[kind].setdefault(scope, {})[name] = policy
         return policy
 
     @staticmethod
@@ -154,16 +158,18 @@ class SqlitePolicyRepository:
     async def policy_for(self, resource: str, resource_type: str | None = None, *,
                          scope: str = DEFAULT_SCOPE,
                          default: Policy | None = None) -> Policy | None:
-        if self._clock() - self._checked >= self._recheck:
+        if self._clock() >= self._deadline:
             self._fresh()
-        policy = self._cache.get((scope, "resource", resource), _MISSING)
-        if policy is _MISSING:
-            policy = self._compiled(scope, "resource", resource)
+        try:  # the warm path: two dict reads, no exception
+            policy = self._resources[scope][resource]
+        except KeyError:
+            policy = self._load(scope, "resource", resource)
         if policy is None and resource_type is not None:
-            policy = self._cache.get((scope, "resource_type", resource_type), _MISSING)
-            if policy is _MISSING:
-                policy = self._compiled(scope, "resource_type", resource_type)
-        return default if policy is None else policy  # type: ignore[return-value]
+            try:
+                policy = self._types[scope][resource_type]
+            except KeyError:
+                policy = self._load(scope, "resource_type", resource_type)
+        return default if policy is None else policy
 
     # -- internals -------------------------------------------------------------------------
 
@@ -171,4 +177,4 @@ class SqlitePolicyRepository:
         conn.execute("UPDATE abac_policy_version SET version = version + 1 WHERE id = 1")
         row = conn.execute("SELECT version FROM abac_policy_version WHERE id = 1").fetchone()
         self._version = int(row[0])
-        self._cache.clear()
+        self._clear()
