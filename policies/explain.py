@@ -118,7 +118,7 @@ def explain(e: Expr, values: Mapping[str, Any]) -> Explanation:
     return _Explainer(values).boolean(e)
 
 
-def _short(text: str, limit: int = 60) -> str:
+def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -166,7 +166,7 @@ class _Explainer:
         text = _short(render(e))
         if v is None:
             return f"{text} (missing)" if isinstance(e, Name) else f"{text} (unknown)"
-        return f"{text} (the {type_name(v)} {_short(show_value(v), 40)})"
+        return f"{text} (the {type_name(v)} {_short(show_value(v), 80)})"
 
     def boolean(self, e: Expr) -> Explanation:
         text = render(e)
@@ -179,7 +179,7 @@ class _Explainer:
             if v is None:
                 reason = f"{e.name} is missing"
             elif r is None:
-                reason = f"{e.name} is the {type_name(v)} {_short(show_value(v), 40)}, not a boolean"
+                reason = f"{e.name} is the {type_name(v)} {_short(show_value(v), 80)}, not a boolean"
             elif r is False:
                 reason = f"{e.name} is false"
             return Explanation(text, r, reason, value=v)
@@ -258,8 +258,8 @@ class _Explainer:
             right = self.describe(args[i + 1], vals[i + 1])
             if wanted is False:
                 if op == "=" and isinstance(args[i], Name) and literal_value(args[i + 1])[0]:
-                    return (f"{args[i].name} is {_short(show_value(vals[i]), 40)}, "
-                            f"not {_short(show_value(vals[i + 1]), 40)}")
+                    return (f"{args[i].name} is {_short(show_value(vals[i]), 80)}, "
+                            f"not {_short(show_value(vals[i + 1]), 80)}")
                 return f"{left} {op} {right} is false"
             missing = [a.name for a, v in ((args[i], vals[i]), (args[i + 1], vals[i + 1]))
                        if v is None and isinstance(a, Name)]
