@@ -132,12 +132,14 @@ def test_every_artifact_kind_decodes_by_shape() -> None:
         with pytest.raises(DecodeError, match=needle):
             decode_artifact(bad)
     # a presentation's field errors name their place
-    raw = bytearray(p.encode())
-    raw[-70] ^= 0xFF  # inside the holder signature's head area or bytes
-    try:
-        Presentation.decode(bytes(raw))
-    except DecodeError as e:
-        assert e.field.startswith("presentation")
+    with pytest.raises(DecodeError) as e:
+        Presentation.decode(p.encode()[:-1])
+    assert e.value.field == "presentation.signature"
+    inner = bytearray(p.encode())
+    inner[7] = 0x02  # the VersionedData data type 18 81 -> 18 02 (not the shortest head)
+    with pytest.raises(DecodeError) as e:
+        Presentation.decode(bytes(inner))
+    assert e.value.field.startswith("presentation.data")
     with pytest.raises(DecodeError) as e:
         DisclosableCredential.decode(held.encode()[:-3])
     assert e.value.field.startswith("disclosable_credential.disclosures")
