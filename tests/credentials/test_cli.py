@@ -286,3 +286,39 @@ def test_help_has_examples(cli: Cli, noun: str, verbs: list[str]) -> None:
         assert verb in top
         out = cli(noun, verb, "--help").out
         assert "Example" in out and "--output" in out
+
+
+def test_bad_presentations_give_one_line_and_record_nothing(people: Cli, home: Path) -> None:
+    cli = people
+    cli("identity", "create", "mallory")
+    held = cli("credential", "issue", "--identity", "authority", "--subject", "alice",
+               "--selective", "--attribute", "role=admin", "--ttl", "10m").out
+    p = cli.json("credential", "present", "--identity", "alice", held, "--reveal", "role",
+                 "--audience", "api", "--nonce", "n1")
+    hexp, at = p["presentation"], p["presented_at"]
+    sig_byte = len(hexp) - 20  # inside the holder's signature
+    forged = hexp[:sig_byte] + ("0" if hexp[sig_byte] != "0" else "1") + hexp[sig_byte + 1:]
+    common = ["--audience", "api", "--nonce", "n1"]
+    cases = [
+        ([forged, "--authority", "authority"], "invalid holder signature"),
+        ([hexp, "--authority", "mallory"], "not one of the given authorities"),
+        ([hexp, "--authority", "authority", "--subject", "mallory"], "is about"),
+        ([hexp, "--authority", "authority", "--time", str(at + 601)], "stale"),
+        ([hexp, "--authority", "authority", "--time", str(at - 61)], "future"),
+    ]
+    for args, needle in cases:
+        r = cli("credential", "verify-presentation", *args, *common, ok=False)
+        assert_one_line_error(r, needle)
+    assert _rows(home, "SELECT * FROM seen_nonce") == []
+    assert _rows(home, "SELECT * FROM subject_attribute") == []
+    # the credential inside expired (10 minutes), though the presentation is fresh
+    late = cli("credential", "present", "--identity", "alice", held, "--reveal", "role",
+               "--audience", "api", "--nonce", "n2", "--time", str(at + 601)).out
+    r = cli("credential", "verify-presentation", late, "--authority", "authority", "--audience",
+            "api", "--nonce", "n2", "--time", str(at + 601), ok=False)
+    assert_one_line_error(r, "expired")
+    assert _rows(home, "SELECT * FROM seen_nonce") == []
+    # the genuine one still verifies once
+    assert cli.json("credential", "verify-presentation", hexp, "--authority", "authority",
+                    *common)["valid"]
+    assert len(_rows(home, "SELECT * FROM seen_nonce")) == 1
