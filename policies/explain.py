@@ -130,6 +130,15 @@ def _list(indices: list[int], state: str) -> str:
     return "arguments " + ", ".join(words[:-1]) + " and " + words[-1] + f" are {state}"
 
 
+def _why(kids: tuple[Explanation, ...], which: list[int]) -> str:
+    """The reason of the one argument that decided, appended (``: subject.a is missing``)."""
+    if len(which) == 1:
+        reason = kids[which[0] - 1].reason
+        if reason:
+            return f": {reason}"
+    return ""
+
+
 class _Explainer:
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.values = values
@@ -191,9 +200,9 @@ class _Explainer:
         false = [i + 1 for i, k in enumerate(kids) if k.result is False]
         unknown = [i + 1 for i, k in enumerate(kids) if k.result is None]
         if false:
-            return Explanation(text, False, _list(false, "false"), kids)
+            return Explanation(text, False, _list(false, "false") + _why(kids, false), kids)
         if unknown:
-            return Explanation(text, None, _list(unknown, "unknown") + " and none is false", kids)
+            return Explanation(text, None, _list(unknown, "unknown") + _why(kids, unknown), kids)
         return Explanation(text, True, None, kids)
 
     def op_or(self, e: Call, text: str) -> Explanation:
@@ -202,15 +211,15 @@ class _Explainer:
             return Explanation(text, True, None, kids)
         unknown = [i + 1 for i, k in enumerate(kids) if k.result is None]
         if unknown:
-            return Explanation(text, None, "no argument is true and " + _list(unknown, "unknown"),
-                               kids)
+            return Explanation(text, None, "no argument is true and " + _list(unknown, "unknown")
+                               + _why(kids, unknown), kids)
         reason = "no argument is true" if kids else "(or) without arguments is false"
         return Explanation(text, False, reason, kids)
 
     def op_not(self, e: Call, text: str) -> Explanation:
         kid = self.boolean(e.args[0])
         if kid.result is None:
-            return Explanation(text, None, "its argument is unknown", (kid,))
+            return Explanation(text, None, "its argument is unknown" + _why((kid,), [1]), (kid,))
         if kid.result:
             return Explanation(text, False, "its argument is true", (kid,))
         return Explanation(text, True, None, (kid,))

@@ -40,3 +40,20 @@ def test_docs_console_examples(cli: Any) -> None:
         assert argv[0] == "truststack"
         r = cli(*argv[1:])
         assert r.stdout.rstrip("\n").splitlines() == expected, command
+
+
+def test_cli_doc_policy_section_runs(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    section = text.split("\n## policy\n", 1)[1].split("\n## ", 1)[0]
+    [script] = re.findall(r"```sh\n(.*?)```", section, re.S)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+           "TRUSTSTACK_HOME": str(tmp_path / "home")}
+    p = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                       text=True, cwd=tmp_path, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert 'denied (false: argument 2 is false: subject.role is "ops", not "billing")' in p.stdout
+    assert '"valid": true' in p.stdout
