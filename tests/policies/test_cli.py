@@ -127,8 +127,8 @@ def test_test_command(cli: Any) -> None:
                     "--env", "subject.level=2", "--explain")
     assert data["allowed"] is False and data["result"] == "false"
     tree = data["explain"]
-    assert tree["result"] == "false" and tree["reason"] == ("argument 3 is false: subject.level (the string \"2\") >= 3 "
-                                                       "is false")
+    assert tree["result"] == "false"
+    assert tree["reason"] == 'argument 3 is false: subject.level (the string "2") >= 3 is false'
     assert [c["result"] for c in tree["children"]] == ["true", "true", "false"]
     level = tree["children"][2]
     assert level["expression"] == "(>= subject.level 3)"
