@@ -291,8 +291,8 @@ def _name_vs_literal(op: str, left: Expr, right: Expr) -> Fn | None:
                 return eq(v, lit)
 
             return eq_bool
-    lit_type = type(lit)
-    if lit_type is float and math.isnan(lit):
+    lit_type: type = type(lit)
+    if isinstance(lit, float) and math.isnan(lit):
         lit_type = type(None)  # no fast path: let order() report NaN as unordered
     py_op = _PY_OPS[op]
     if swapped:

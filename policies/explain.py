@@ -266,8 +266,9 @@ class _Explainer:
             left = self.describe(args[i], vals[i])
             right = self.describe(args[i + 1], vals[i + 1])
             if wanted is False:
-                if op == "=" and isinstance(args[i], Name) and literal_value(args[i + 1])[0]:
-                    return (f"{args[i].name} is {_short(show_value(vals[i]), 80)}, "
+                first = args[i]
+                if op == "=" and isinstance(first, Name) and literal_value(args[i + 1])[0]:
+                    return (f"{first.name} is {_short(show_value(vals[i]), 80)}, "
                             f"not {_short(show_value(vals[i + 1]), 80)}")
                 return f"{left} {op} {right} is false"
             missing = [a.name for a, v in ((args[i], vals[i]), (args[i + 1], vals[i + 1]))

@@ -24,7 +24,7 @@ def _store() -> SqlitePolicyRepository:
     return SqlitePolicyRepository(Database.open_home())
 
 
-def _target(resource: str | None, resource_type: str | None) -> dict[str, str | None]:
+def _target(resource: str | None, resource_type: str | None) -> dict[str, Any]:
     if (resource is None) == (resource_type is None):
         raise UsageError("give exactly one of --resource and --resource-type")
     return {"resource": resource, "resource_type": resource_type}
@@ -175,7 +175,7 @@ def _environment(assignments: tuple[str, ...], schema_items: tuple[str, ...],
 
     seen: set[str] = set()
     args: dict[str, Any] = {}
-    maps: dict[str, dict[str, str]] = {"subject": {}, "resource": {}, "action_attributes": {},
+    maps: dict[str, Any] = {"subject": {}, "resource": {}, "action_attributes": {},
                                        "env": {}}
     if resource is not None:
         args["resource_id"] = resource
