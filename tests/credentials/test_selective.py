@@ -8,7 +8,12 @@ import pytest
 
 from tests.credentials.helpers import NOW, World, make_world, run
 from trust.credentials.issuance import sign_credential_data
-from trust.credentials.presentation import MAX_AGE, MAX_FUTURE, verify_presentation
+from trust.credentials.presentation import (
+    MAX_AGE,
+    MAX_FUTURE,
+    VerifiedPresentation,
+    verify_presentation,
+)
 from trust.credentials.verification import verify_credential
 from trust.errors import DecodeError, NotFoundError, UntrustedError, UsageError, VerificationError
 from trust.identities.creation import rotate_identity
@@ -35,10 +40,10 @@ def world() -> World:
 
 
 def _verify(w: World, p: Presentation, *, audience: str = "api", nonce: str = "n-1",
-            now: int = NOW, **kw: object) -> object:
+            now: int = NOW, known_holder: Identity | None = None) -> VerifiedPresentation:
     # through the bytes, as a verifier receives it
     return verify_presentation(Presentation.decode(p.encode()), [w.issuer], audience=audience,
-                               nonce=nonce, now=now, **kw)
+                               nonce=nonce, now=now, known_holder=known_holder)
 
 
 async def _sign_presentation(holder: Identity, w: World, handle: str,
@@ -65,7 +70,9 @@ def test_selective_issuance_shape(world: World) -> None:
     assert DisclosableCredential.decode(raw) == held and decode_artifact(raw) == held
     # salts are fresh: the same attributes give different digests
     again = run(world.issue_selective(SECRET))
-    assert set(again.credential.credential.payload.digests).isdisjoint(payload.digests)
+    again_payload = again.credential.credential.payload
+    assert isinstance(again_payload, SelectiveCredentialData)
+    assert set(again_payload.digests).isdisjoint(payload.digests)
     # the holder's copy verifies in full; nothing is revealed without disclosures
     v = verify_credential(held.credential, [world.issuer], now=NOW, disclosures=held.disclosures)
     assert {k.decode(): x.decode() for k, x in v.attributes.items()} == SECRET

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.credentials.helpers import NOW, run
 from trust.credentials.issuance import sign_credential_data
+from trust.credentials.presentation import VerifiedPresentation
 from trust.credentials.service import CredentialService
 from trust.errors import UntrustedError, UsageError, VerificationError
 from trust.models.credential import (
@@ -78,12 +80,14 @@ def test_verify_records_attributes_and_failures_record_nothing(tmp_path: Path) -
             holder = await s.identities.create_identity("holder", now=NOW - 10)
             other = await s.identities.create_identity("other", now=NOW - 10)
             cpk = await s.issue("issuer", "holder", {"role": "admin"}, ttl=100, now=NOW)
-            for bad in [dict(authorities=[other.identity]),
-                        dict(authorities=[issuer.identity], now=NOW + 101),
-                        dict(authorities=[issuer.identity], subject=other.identity)]:
+            bads: list[dict[str, Any]] = [
+                {"authorities": [other.identity]},
+                {"authorities": [issuer.identity], "now": NOW + 101},
+                {"authorities": [issuer.identity], "subject": other.identity}]
+            for bad in bads:
                 kw = {"now": NOW, **bad}
                 with pytest.raises((VerificationError, UntrustedError)):
-                    await s.verify(cpk, **kw)  # type: ignore[arg-type]
+                    await s.verify(cpk, **kw)
                 assert await s.attributes.get(holder.identifier, now=NOW) == []
             # the subject's history is known here, so its change hash is checked
             vault, handle, att = await s.identities.credential_signing_key("issuer", now=NOW)
@@ -116,15 +120,15 @@ def test_wallet_store_checks_the_holder(tmp_path: Path) -> None:
             cpk = await s.issue("issuer", "holder", {"role": "admin"}, now=NOW)
             with pytest.raises(UntrustedError, match="is about"):
                 await s.store("other", cpk, [issuer.identity], now=NOW)
-            assert await s.list() == []
+            assert await s.list_stored() == []
             held = await s.issue("issuer", "holder", {"role": "admin"}, selective=True, decoys=2,
                                  now=NOW)
             a = await s.store("holder", cpk, [issuer.identity], now=NOW)
             b = await s.store("holder", held, [issuer.identity], now=NOW)
             assert (a.selective, b.selective) == (False, True)
             assert DisclosableCredential.decode(b.data) == held
-            assert [x.id for x in await s.list("holder")] == [a.id, b.id]
-            assert await s.list("other") == []
+            assert [x.id for x in await s.list_stored("holder")] == [a.id, b.id]
+            assert await s.list_stored("other") == []
             assert b.holder == holder.identifier and b.issuer == issuer.identifier
             # the wallet keeps the holder's credentials, not the verifier's attribute store
             assert await s.attributes.get(holder.identifier, now=NOW) == []
@@ -158,13 +162,13 @@ def test_presentations_are_single_use_across_runs(tmp_path: Path) -> None:
 
     presentation, issuer_history, holder_history = run(setup())
 
-    async def verify(**kw: object) -> object:
+    async def verify(**kw: Any) -> VerifiedPresentation:
         s = CredentialService.open(verifier_home)  # a new process each time, in effect
         try:
             [authority] = await s.resolve([issuer_history.hex()])
-            args = {"audience": "api", "nonce": "n1", "now": NOW + 5, **kw}
+            args: dict[str, Any] = {"audience": "api", "nonce": "n1", "now": NOW + 5, **kw}
             return await s.verify_presentation(Presentation.decode(presentation), [authority],
-                                               **args)  # type: ignore[arg-type]
+                                               **args)
         finally:
             await s.close()
 

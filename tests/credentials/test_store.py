@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ ISSUER2 = "I" + "22" * 32
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
+def db(tmp_path: Path) -> Iterator[Database]:
     d = Database(tmp_path / "state.sqlite")
     yield d
     d.close()
@@ -120,7 +121,8 @@ def test_wallet(db: Database) -> None:
         same = await wallet.add(A, ISSUER1, A, 0, False, b"\x01\x02", 10, 20, now=6)
         assert same == s1 and s1.id >= 1 and s1.stored_at == 5
         s2 = await wallet.add(B, ISSUER1, B, (1 << 64) - 1, True, b"\x03", 10, 30, now=7)
-        assert (await wallet.get(s2.id)).schema == (1 << 64) - 1
+        got = await wallet.get(s2.id)
+        assert got is not None and got.schema == (1 << 64) - 1
         assert [s.id for s in await wallet.list()] == [s1.id, s2.id]
         assert [s.id for s in await wallet.list(B)] == [s2.id]
         assert await wallet.delete(s1.id) and not await wallet.delete(s1.id)

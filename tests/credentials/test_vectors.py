@@ -40,8 +40,10 @@ def test_real_ockam_credential_decodes_and_reencodes_byte_identically() -> None:
     c = cpk.credential
     assert not c.is_selective and c.data_type == 3
     assert c.subject_text == exp["subject"]
+    assert c.subject_latest_change_hash is not None
     assert c.subject_latest_change_hash.hex() == exp["subject_latest_change_hash"]
     assert c.schema == exp["schema"]
+    assert isinstance(c.payload, CredentialData)
     attrs = {k.decode(): v.decode() for k, v in c.payload.attributes.entries}
     assert attrs == exp["attributes"]
     assert list(attrs) == sorted(attrs)  # bytewise order on the wire
@@ -52,6 +54,7 @@ def test_real_ockam_credential_decodes_and_reencodes_byte_identically() -> None:
     want = REAL["expected"]["purpose_key_attestation"]
     assert identifier_text(att.subject) == want["subject"]
     assert att.public_key.purpose is Purpose.CREDENTIAL_SIGNING
+    assert att.public_key.signing is not None
     assert att.public_key.signing.hex == want["public_key"]["key"]
     assert (att.created_at, att.expires_at) == (want["created_at"], want["expires_at"])
 

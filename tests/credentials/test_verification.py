@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from tests.credentials.helpers import ATT_CREATED, ATT_EXPIRES, NOW, World, make
 from trust.credentials.issuance import sign_credential_data
 from trust.credentials.verification import (
     MAX_ALLOWED_TIME_DRIFT,
+    VerifiedCredential,
     clear_cache,
     verify_credential,
 )
@@ -34,7 +37,7 @@ def world() -> World:
     return run(make_world())
 
 
-def check(w: World, cpk: CredentialAndPurposeKey, now: int, **kw: object) -> object:
+def check(w: World, cpk: CredentialAndPurposeKey, now: int, **kw: Any) -> VerifiedCredential:
     """Verify cold and warm: both must agree."""
     clear_cache()
     cold = _outcome(lambda: verify_credential(cpk, [w.issuer], now=now, cache=False, **kw))
@@ -44,10 +47,11 @@ def check(w: World, cpk: CredentialAndPurposeKey, now: int, **kw: object) -> obj
     if isinstance(cold, Exception):
         assert str(cold) == str(warm)
         raise cold
+    assert isinstance(cold, VerifiedCredential)
     return cold
 
 
-def _outcome(fn):  # type: ignore[no-untyped-def]
+def _outcome(fn: Callable[[], VerifiedCredential]) -> VerifiedCredential | Exception:
     try:
         return fn()
     except (VerificationError, UntrustedError) as e:

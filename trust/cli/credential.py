@@ -412,7 +412,7 @@ def list_(holder: str | None, at: int | None, output: str) -> None:
 
     async def go(s: CredentialService) -> list[dict[str, Any]]:
         names = {n.identifier: n.name for n in await s.identities.list()}
-        return [_stored_json(sc, names, now) for sc in await s.list(holder)]
+        return [_stored_json(sc, names, now) for sc in await s.list_stored(holder)]
 
     items = _with_service(go)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from trust.errors import UsageError
 from trust.identities.identity import Identity
 from trust.models.credential import (
     DIGEST_SIZE,
     SALT_SIZE,
+    AttributeMapping,
     Attributes,
     Credential,
     CredentialAndPurposeKey,
@@ -68,7 +69,7 @@ def _window(attestation: PurposeKeyAttestation, now: int | None, ttl: int,
     return created, expires
 
 
-async def issue_credential(subject: Identity, attributes: Attributes | Mapping[str | bytes, str | bytes],
+async def issue_credential(subject: Identity, attributes: Attributes | AttributeMapping,
                            vault: SigningVault, handle: str, attestation: PurposeKeyAttestation, *,
                            now: int | None = None, ttl: int = DEFAULT_CREDENTIAL_TTL,
                            created_at: int | None = None,
@@ -90,7 +91,7 @@ def make_disclosures(attributes: Attributes, random_bytes: RandomBytes = secrets
 
 
 async def issue_selective_credential(subject: Identity,
-                                     attributes: Attributes | Mapping[str | bytes, str | bytes],
+                                     attributes: Attributes | AttributeMapping,
                                      vault: SigningVault, handle: str,
                                      attestation: PurposeKeyAttestation, *,
                                      now: int | None = None, ttl: int = DEFAULT_CREDENTIAL_TTL,

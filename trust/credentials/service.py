@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from trust.credentials.attributes import SubjectAttributes
 from trust.credentials.issuance import (
@@ -102,6 +102,24 @@ class CredentialService:
         return await self.schemas.get(schema_id)
 
     # -- issue -----------------------------------------------------------------------------------
+    @overload
+    async def issue(self, issuer: str | None, subject: Identity | str, values: Mapping[str, Any], *,
+                    ttl: int = ..., schema_id: int = ..., selective: Literal[False] = ...,
+                    decoys: int = ..., key_vault: str | None = ..., now: int | None = ...
+                    ) -> CredentialAndPurposeKey: ...
+
+    @overload
+    async def issue(self, issuer: str | None, subject: Identity | str, values: Mapping[str, Any], *,
+                    ttl: int = ..., schema_id: int = ..., selective: Literal[True],
+                    decoys: int = ..., key_vault: str | None = ..., now: int | None = ...
+                    ) -> DisclosableCredential: ...
+
+    @overload
+    async def issue(self, issuer: str | None, subject: Identity | str, values: Mapping[str, Any], *,
+                    ttl: int = ..., schema_id: int = ..., selective: bool,
+                    decoys: int = ..., key_vault: str | None = ..., now: int | None = ...
+                    ) -> CredentialAndPurposeKey | DisclosableCredential: ...
+
     async def issue(self, issuer: str | None, subject: Identity | str, values: Mapping[str, Any], *,
                     ttl: int = DEFAULT_CREDENTIAL_TTL, schema_id: int = 0, selective: bool = False,
                     decoys: int = 0, key_vault: str | None = None, now: int | None = None
@@ -162,7 +180,8 @@ class CredentialService:
                                      credential.encode(), v.created_at, v.expires_at,
                                      now=_now(now))
 
-    async def list(self, holder: str | None = None) -> list[StoredCredential]:
+    async def list_stored(self, holder: str | None = None) -> list[StoredCredential]:
+        """The wallet: every held credential, or those of the local identity ``holder``."""
         if holder is None:
             return await self.wallet.list()
         return await self.wallet.list((await self.identities.get(holder)).identifier)

@@ -56,6 +56,7 @@ __all__ = [
     "PRESENTATION_DATA_TYPE",
     "SALT_SIZE",
     "SELECTIVE_CREDENTIAL_DATA_TYPE",
+    "AttributeMapping",
     "Attributes",
     "Credential",
     "CredentialAndPurposeKey",
@@ -138,6 +139,10 @@ def _versioned(data_type: int, payload: bytes) -> bytes:
     return b"\x83" + enc_uint(VERSION) + enc_uint(data_type) + head(2, len(payload)) + payload
 
 
+AttributeMapping = Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes]
+"""Attribute names to values, as text (UTF-8 encoded) or bytes."""
+
+
 def _as_bytes(v: str | bytes) -> bytes:
     return v.encode("utf-8") if isinstance(v, str) else bytes(v)
 
@@ -167,7 +172,7 @@ class Attributes:
                                   field="attributes.map")
 
     @classmethod
-    def of(cls, mapping: Mapping[str | bytes, str | bytes] | Iterable[tuple[str | bytes, str | bytes]],
+    def of(cls, mapping: AttributeMapping | Iterable[tuple[str | bytes, str | bytes]],
            schema: int = 0) -> Attributes:
         """Attributes from a mapping (text is UTF-8 encoded); names are sorted bytewise."""
         items = mapping.items() if isinstance(mapping, Mapping) else mapping
