@@ -8,6 +8,7 @@ implementations of a home (``$TRUSTSTACK_HOME/state.sqlite``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -164,8 +165,8 @@ class IdentityManager:
                                   int(time.time()))
             await self.local.add(local)
         except BaseException:
-            if created_key and v.backend in ("file", "software"):
-                await v.delete_key(handle)
+            if created_key:
+                await _discard_key(v, handle)
             raise
         return await self.get(name)
 
@@ -243,8 +244,8 @@ class IdentityManager:
             await self.known.store(rotated)
             await self.local.update_key(name, new_vault_name, handle)
         except BaseException:
-            if created_key and new_vault.backend in ("file", "software"):
-                await new_vault.delete_key(handle)
+            if created_key:
+                await _discard_key(new_vault, handle)
             raise
         if revoke_purpose_keys:
             await self.purpose_keys.delete(rotated.identifier)
@@ -357,10 +358,16 @@ class IdentityManager:
                                                          vault_name, handle, att.encode(),
                                                          d.created_at, d.expires_at))
         except BaseException:
-            if v.backend in ("file", "software"):
-                await v.delete_key(handle)
+            await _discard_key(v, handle)
             raise
         return v, handle, att
+
+
+async def _discard_key(vault: SigningVault, handle: str) -> None:
+    """Best-effort removal of a key this manager just generated, when the operation that needed
+    it failed (HSM/KMS keys are destroyed or scheduled for deletion by their backend)."""
+    with contextlib.suppress(Exception):
+        await vault.delete_key(handle)
 
 
 def identity_json(identity: Identity) -> dict[str, Any]:
