@@ -93,7 +93,7 @@ environments = st.dictionaries(st.sampled_from(NAMES), env_values, max_size=8).m
     Environment.of)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(trees())
 def test_printer_parser_round_trip(tree: Expr) -> None:
     policy = Policy(tree)
@@ -103,7 +103,7 @@ def test_printer_parser_round_trip(tree: Expr) -> None:
     assert again.grammar == policy.grammar
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(policies, environments)
 def test_evaluation_never_raises_and_explain_agrees(policy: Policy, env: Environment) -> None:
     result = policy.truth(env)
@@ -115,7 +115,7 @@ def test_evaluation_never_raises_and_explain_agrees(policy: Policy, env: Environ
     assert isinstance(why.render(), str)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(policies, policies, environments)
 def test_kleene_identities(p: Policy, q: Policy, env: Environment) -> None:
     a, b = p.expr, q.expr
