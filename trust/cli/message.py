@@ -94,13 +94,16 @@ def _send_from_node(node: str, to: str, payload: bytes, seconds: float) -> bytes
 
 def _send_from_temporary_node(to: str, payload: bytes, seconds: float) -> bytes:
     from trust.cli.common import run
-    from trust.node import Node
+    from trust.node import Node, ReceiveTimeoutError
     from trust.node.resolve import route_from_text
 
     route = route_from_text(to)
 
     async def go() -> bytes:
         async with Node("message") as node:
-            return await node.send_and_receive(route, payload, timeout=seconds)
+            try:
+                return await node.send_and_receive(route, payload, timeout=seconds)
+            except ReceiveTimeoutError:
+                raise ReceiveTimeoutError(f"no reply from {to} within {seconds:g}s") from None
 
     return run(go())

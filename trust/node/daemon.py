@@ -26,6 +26,7 @@ from typing import Any
 from trust.errors import ConflictError, TrustError, UsageError
 from trust.node.control import encode_error
 from trust.node.control_server import ControlServer
+from trust.node.errors import ReceiveTimeoutError
 from trust.node.files import NodePaths, write_json
 from trust.node.node import Node
 from trust.node.resolve import route_from_text
@@ -173,7 +174,10 @@ class NodeRuntime:
         except ValueError:
             raise UsageError("message.send 'payload' is not valid hex") from None
         route = route_from_text(to, self.paths.home)
-        reply = await self.node.send_and_receive(route, payload, timeout=float(timeout))
+        try:
+            reply = await self.node.send_and_receive(route, payload, timeout=float(timeout))
+        except ReceiveTimeoutError:
+            raise ReceiveTimeoutError(f"no reply from {to} within {timeout:g}s") from None
         return {"payload": reply.hex()}
 
     async def _workers(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -450,6 +450,12 @@ class FrameDecoder:
                 if self._need_preamble and avail:
                     self._check_preamble()
                     continue
+                if not avail:
+                    self._start = self._end = 0
+                    if len(buf) > self._KEEP_LIMIT:  # release a buffer grown for a big frame
+                        self._mv.release()
+                        self._buf = bytearray(self._size)
+                        self._mv = memoryview(self._buf)
                 return None
             if self._need_preamble:
                 self._check_preamble()

@@ -1,0 +1,163 @@
+"""Ockam's TCP frame format (wire spec §2.1, §8.7), byte for byte, and the incremental decoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trust.errors import DecodeError
+from trust.routing import (
+    MAX_FRAME_SIZE,
+    PREAMBLE,
+    FrameDecoder,
+    FrameTooLargeError,
+    LocalMessage,
+    Route,
+    decode_body,
+    encode_body,
+    encode_frame,
+    encode_heartbeat,
+    encode_string,
+)
+from trust.routing.tcp_frame import encode_frame_addrs, frame_header
+
+WORKED_FRAME = "0000001983818200466563686f657281820043617070460548656c6c6f"
+TRACEPARENT = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+
+
+def test_worked_example_byte_for_byte() -> None:
+    payload = encode_string("Hello")
+    assert payload.hex() == "0548656c6c6f"
+    frame = encode_frame(Route(["echoer"]), Route(["app"]), payload)
+    assert frame.hex() == WORKED_FRAME
+    body = encode_body(Route(["echoer"]), Route(["app"]), payload)
+    assert body.hex() == WORKED_FRAME[8:]
+    assert PREAMBLE == b"\x01"
+
+
+def test_worked_example_decodes() -> None:
+    msgs = FrameDecoder().decode(PREAMBLE + bytes.fromhex(WORKED_FRAME))
+    assert msgs == [LocalMessage(Route(["echoer"]), Route(["app"]), bytes.fromhex("0548656c6c6f"))]
+
+
+def test_tracing_context_vector() -> None:
+    body = encode_body(Route(["echoer"]), Route(["app"]), encode_string("Hello"), TRACEPARENT)
+    expected = "84818200466563686f657281820043617070460548656c6c6f7849" + TRACEPARENT.encode().hex()
+    assert body.hex() == expected
+    m = decode_body(bytes.fromhex(expected))
+    assert m.tracing_context == TRACEPARENT and json.loads(m.tracing_context)
+    # the tracing context survives a frame round trip
+    frame = encode_frame(Route(["echoer"]), Route(["app"]), b"x", TRACEPARENT)
+    assert FrameDecoder(preamble=False).decode(frame)[0].tracing_context == TRACEPARENT
+
+
+def test_header_plus_payload_equals_frame() -> None:
+    on, ret = Route(["a", "b"]), Route(["c"])
+    for size in (0, 23, 24, 255, 256, 65535, 65536):
+        payload = bytes(size)
+        assert frame_header(on.addresses, ret.addresses, size) + payload == encode_frame_addrs(
+            on.addresses, ret.addresses, payload)
+
+
+def test_heartbeat_is_checked_and_skipped() -> None:
+    d = FrameDecoder()
+    hb = encode_heartbeat()
+    assert hb.hex() == "000000048380804" "0"
+    msgs = d.decode(PREAMBLE + hb + bytes.fromhex(WORKED_FRAME) + hb)
+    assert len(msgs) == 1 and d.heartbeats == 2
+
+
+def test_preamble_each_way() -> None:
+    with pytest.raises(DecodeError, match="protocol version 2"):
+        FrameDecoder().decode(b"\x02" + bytes.fromhex(WORKED_FRAME))
+    d = FrameDecoder()
+    assert d.decode(b"\x01") == [] and d.next_message() is None
+    assert len(d.decode(bytes.fromhex(WORKED_FRAME))) == 1
+
+
+def test_oversize_frame_rejected_from_its_header() -> None:
+    d = FrameDecoder()
+    with pytest.raises(DecodeError, match="larger than"):
+        d.decode(PREAMBLE + (MAX_FRAME_SIZE + 1).to_bytes(4, "big"))
+    with pytest.raises(DecodeError):  # the decoder stays failed
+        d.decode(bytes.fromhex(WORKED_FRAME))
+
+
+def test_frame_at_the_limit_is_accepted() -> None:
+    on, ret = Route(["a"]), Route(["b"])
+    overhead = len(frame_header(on.addresses, ret.addresses, 1 << 20)) - 4
+    payload = bytes(MAX_FRAME_SIZE - overhead)
+    frame = encode_frame(on, ret, payload)
+    assert int.from_bytes(frame[:4], "big") == MAX_FRAME_SIZE
+    d = FrameDecoder(preamble=False)
+    for i in range(0, len(frame), 1 << 20):
+        d.feed(frame[i : i + (1 << 20)])
+    [m] = list(d)
+    assert m.payload == payload
+    assert d.capacity <= FrameDecoder.DEFAULT_BUFFER_SIZE  # the big buffer was released
+    with pytest.raises(FrameTooLargeError):
+        encode_frame(on, ret, payload + b"\x00")
+
+
+def test_small_limit_and_garbage() -> None:
+    d = FrameDecoder(preamble=False, max_frame_size=100)
+    with pytest.raises(DecodeError):
+        d.decode(encode_frame(Route(["a"]), Route(["b"]), bytes(200)))
+    for garbage in ["00000003ffffff", "0000000183", "00000002a000", "0000000480808040ff"]:
+        with pytest.raises(DecodeError):
+            FrameDecoder(preamble=False).decode(bytes.fromhex(garbage))
+
+
+@pytest.mark.parametrize(("hexbody", "field"), [
+    ("82808040", "frame"),                       # 2 elements
+    ("85808040" "6000", "frame"),                # 5 elements
+    ("838080" "6161", "payload"),                # text payload
+    ("838182006161" "80" "4161", "onward_route"),  # address inner is text
+    ("838080" "5800", "payload"),                # non-shortest bstr head
+    ("848080" "4061" "f6", "tracing_context"),   # null tracing
+    ("848080" "40" "61ff", "tracing_context"),   # invalid UTF-8
+    ("838080" "40" "00", "frame"),               # trailing byte
+    ("83a080" "40", "onward_route"),             # map instead of array
+    ("9f808040ff", "frame"),                     # indefinite array
+    ("83818300404040", "onward_route"),          # address with 3 elements
+])
+def test_body_rejects(hexbody: str, field: str) -> None:
+    with pytest.raises(DecodeError) as e:
+        decode_body(bytes.fromhex(hexbody))
+    assert e.value.field is not None and e.value.field.startswith(field)
+
+
+def test_route_cache_does_not_change_results() -> None:
+    """Frames with the same routes decode through the cached-prefix path: same results."""
+    d = FrameDecoder(preamble=False)
+    on, ret = Route(["x", "y"]), Route(["r"])
+    sizes = (0, 1, 30, 300, 70000)
+    frames = [encode_frame(on, ret, bytes([i % 256]) * i) for i in sizes]
+    frames.append(encode_frame(on, ret, b"t", "trace"))
+    got = d.decode(b"".join(frames))
+    assert [m.payload for m in got] == [bytes([i % 256]) * i for i in sizes] + [b"t"]
+    assert got[-1].tracing_context == "trace"
+    assert all(m.onward_route == on and m.return_route == ret for m in got)
+    # a cached prefix followed by a non-shortest payload head is still rejected
+    bad = bytearray(encode_frame(on, ret, b"z"))
+    body_routes = len(encode_body(on, ret, b"")) - 1
+    bad[4 + body_routes :] = b"\x58\x01z"
+    bad[:4] = (len(bad) - 4).to_bytes(4, "big")
+    with pytest.raises(DecodeError, match="shortest"):
+        d.decode(bytes(bad))
+
+
+def test_buffered_protocol_interface() -> None:
+    d = FrameDecoder(buffer_size=64)
+    data = PREAMBLE + bytes.fromhex(WORKED_FRAME) * 50
+    out = []
+    pos = 0
+    while pos < len(data):
+        buf = d.get_buffer(-1)
+        n = min(len(buf), 7, len(data) - pos)
+        buf[:n] = data[pos : pos + n]
+        d.buffer_updated(n)
+        pos += n
+        out.extend(d)
+    assert len(out) == 50 and d.buffered == 0
