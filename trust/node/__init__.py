@@ -10,6 +10,8 @@
 b'ping'
 """
 
+import logging
+
 from trust.node.access_control import (
     AccessControl,
     AllowAll,
@@ -26,6 +28,10 @@ from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox
 from trust.node.node import Node, NodeStats
 from trust.node.services import Echo, Hop
 from trust.node.worker import Processor, Worker
+
+# A library logs, the application decides where logs go (a background node logs to its file).
+logging.getLogger("trust.node").addHandler(logging.NullHandler())
+logging.getLogger("trust.transports").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_MAILBOX_SIZE",
