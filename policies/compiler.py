@@ -94,7 +94,64 @@ def compile_bool(e: Expr) -> Fn:
     return builder(e)
 
 
+def _name_eq_str(e: Expr) -> tuple[str, str] | None:
+    """(name, literal) when ``e`` is ``(= name "literal")`` or ``(= "literal" name)``."""
+    if isinstance(e, Call) and e.op == "=" and len(e.args) == 2:
+        a, b = e.args
+        if isinstance(a, Name) and isinstance(b, Str):
+            return a.name, b.value
+        if isinstance(b, Name) and isinstance(a, Str):
+            return b.name, a.value
+    return None
+
+
+def _fused(e: Call) -> Fn | None:
+    """One closure for an ``and``/``or`` of string equalities (the shape of most policies):
+    a loop over (name, literal) pairs instead of one closure call per comparison."""
+    pairs = tuple(_name_eq_str(a) for a in e.args)
+    if len(pairs) < 2 or any(p is None for p in pairs):
+        return None
+    checks: tuple[tuple[str, str], ...] = pairs  # type: ignore[assignment]
+    if e.op == "and":
+        def and_eq(values: Mapping[str, Any]) -> bool | None:
+            unknown = False
+            for name, lit in checks:
+                v = values.get(name)
+                if type(v) is str:
+                    if v != lit:
+                        return False
+                else:
+                    r = eq(v, lit)
+                    if r is False:
+                        return False
+                    if r is None:
+                        unknown = True
+            return None if unknown else True
+
+        return and_eq
+
+    def or_eq(values: Mapping[str, Any]) -> bool | None:
+        unknown = False
+        for name, lit in checks:
+            v = values.get(name)
+            if type(v) is str:
+                if v == lit:
+                    return True
+            else:
+                r = eq(v, lit)
+                if r is True:
+                    return True
+                if r is None:
+                    unknown = True
+        return None if unknown else False
+
+    return or_eq
+
+
 def _and(e: Call) -> Fn:
+    fused = _fused(e)
+    if fused is not None:
+        return fused
     fns = tuple(compile_bool(a) for a in e.args)
     if not fns:
         return _const(True)
@@ -128,6 +185,9 @@ def _and(e: Call) -> Fn:
 
 
 def _or(e: Call) -> Fn:
+    fused = _fused(e)
+    if fused is not None:
+        return fused
     fns = tuple(compile_bool(a) for a in e.args)
     if not fns:
         return _const(False)
