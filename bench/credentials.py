@@ -20,9 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+# `python bench/credentials.py` puts bench/ first on sys.path, where bench/policies.py would
+# shadow the `policies` package: drop it before importing truststack (hence E402 below).
+# ruff: noqa: E402
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from trust.credentials.issuance import issue_credential, issue_selective_credential
 from trust.credentials.presentation import present, verify_presentation

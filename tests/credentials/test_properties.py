@@ -13,6 +13,7 @@ from tests.credentials.helpers import make_world, run
 from tests.vectors import by_name
 from trust.credentials.schemas import AttributeType, Schema, decode_value, encode_value
 from trust.errors import DecodeError, UsageError, VerificationError
+from trust.models import credential as m
 from trust.models.cbor import Reader
 from trust.models.credential import (
     Attributes,
@@ -26,6 +27,7 @@ from trust.models.credential import (
     SelectiveCredentialData,
     decode_artifact,
 )
+from trust.models.primitives import read_signature
 
 
 def _seeds() -> list[bytes]:
@@ -38,9 +40,9 @@ def _seeds() -> list[bytes]:
            bytes.fromhex(scenario["credential_and_purpose_key:member_credential"]),
            cpk.encode(), cpk.credential.encode(), held.encode(), p.encode(),
            held.credential.credential.encode(), held.disclosures[0].raw]
-    # the payloads inside, so that the inner decoders get near-valid input too
-    out += [cpk.credential.data[5:], held.credential.credential.data[6:],
-            p.data[7:]]
+    # the signed data and the payloads inside, so the inner decoders get near-valid input too
+    out += [cpk.credential.data, held.credential.credential.data, p.data,
+            cpk.credential.data[5:], held.credential.credential.data[7:], p.data[7:]]
     return out
 
 
@@ -189,3 +191,42 @@ def test_issuer_side_parsing_raises_only_usage_errors(text: str, kind: Attribute
         encode_value(kind, text, "a")
     except UsageError as e:
         assert "'a'" in str(e)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.one_of(st.binary(max_size=400), mutated()))
+def test_fast_paths_accept_only_what_the_strict_decoders_accept(data: bytes) -> None:
+    """The fast decoders give up on anything unusual; whatever they accept, the strict decoders
+    accept too, with an equal result."""
+    fast_payload = m._credential_payload_fast(data)
+    if fast_payload is not None:
+        assert m._credential_payload_strict(data) == fast_payload
+    fast_pd = m._presentation_data_fast(data)
+    if fast_pd is not None:
+        strict_pd = m._presentation_data_strict(data)
+        assert strict_pd == fast_pd and strict_pd.encode() == fast_pd.encode()
+    fast_cpk = m._cpk_fast(data)
+    if fast_cpk is not None:
+        r = Reader(data)
+        strict_cpk = CredentialAndPurposeKey.read(r)
+        r.end("cpk")
+        assert strict_cpk == fast_cpk and strict_cpk.encode() == data
+    outer = m._signed_fast(data, 0)
+    if outer is not None and outer[2] == len(data):
+        r = Reader(data)
+        r.array("x", 2)
+        assert r.bytes("x") == outer[0] and read_signature(r, "x") == outer[1]
+        r.end("x")
+
+
+def test_fast_paths_take_the_common_inputs() -> None:
+    for raw in SEEDS:
+        for decode in (m._credential_payload_fast, m._presentation_data_fast, m._cpk_fast):
+            decode(raw)
+    w = run(make_world())
+    held = run(w.issue_selective({"role": "admin"}, decoys=1))
+    p = run(w.present(held, ["role"]))
+    assert m._credential_payload_fast(held.credential.credential.data) is not None
+    assert m._credential_payload_fast(run(w.issue()).credential.data) is not None
+    assert m._cpk_fast(held.credential.encode()) is not None
+    assert m._presentation_data_fast(p.data) is not None

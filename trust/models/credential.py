@@ -49,6 +49,7 @@ from trust.models.primitives import (
     read_signature,
 )
 from trust.models.purpose_key import PurposeKeyAttestation
+from vaults.keys import KeyType
 
 __all__ = [
     "CREDENTIAL_DATA_TYPE",
@@ -386,6 +387,20 @@ def _encode_disclosures(disclosures: tuple[Disclosure, ...]) -> bytes:
 # signed containers
 
 
+def _credential_payload_strict(data: bytes) -> tuple[int, CredentialData | SelectiveCredentialData]:
+    f = "credential.data"
+    dt, payload = _split_versioned(data, f)
+    if dt not in (CREDENTIAL_DATA_TYPE, SELECTIVE_CREDENTIAL_DATA_TYPE):
+        raise DecodeError(f"expected data type {CREDENTIAL_DATA_TYPE} or "
+                          f"{SELECTIVE_CREDENTIAL_DATA_TYPE}, found {dt}", field=f + ".data_type")
+    try:
+        if dt == CREDENTIAL_DATA_TYPE:
+            return dt, CredentialData.decode(payload)
+        return dt, SelectiveCredentialData.decode(payload)
+    except DecodeError as e:
+        raise _sub(e, f) from None
+
+
 @dataclass(frozen=True)
 class Credential:
     """``[data, signature]``: ``data`` is VersionedData of type 3 (Ockam) or 128 (selective)."""
@@ -397,18 +412,7 @@ class Credential:
     data_hash: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        f = "credential.data"
-        dt, payload = _split_versioned(self.data, f)
-        if dt not in (CREDENTIAL_DATA_TYPE, SELECTIVE_CREDENTIAL_DATA_TYPE):
-            raise DecodeError(f"expected data type {CREDENTIAL_DATA_TYPE} or "
-                              f"{SELECTIVE_CREDENTIAL_DATA_TYPE}, found {dt}",
-                              field=f + ".data_type")
-        decoded: CredentialData | SelectiveCredentialData
-        try:
-            decoded = (CredentialData.decode(payload) if dt == CREDENTIAL_DATA_TYPE
-                       else SelectiveCredentialData.decode(payload))
-        except DecodeError as e:
-            raise _sub(e, f) from None
+        dt, decoded = _credential_payload_fast(self.data) or _credential_payload_strict(self.data)
         object.__setattr__(self, "data_type", dt)
         object.__setattr__(self, "payload", decoded)
         object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
@@ -505,6 +509,9 @@ class CredentialAndPurposeKey:
     @classmethod
     def decode(cls, data: bytes) -> CredentialAndPurposeKey:
         r = _reader(data, "credential_and_purpose_key")
+        fast = _cpk_fast(r.data)
+        if fast is not None:
+            return fast
         v = cls.read(r)
         r.end("credential_and_purpose_key")
         return v
@@ -598,6 +605,17 @@ class PresentationData:
                    holder_raw)
 
 
+def _presentation_data_strict(data: bytes) -> PresentationData:
+    dt, payload = _split_versioned(data, "presentation.data")
+    if dt != PRESENTATION_DATA_TYPE:
+        raise DecodeError(f"expected data type {PRESENTATION_DATA_TYPE}, found {dt}",
+                          field="presentation.data.data_type")
+    try:
+        return PresentationData.decode(payload)
+    except DecodeError as e:
+        raise _sub(e, "presentation.data") from None
+
+
 def _read_short_text(r: Reader, f: str) -> str:
     t = r.text(f)
     if len(t.encode("utf-8")) > MAX_TEXT:
@@ -616,14 +634,7 @@ class Presentation:
     data_hash: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        dt, payload = _split_versioned(self.data, "presentation.data")
-        if dt != PRESENTATION_DATA_TYPE:
-            raise DecodeError(f"expected data type {PRESENTATION_DATA_TYPE}, found {dt}",
-                              field="presentation.data.data_type")
-        try:
-            pd = PresentationData.decode(payload)
-        except DecodeError as e:
-            raise _sub(e, "presentation.data") from None
+        pd = _presentation_data_fast(self.data) or _presentation_data_strict(self.data)
         object.__setattr__(self, "presentation_data", pd)
         object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
 
@@ -637,10 +648,14 @@ class Presentation:
     def decode(cls, data: bytes) -> Presentation:
         f = "presentation"
         r = _reader(data, f)
-        r.array(f, 2)
-        raw, r.pos = _bstr(r.data, r.pos, f + ".data")
-        sig = read_signature(r, f + ".signature")
-        r.end(f)
+        outer = _signed_fast(r.data, 0)
+        if outer is not None and outer[2] == len(r.data):
+            raw, sig = outer[0], outer[1]
+        else:
+            r.array(f, 2)
+            raw, r.pos = _bstr(r.data, r.pos, f + ".data")
+            sig = read_signature(r, f + ".signature")
+            r.end(f)
         try:
             return cls(raw, sig)
         except DecodeError as e:
@@ -648,6 +663,215 @@ class Presentation:
             if not field_name.startswith("presentation."):
                 field_name = "presentation." + field_name
             raise DecodeError(e.message, field=field_name) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths. Verifying a credential or a presentation is dominated by one or two signature
+# checks; decoding must stay small next to them. These parsers walk the exact shapes our encoder
+# produces with direct indexing and give up (None) on anything unexpected, so the strict Reader
+# path above decides, and names the field, for every input they do not accept. They accept
+# nothing the strict path refuses (the property tests compare the two on mutated input).
+
+
+class _Slow(Exception):
+    pass
+
+
+_SIG_PREFIX = {b"\x82\x00\x81\x58\x40": KeyType.ED25519, b"\x82\x01\x81\x58\x40": KeyType.P256}
+_HEAD_LEN = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
+_HEAD_MIN = {0x18: 24, 0x19: 0x100, 0x1A: 0x10000, 0x1B: 0x100000000}
+
+
+def _arg(b: bytes, i: int, base: int) -> tuple[int, int]:
+    """The argument of the head at ``i`` whose major type is ``base`` (0x00 uint, 0x40 bstr,
+    0x60 text, 0x80 array, 0xa0 map), in its shortest form."""
+    info = b[i] - base
+    if 0 <= info < 24:
+        return info, i + 1
+    n = _HEAD_LEN.get(info)
+    if n is None or i + 1 + n > len(b):
+        raise _Slow
+    v = int.from_bytes(b[i + 1 : i + 1 + n], "big")
+    if v < _HEAD_MIN[info]:
+        raise _Slow
+    return v, i + 1 + n
+
+
+def _fbytes(b: bytes, i: int) -> tuple[bytes, int]:
+    n, i = _arg(b, i, 0x40)
+    end = i + n
+    if end > len(b):
+        raise _Slow
+    return b[i:end], end
+
+
+def _ftext(b: bytes, i: int) -> tuple[str, int]:
+    n, i = _arg(b, i, 0x60)
+    end = i + n
+    if end > len(b) or n > MAX_TEXT:
+        raise _Slow
+    try:
+        return b[i:end].decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise _Slow from None
+
+
+def _fsig(b: bytes, i: int) -> tuple[Signature, int]:
+    kt = _SIG_PREFIX.get(b[i : i + 5])
+    if kt is None or i + 69 > len(b):
+        raise _Slow
+    return Signature(kt, b[i + 5 : i + 69]), i + 69
+
+
+def _fversioned(d: bytes) -> tuple[int, bytes]:
+    if d[0] != 0x83 or d[1] != VERSION:
+        raise _Slow
+    dt, i = _arg(d, 2, 0)
+    payload, i = _fbytes(d, i)
+    if i != len(d):
+        raise _Slow
+    return dt, payload
+
+
+def _fsubject(p: bytes, i: int, nullable: bool) -> tuple[bytes | None, int]:
+    if nullable and p[i] == 0xF6:
+        return None, i + 1
+    if p[i : i + 2] != b"\x58\x20" or i + 34 > len(p):
+        raise _Slow
+    return p[i + 2 : i + 34], i + 34
+
+
+def _fcredential_data(p: bytes) -> CredentialData:
+    if p[0] != 0x85:
+        raise _Slow
+    subject, i = _fsubject(p, 1, True)
+    latest, i = _fsubject(p, i, True)
+    if p[i] != 0x82:
+        raise _Slow
+    schema, i = _arg(p, i + 1, 0)
+    n, i = _arg(p, i, 0xA0)
+    if 2 * n > len(p) - i:
+        raise _Slow
+    entries = []
+    prev = b""
+    for k in range(n):
+        name, i = _fbytes(p, i)
+        if k and name <= prev:
+            raise _Slow
+        value, i = _fbytes(p, i)
+        entries.append((name, value))
+        prev = name
+    created, i = _arg(p, i, 0)
+    expires, i = _arg(p, i, 0)
+    if i != len(p):
+        raise _Slow
+    return CredentialData(subject, latest, Attributes(schema, tuple(entries)), created, expires)
+
+
+def _fselective_data(p: bytes) -> SelectiveCredentialData:
+    if p[0] != 0x85:
+        raise _Slow
+    subject, i = _fsubject(p, 1, False)
+    latest, i = _fsubject(p, i, False)
+    if p[i] != 0x82 or subject is None or latest is None:
+        raise _Slow
+    schema, i = _arg(p, i + 1, 0)
+    n, i = _arg(p, i, 0x80)
+    if n * (DIGEST_SIZE + 2) > len(p) - i:
+        raise _Slow
+    digests = []
+    prev = b""
+    for _ in range(n):
+        if p[i : i + 2] != b"\x58\x20":
+            raise _Slow
+        d = p[i + 2 : i + 34]
+        if d <= prev:
+            raise _Slow
+        digests.append(d)
+        prev = d
+        i += 34
+    created, i = _arg(p, i, 0)
+    expires, i = _arg(p, i, 0)
+    if i != len(p):
+        raise _Slow
+    return SelectiveCredentialData(subject, latest, schema, tuple(digests), created, expires)
+
+
+def _credential_payload_fast(data: bytes) -> tuple[int, CredentialData | SelectiveCredentialData] | None:
+    try:
+        dt, payload = _fversioned(data)
+        if dt == CREDENTIAL_DATA_TYPE:
+            return dt, _fcredential_data(payload)
+        if dt == SELECTIVE_CREDENTIAL_DATA_TYPE:
+            return dt, _fselective_data(payload)
+    except (_Slow, IndexError, DecodeError):
+        pass
+    return None
+
+
+def _signed_fast(b: bytes, i: int) -> tuple[bytes, Signature, int] | None:
+    """``[data: bstr, signature]`` at ``i``: (data, signature, end)."""
+    try:
+        if b[i] != 0x82:
+            return None
+        data, i = _fbytes(b, i + 1)
+        sig, i = _fsig(b, i)
+    except (_Slow, IndexError):
+        return None
+    return data, sig, i
+
+
+def _cpk_fast(b: bytes) -> CredentialAndPurposeKey | None:
+    try:
+        if b[0] != 0x82:
+            return None
+        cred = _signed_fast(b, 1)
+        if cred is None:
+            return None
+        att = _signed_fast(b, cred[2])
+        if att is None or att[2] != len(b):
+            return None
+        credential = Credential(cred[0], cred[1])
+        key = (att[0], att[1])
+        attestation = _ATTESTATIONS.get(key)
+        if attestation is None:
+            attestation = PurposeKeyAttestation(att[0], att[1])
+            _remember(_ATTESTATIONS, key, attestation)
+    except (IndexError, DecodeError):
+        return None
+    return CredentialAndPurposeKey(credential, attestation)
+
+
+def _presentation_data_fast(data: bytes) -> PresentationData | None:
+    try:
+        dt, p = _fversioned(data)
+        if dt != PRESENTATION_DATA_TYPE or p[0] != 0x86:
+            return None
+        credential_raw, i = _fbytes(p, 1)
+        cpk = _cpk_fast(credential_raw)
+        if cpk is None or not cpk.credential.is_selective:
+            return None
+        n, i = _arg(p, i, 0x80)
+        if n > len(p) - i:
+            return None
+        disclosures = []
+        for _ in range(n):
+            raw, i = _fbytes(p, i)
+            disclosures.append(Disclosure(raw))
+        holder_raw, i = _fbytes(p, i)
+        holder = _HISTORIES.get(holder_raw)
+        if holder is None:
+            holder = ChangeHistory.decode(holder_raw)
+            _remember(_HISTORIES, holder_raw, holder)
+        audience, i = _ftext(p, i)
+        nonce, i = _ftext(p, i)
+        presented_at, i = _arg(p, i, 0)
+        if i != len(p):
+            return None
+    except (_Slow, IndexError, DecodeError):
+        return None
+    return PresentationData(cpk, tuple(disclosures), holder, audience, nonce, presented_at,
+                            credential_raw, holder_raw)
 
 
 def _reader(data: bytes, f: str) -> Reader:
