@@ -12,6 +12,8 @@ message sizes:
   echoed payload bytes) vs  the same framed ``asyncio.Protocol`` echo streaming them back.
 
 Targets (issue 6): round trips >= 0.5x and 64 KiB throughput >= 0.7x the asyncio peer.
+``echo`` handles messages inline (no task switch); the round trips to a plain task-based
+worker are reported too. Figures are medians over rounds, ratios medians of per-round ratios.
 Run ``python bench/routing.py`` (``--json`` prints one JSON object).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import struct
 import sys
 import time
@@ -120,19 +123,24 @@ async def peer_local(seconds: float) -> float:
 # TCP: our nodes
 
 
+async def _task_echo(ctx: Context, msg: LocalMessage) -> None:
+    await ctx.send(msg.return_route, msg.payload)
+
+
 async def _two_nodes() -> tuple[Node, Node, Any]:
     a, b = Node("a"), Node("b")
     await b.start_worker("echo", Echo())
-    listener = await b.create_tcp_listener("127.0.0.1:0")
+    await b.start_worker("task_echo", _task_echo)  # a plain worker: its own task per message
+    listener = await b.create_tcp_listener("127.0.0.1:0", consumers=["echo", "task_echo"])
     conn = await a.connect_tcp(listener.address)
     return a, b, conn
 
 
-async def ours_round_trips(seconds: float) -> float:
+async def ours_round_trips(seconds: float, service: str = "echo") -> float:
     a, b, conn = await _two_nodes()
     try:
         ctx = a.context()
-        route = conn.route / "echo"
+        route = conn.route / service
         payload = b"x" * RT_PAYLOAD
 
         async def run(deadline: float) -> int:
@@ -325,28 +333,52 @@ async def peer_bulk(seconds: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-async def measure(seconds: float, rounds: int) -> dict[str, float]:
-    pairs: list[tuple[str, Callable[[float], Awaitable[float]]]] = [
-        ("local_messages_per_s", ours_local),
-        ("asyncio_queue_messages_per_s", peer_local),
-        ("tcp_round_trips_per_s", ours_round_trips),
-        ("asyncio_protocol_round_trips_per_s", peer_round_trips),
-        ("tcp_64k_bytes_per_s", ours_bulk),
-        ("asyncio_protocol_64k_bytes_per_s", peer_bulk),
-    ]
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        for name, fn in pairs:
-            best[name] = max(best.get(name, 0.0), await fn(seconds))
-    return best
+async def ours_round_trips_task_worker(seconds: float) -> float:
+    return await ours_round_trips(seconds, "task_echo")
+
+
+PAIRS: list[tuple[str, str, str, Callable[[float], Awaitable[float]],
+                  Callable[[float], Awaitable[float]]]] = [
+    ("local/asyncio_queue", "local_messages_per_s", "asyncio_queue_messages_per_s",
+     ours_local, peer_local),
+    ("tcp_round_trips/asyncio_protocol", "tcp_round_trips_per_s",
+     "asyncio_protocol_round_trips_per_s", ours_round_trips, peer_round_trips),
+    ("tcp_round_trips_task_worker/asyncio_protocol", "tcp_round_trips_task_worker_per_s",
+     "asyncio_protocol_round_trips_per_s", ours_round_trips_task_worker, peer_round_trips),
+    ("tcp_64k/asyncio_protocol", "tcp_64k_bytes_per_s", "asyncio_protocol_64k_bytes_per_s",
+     ours_bulk, peer_bulk),
+]
+
+
+async def measure(seconds: float, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Each round measures ours and the peer back to back (alternating which goes first).
+
+    Figures are the median over rounds; each ratio is the median of the per-round ratios,
+    which is robust to a noisy machine (the peer and ours share each round's conditions).
+    """
+    samples: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    for r in range(rounds):
+        for ratio_name, ours_name, peer_name, ours_fn, peer_fn in PAIRS:
+            if r % 2:
+                peer = await peer_fn(seconds)
+                ours = await ours_fn(seconds)
+            else:
+                ours = await ours_fn(seconds)
+                peer = await peer_fn(seconds)
+            samples.setdefault(ours_name, []).append(ours)
+            samples.setdefault(peer_name, []).append(peer)
+            ratios.setdefault(ratio_name, []).append(ours / peer)
+    return ({k: statistics.median(v) for k, v in samples.items()},
+            {k: statistics.median(v) for k, v in ratios.items()})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
-    ap.add_argument("--seconds", type=float, default=1.5, help="duration of each measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
+    ap.add_argument("--seconds", type=float, default=1.0, help="duration of each measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
     args = ap.parse_args()
 
     loop_name = "asyncio"
@@ -359,18 +391,10 @@ def main() -> None:
             if args.loop == "uvloop":
                 raise SystemExit("uvloop is not installed") from None
     if loop_name == "uvloop":
-        figures = uvloop.run(measure(args.seconds, args.rounds))
+        figures, ratios = uvloop.run(measure(args.seconds, args.rounds))
     else:
-        figures = asyncio.run(measure(args.seconds, args.rounds))
+        figures, ratios = asyncio.run(measure(args.seconds, args.rounds))
 
-    ratios = {
-        "local/asyncio_queue": figures["local_messages_per_s"]
-        / figures["asyncio_queue_messages_per_s"],
-        "tcp_round_trips/asyncio_protocol": figures["tcp_round_trips_per_s"]
-        / figures["asyncio_protocol_round_trips_per_s"],
-        "tcp_64k/asyncio_protocol": figures["tcp_64k_bytes_per_s"]
-        / figures["asyncio_protocol_64k_bytes_per_s"],
-    }
     out = {"figures": {**{k: round(v, 1) for k, v in figures.items()}, "loop": loop_name},
            "ratios": {k: round(v, 3) for k, v in ratios.items()}}
     if args.json:
@@ -384,6 +408,9 @@ def main() -> None:
     print(f"TCP round trips/s       ours {f['tcp_round_trips_per_s']:>12,.0f}   "
           f"asyncio.Protocol {f['asyncio_protocol_round_trips_per_s']:>9,.0f}   "
           f"ratio {ratios['tcp_round_trips/asyncio_protocol']:.2f} (target >= 0.5)")
+    print(f"  (task-based worker)   ours {f['tcp_round_trips_task_worker_per_s']:>12,.0f}   "
+          f"{'':26}ratio "
+          f"{ratios['tcp_round_trips_task_worker/asyncio_protocol']:.2f} (no target)")
     print(f"TCP 64 KiB MB/s         ours {f['tcp_64k_bytes_per_s'] / 1e6:>12,.0f}   "
           f"asyncio.Protocol {f['asyncio_protocol_64k_bytes_per_s'] / 1e6:>9,.0f}   "
           f"ratio {ratios['tcp_64k/asyncio_protocol']:.2f} (target >= 0.7)")

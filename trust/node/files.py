@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from trust.errors import NotFoundError, StorageError, UsageError
-from trust.home import ensure_dir, home_dir
+from trust.home import ensure_dir, ensure_home, home_dir
 
 __all__ = [
     "UNIX_PATH_LIMIT",
@@ -128,6 +128,7 @@ class NodePaths:
         return config
 
     def create_dir(self) -> None:
+        ensure_home(self.home)
         ensure_dir(nodes_dir(self.home))
         try:
             self.dir.mkdir(mode=0o700)

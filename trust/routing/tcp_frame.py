@@ -73,6 +73,17 @@ def _enc_addrs(addrs: tuple[Address, ...]) -> bytes:
     return c
 
 
+def _routes_prefix(onward: tuple[Address, ...], ret: tuple[Address, ...]) -> bytes:
+    """``0x83 || onward || return``: the body's start when there is no tracing context
+    (cached: conversations keep their routes)."""
+    routes = b"\x83" + _enc_addrs(onward) + _enc_addrs(ret)
+    if len(routes) <= 512:
+        if len(_ROUTES_ENCODED) >= _ROUTE_ENCODED_MAX:
+            _ROUTES_ENCODED.clear()
+        _ROUTES_ENCODED[(onward, ret)] = routes
+    return routes
+
+
 def _payload_head(n: int) -> bytes:
     if n < 256:
         return _BSTR_HEADS[n]
@@ -104,14 +115,7 @@ def encode_frame_addrs(onward: tuple[Address, ...], ret: tuple[Address, ...], pa
                        tracing_context: str | None = None) -> bytes:
     """Like :func:`encode_frame`, from address tuples (the transport's hot path)."""
     if tracing_context is None:
-        key = (onward, ret)
-        routes = _ROUTES_ENCODED.get(key)
-        if routes is None:
-            routes = b"\x83" + _enc_addrs(onward) + _enc_addrs(ret)
-            if len(routes) <= 512:
-                if len(_ROUTES_ENCODED) >= _ROUTE_ENCODED_MAX:
-                    _ROUTES_ENCODED.clear()
-                _ROUTES_ENCODED[key] = routes
+        routes = _ROUTES_ENCODED.get((onward, ret)) or _routes_prefix(onward, ret)
         n = len(payload)
         plen = _BSTR_HEADS[n] if n < 256 else head(2, n)
         size = len(routes) + len(plen) + n

@@ -28,7 +28,15 @@ from trust.errors import ConflictError, DecodeError, TrustError, UsageError
 from trust.node.flow_control import FlowControlId, FlowControls
 from trust.node.mailbox import MailboxClosedError
 from trust.routing import TCP, Address, LocalInfo, LocalMessage, Route
-from trust.routing.tcp_frame import PREAMBLE, FrameDecoder, encode_frame_addrs, frame_header
+from trust.routing.tcp_frame import (
+    _BSTR_HEADS,
+    _ROUTES_ENCODED,
+    PREAMBLE,
+    FrameDecoder,
+    _pack_u32,
+    encode_frame_addrs,
+    frame_header,
+)
 
 if TYPE_CHECKING:
     from trust.node.node import Endpoint, Node
@@ -207,7 +215,8 @@ class TcpConnection(asyncio.BufferedProtocol):
         """Deliver every complete message; stop reading when a mailbox is full."""
         if self._pending is not None or self.closing:
             return
-        next_message = self._decoder.next_message
+        decoder = self._decoder
+        next_message = decoder.next_message
         deliver = self._node.deliver_remote
         flow = self.flow_control_id
         spawner = self._spawner
@@ -235,6 +244,8 @@ class TcpConnection(asyncio.BufferedProtocol):
                     self._pending = (msg, ep)
                     self._transport.pause_reading()  # type: ignore[union-attr]
                     ep.on_space(self._retry)
+                    return
+                if decoder._end - decoder._start < 4:  # no other frame yet (hot path, inlined)
                     return
         finally:
             self._last_return = (last_ret, last_pushed)
@@ -266,7 +277,18 @@ class TcpConnection(asyncio.BufferedProtocol):
         if self._write_paused or self.closing:
             return False
         payload = msg.payload
-        if len(payload) >= _ZERO_COPY_SIZE and msg.tracing_context is None:
+        n = len(payload)
+        if n < 256 and msg.tracing_context is None:
+            # small message, cached routes (the common case): encode_frame_addrs, inlined
+            ret = msg.return_route._addrs
+            onward = msg.onward_route._addrs[1:]
+            routes = _ROUTES_ENCODED.get((onward, ret))
+            if routes is not None:
+                self._transport.write(b"".join(  # type: ignore[union-attr]
+                    (_pack_u32(len(routes) + n + (1 if n < 24 else 2)), routes,
+                     _BSTR_HEADS[n], payload)))
+                return True
+        if n >= _ZERO_COPY_SIZE and msg.tracing_context is None:
             header = frame_header(msg.onward_route._addrs[1:], msg.return_route._addrs,
                                   len(payload))
             self._transport.writelines((header, payload))  # type: ignore[union-attr]
