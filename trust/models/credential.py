@@ -688,6 +688,8 @@ def _arg(b: bytes, i: int, base: int) -> tuple[int, int]:
     info = b[i] - base
     if 0 <= info < 24:
         return info, i + 1
+    if info == 0x18 and b[i + 1] >= 24:
+        return b[i + 1], i + 2
     n = _HEAD_LEN.get(info)
     if n is None or i + 1 + n > len(b):
         raise _Slow
@@ -698,11 +700,22 @@ def _arg(b: bytes, i: int, base: int) -> tuple[int, int]:
 
 
 def _fbytes(b: bytes, i: int) -> tuple[bytes, int]:
-    n, i = _arg(b, i, 0x40)
-    end = i + n
+    h = b[i]
+    if 0x40 <= h <= 0x57:
+        start = i + 1
+        end = start + h - 0x40
+    elif h == 0x58 and b[i + 1] >= 24:
+        start = i + 2
+        end = start + b[i + 1]
+    elif h == 0x59 and b[i + 1]:
+        start = i + 3
+        end = start + (b[i + 1] << 8 | b[i + 2])
+    else:
+        start, end = _arg(b, i, 0x40)
+        start, end = end, end + start
     if end > len(b):
         raise _Slow
-    return b[i:end], end
+    return b[start:end], end
 
 
 def _ftext(b: bytes, i: int) -> tuple[str, int]:
