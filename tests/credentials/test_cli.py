@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import Cli, assert_one_line_error
 from tests.vectors import by_name
+from trust.models.credential import CredentialAndPurposeKey
 
 SCENARIO = by_name("synthetic_rotation_ed25519_to_p256_with_credential")
 REAL = by_name("elixir_refresh_credentials_credential_and_purpose_key")
@@ -246,6 +247,12 @@ def test_vectors_through_the_cli(cli: Cli) -> None:
     shown = cli.json("credential", "show", REAL["hex"])
     assert shown["attributes"] == REAL["expected"]["credential"]["attributes"]
     assert shown["issuer"] == REAL["expected"]["purpose_key_attestation"]["subject"]
+    bare = CredentialAndPurposeKey.decode(bytes.fromhex(REAL["hex"])).credential.encode().hex()
+    shown = cli.json("credential", "show", bare)
+    assert shown["kind"] == "credential" and shown["format"] == "ockam"
+    assert shown["attributes"]["ockam-role"] == "enroller"
+    assert_one_line_error(cli("credential", "verify", bare, "--authority", "authority", ok=False),
+                          "credential with its purpose key")
     r = cli("credential", "verify", REAL["hex"], "--authority", art["identity:authority"],
             "--time", str(REAL["verify_at"]), ok=False)
     assert_one_line_error(r, "not one of the given authorities")
