@@ -7,6 +7,8 @@ import asyncio
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.node.helpers import LOOPS, arun, open_sockets, other_tasks
 from trust.errors import ConflictError, TrustError
@@ -253,5 +255,34 @@ def test_stop_closes_every_socket_and_task() -> None:
             writer.close()
             await writer.wait_closed()
         assert open_sockets() == before
+
+    arun(main(), timeout=20)
+
+
+@given(st.binary(max_size=120))
+@settings(max_examples=25, deadline=None)
+def test_random_bytes_from_a_peer_never_raise_anything_but_decode_errors(garbage: bytes) -> None:
+    """Whatever a peer sends, the node either decodes it or disconnects that peer, and keeps
+    serving others; nothing else goes wrong (no unhandled exception in the event loop)."""
+
+    async def main() -> None:
+        errors: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        async with Node("b") as b:
+            await b.start_services()
+            listener = await b.create_tcp_listener()
+            reader, writer = await _raw_connect(listener.port)
+            writer.write(PREAMBLE + garbage)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 5)  # the node closes its side either way
+            writer.close()
+            good = await _raw_connect(listener.port)
+            good[1].write(PREAMBLE + encode_frame(Route(["echo"]), Route(["me"]), b"ok"))
+            assert await good[0].readexactly(1) == PREAMBLE
+            frame = await _read_frame(good[0])
+            assert FrameDecoder(preamble=False).decode(frame)[0].payload == b"ok"
+            good[1].close()
+            assert b.stats.disconnected_peers <= 1
+        assert errors == []
 
     arun(main(), timeout=20)

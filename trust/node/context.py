@@ -113,7 +113,20 @@ class Context:
             return m
         try:
             if timeout is None:
-                return await mb.get()
+                # Mailbox.get, inlined (a coroutine less on every reply)
+                while not items:
+                    if mb.closed:
+                        raise MailboxClosedError
+                    fut = mb._getter = asyncio.get_running_loop().create_future()
+                    try:
+                        await fut
+                    finally:
+                        if mb._getter is fut:
+                            mb._getter = None
+                m = items.popleft()
+                if mb._waiters:
+                    mb._wake_one()
+                return m
             async with asyncio.timeout(timeout):
                 return await mb.get()
         except TimeoutError:

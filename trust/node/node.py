@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +25,7 @@ from trust.node.errors import NodeStoppedError, UnknownAddressError
 from trust.node.flow_control import FlowControlId, FlowControls
 from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox, MailboxClosedError
 from trust.node.worker import FunctionWorker, InlineWorker, Processor, Worker
-from trust.routing import LOCAL, TCP, Address, LocalMessage, RouteLike
+from trust.routing import LOCAL, TCP, Address, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
     from trust.transports.tcp import TcpConnection, TcpListener, TcpTransport
@@ -437,6 +437,60 @@ class Node:
                 self.flow_controls.add_consumer(source, flow)
         return True if ep.offer(msg) else None
 
+    def remote_delivery(self, flow_id: FlowControlId, spawner_id: FlowControlId | None,
+                        source: Address, local_info: tuple[Any, ...]
+                        ) -> Callable[[LocalMessage], Endpoint | None]:
+        """The delivery function of a producer (a TCP connection's receiver).
+
+        It pushes ``source`` (the connection's sender address) onto each message's return
+        route, attaches ``local_info``, then delivers like :meth:`deliver_remote`: ``None``
+        when delivered or dropped, else the endpoint whose mailbox is full.
+        """
+        fc = self._fc_consumers
+        endpoints = self._endpoints
+        prefix = (source,)
+        new_route = Route._of
+        last_ret: Route | None = None
+        last_pushed: Route | None = None
+
+        def deliver(msg: LocalMessage) -> Endpoint | None:
+            nonlocal last_ret, last_pushed
+            ret = msg.return_route
+            if ret is last_ret:
+                msg.return_route = last_pushed  # type: ignore[assignment]
+            else:
+                last_ret = ret
+                last_pushed = msg.return_route = new_route(prefix + ret._addrs)
+            msg.local_info = local_info
+            dst = msg.onward_route._addrs[0]
+            consumers = fc.get(flow_id)
+            if (consumers is None or dst not in consumers) and (
+                    spawner_id is None or (consumers := fc.get(spawner_id)) is None
+                    or dst not in consumers):
+                return self._refused(msg, flow_id, source)
+            ep = endpoints.get(dst)
+            if ep is None:
+                self.stats.unknown_address += 1
+                log.warning("message from %s to unknown address %s dropped", source, dst)
+                return None
+            incoming = ep.incoming
+            if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
+                self.stats.denied_incoming += 1
+                log.warning("message from %s to %s denied by incoming access control", source,
+                            dst)
+                return None
+            if ep.offer(msg):
+                return None
+            return ep  # type: ignore[no-any-return]
+
+        return deliver
+
+    def _refused(self, msg: LocalMessage, flow_id: FlowControlId, source: Address) -> None:
+        dst = msg.onward_route._addrs[0]
+        self.stats.refused_by_flow_control += 1
+        log.warning("message from %s to %s refused: %s does not accept messages of flow %s",
+                    source, dst, dst, flow_id)
+
     def deliver_remote(self, msg: LocalMessage, flow_id: FlowControlId,
                        spawner_id: FlowControlId | None, source: Address) -> Endpoint | None:
         """Deliver a message that came out of a producer of ``flow_id`` (a TCP receiver),
@@ -452,10 +506,7 @@ class Node:
         if (consumers is None or dst not in consumers) and (
                 spawner_id is None or (consumers := fc.get(spawner_id)) is None
                 or dst not in consumers):
-            self.stats.refused_by_flow_control += 1
-            log.warning("message from %s to %s refused: %s does not accept messages of "
-                        "flow %s", source, dst, dst, flow_id)
-            return None
+            return self._refused(msg, flow_id, source)
         ep = self._endpoints.get(dst)
         if ep is None:
             self.stats.unknown_address += 1

@@ -16,9 +16,9 @@ failed (the connection must be dropped).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from struct import Struct
-from typing import Final
+from typing import Final, TypeVar
 
 from trust.errors import DecodeError, UsageError
 from trust.models.cbor import head
@@ -160,6 +160,7 @@ def encode_heartbeat() -> bytes:
 # decoding (hand-written for speed; strict like trust.models.cbor)
 
 _new_tuple = tuple.__new__
+T = TypeVar("T")
 
 
 def _head(data: bytes | bytearray, pos: int, end: int, field: str) -> tuple[int, int, int]:
@@ -358,8 +359,8 @@ class FrameDecoder:
     _ROUTE_CACHE: Final = 4
     _ROUTE_CACHE_MAX_BYTES: Final = 512
 
-    __slots__ = ("_buf", "_end", "_error", "_max", "_mv", "_need_preamble", "_routes", "_size",
-                 "_start", "heartbeats")
+    __slots__ = ("_buf", "_end", "_error", "_limit", "_max", "_mv", "_need_preamble", "_routes",
+                 "_size", "_start", "heartbeats")
 
     def __init__(self, *, preamble: bool = True, max_frame_size: int = MAX_FRAME_SIZE,
                  buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
@@ -370,6 +371,7 @@ class FrameDecoder:
         self._end = 0
         self._need_preamble = preamble
         self._max = max_frame_size
+        self._limit = max_frame_size
         self._error: DecodeError | None = None
         self._routes: list[tuple[bytes, Route, Route]] = []
         self.heartbeats = 0
@@ -408,6 +410,9 @@ class FrameDecoder:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable view to receive into (for ``asyncio.BufferedProtocol.get_buffer``)."""
         end = self._end
+        if self._start == end:  # everything decoded (the usual case): the whole buffer
+            self._start = self._end = 0
+            return self._mv
         free = len(self._buf) - end
         if free < self._MIN_FREE:
             start = self._start
@@ -418,8 +423,6 @@ class FrameDecoder:
                     want = max(want, 4 + n - (end - start))
             self._make_room(want)
             end = self._end
-        elif self._start == end:
-            self._start = self._end = end = 0
         return self._mv[end:]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -428,6 +431,8 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
+        if self._error is not None:
+            raise self._error
         n = len(data)
         if n == 0:
             return
@@ -440,17 +445,18 @@ class FrameDecoder:
     def _fail(self, e: DecodeError) -> DecodeError:
         self._error = e
         self._start = self._end = 0
+        self._limit = -1  # every later frame header hits the (checking) oversize branch
         return e
 
     def next_message(self) -> LocalMessage | None:
         """The next complete message, or ``None`` when more bytes are needed."""
-        if self._error is not None:
-            raise self._error
         buf = self._buf
         while True:
             start = self._start
             avail = self._end - start
             if avail < 4:
+                if self._error is not None:
+                    raise self._error
                 if self._need_preamble and avail:
                     self._check_preamble()
                     continue
@@ -465,7 +471,9 @@ class FrameDecoder:
                 self._check_preamble()
                 continue
             n = _unpack_u32(buf, start)[0]
-            if n > self._max:
+            if n > self._limit:
+                if self._error is not None:
+                    raise self._error
                 raise self._fail(DecodeError(
                     f"frame of {n} bytes is larger than the {self._max}-byte limit",
                     field="frame"))
@@ -474,38 +482,6 @@ class FrameDecoder:
             pos = start + 4
             stop = pos + n
             self._start = stop
-            # Fast path: a 3-element body whose routes match a recent frame's, then a payload
-            # that ends the body exactly. Anything else takes the general (checking) path.
-            if n and buf[pos] == 0x83:
-                p = pos + 1
-                for prefix, onward, ret in self._routes:
-                    if buf.startswith(prefix, p, stop):
-                        p += len(prefix)
-                        h = buf[p] if p < stop else 0
-                        if 0x40 <= h < 0x58:
-                            size = h - 0x40
-                            p += 1
-                        # (a non-shortest length head pushes p past stop: general path)
-                        elif h == 0x59 and p + 3 <= stop:
-                            size = (buf[p + 1] << 8) | buf[p + 2]
-                            p += 3 if size >= 0x100 else stop
-                        elif h == 0x5A and p + 5 <= stop:
-                            size = _unpack_u32(buf, p + 1)[0]
-                            p += 5 if size >= 0x10000 else stop
-                        elif h == 0x58 and p + 2 <= stop:
-                            size = buf[p + 1]
-                            p += 2 if size >= 24 else stop
-                        else:
-                            break
-                        if p + size != stop or not onward._addrs:
-                            break
-                        m = _new_message(LocalMessage)
-                        m.onward_route = onward
-                        m.return_route = ret
-                        m.payload = bytes(self._mv[p:stop])
-                        m.local_info = ()
-                        m.tracing_context = None
-                        return m
             try:
                 msg = self._decode(buf, pos, stop)
             except DecodeError as e:
@@ -546,10 +522,90 @@ class FrameDecoder:
             return None
         return msg
 
+    def drain(self, deliver: Callable[[LocalMessage], T | None]
+              ) -> tuple[LocalMessage, T] | None:
+        """Decode every complete frame and hand each message to ``deliver``.
+
+        ``deliver`` returns ``None`` to go on; anything else stops the draining (e.g. "the
+        target mailbox is full") and is returned with the message it was given. Undecoded
+        bytes stay buffered. This is the receive path of a connection: frames whose routes
+        match a recent frame's are decoded inline; anything else goes through
+        :meth:`next_message` (which checks everything and raises :class:`DecodeError`).
+        """
+        buf = self._buf
+        mv = self._mv
+        routes = self._routes
+        start = self._start
+        end = self._end
+        new_message = _new_message
+        while True:
+            avail = end - start
+            if not avail and self._error is None and len(buf) <= self._KEEP_LIMIT:
+                self._start = self._end = 0  # all decoded (the usual way out)
+                return None
+            if avail >= 4 and not self._need_preamble:
+                n = _unpack_u32(buf, start)[0]
+                if n <= self._limit:
+                    if avail - 4 < n:  # incomplete frame: wait for more bytes
+                        self._start = start
+                        return None
+                    pos = start + 4
+                    stop = pos + n
+                    msg = None
+                    if n and buf[pos] == 0x83:
+                        p = pos + 1
+                        for prefix, onward, ret in routes:
+                            if buf.startswith(prefix, p, stop):
+                                p += len(prefix)
+                                h = buf[p] if p < stop else 0
+                                if 0x40 <= h < 0x58:
+                                    size = h - 0x40
+                                    p += 1
+                                # (a non-shortest length head pushes p past stop: general path)
+                                elif h == 0x58 and p + 2 <= stop:
+                                    size = buf[p + 1]
+                                    p += 2 if size >= 24 else stop
+                                elif h == 0x59 and p + 3 <= stop:
+                                    size = (buf[p + 1] << 8) | buf[p + 2]
+                                    p += 3 if size >= 0x100 else stop
+                                elif h == 0x5A and p + 5 <= stop:
+                                    size = _unpack_u32(buf, p + 1)[0]
+                                    p += 5 if size >= 0x10000 else stop
+                                else:
+                                    break
+                                if p + size == stop and onward._addrs:
+                                    msg = new_message(LocalMessage)
+                                    msg.onward_route = onward
+                                    msg.return_route = ret
+                                    msg.payload = bytes(mv[p:stop])
+                                    msg.local_info = ()
+                                    msg.tracing_context = None
+                                break
+                    if msg is not None:
+                        start = stop
+                        result = deliver(msg)
+                        if result is not None:
+                            self._start = start
+                            return (msg, result)
+                        continue
+            # anything else: the general, checking path (preamble, errors, heartbeats, ...)
+            self._start = start
+            msg = self.next_message()
+            if msg is None:
+                return None
+            buf = self._buf
+            mv = self._mv
+            start = self._start
+            end = self._end
+            result = deliver(msg)
+            if result is not None:
+                return (msg, result)
+
     def __iter__(self) -> Iterator[LocalMessage]:
         """Pull every complete message."""
-        while (m := self.next_message()) is not None:
-            yield m
+        out: list[LocalMessage] = []
+        self.drain(out.append)
+        return iter(out)
 
     def decode(self, data: bytes | bytearray | memoryview) -> list[LocalMessage]:
         """Feed ``data`` and return every message it completes."""

@@ -34,6 +34,7 @@ from trust.routing.tcp_frame import (
     PREAMBLE,
     FrameDecoder,
     _pack_u32,
+    _routes_prefix,
     encode_frame_addrs,
     frame_header,
 )
@@ -140,10 +141,15 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.key: str | None = None
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
+        # asyncio calls these two for every read: bind them straight to the work
         self.get_buffer = self._decoder.get_buffer  # type: ignore[method-assign]
+        self.buffer_updated = self._pump  # type: ignore[method-assign]
         self._local_info: tuple[LocalInfo, ...] = ()
         self._pending: tuple[LocalMessage, Endpoint] | None = None
-        self._last_return: tuple[Route | None, Route | None] = (None, None)
+        self._deliver: Callable[[LocalMessage], Endpoint | None] = lambda msg: None
+        self._last_onward: Route | None = None
+        self._last_return: Route | None = None
+        self._last_routes: bytes | None = None
         self._write_paused = False
         self._space_waiters: list[Callable[[], object]] = []
         self.closing = False
@@ -174,6 +180,8 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.peer = _host_port(peer) if peer else "?"
         self._local_info = (LocalInfo(TCP_LOCAL_INFO, self.peer.encode()),)
         node = self._node
+        self._deliver = node.remote_delivery(self.flow_control_id, self._spawner,
+                                             self.sender_address, self._local_info)
         node.register_endpoint(self.sender_address, self)
         node.flow_controls.add_producer(self.sender_address, self.flow_control_id,
                                         spawner=self._spawner)
@@ -199,9 +207,8 @@ class TcpConnection(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:  # replaced per instance in __init__
         return self._decoder.get_buffer(sizehint)
 
-    def buffer_updated(self, nbytes: int) -> None:
-        self._decoder._end += nbytes  # FrameDecoder.buffer_updated, inlined (hot path)
-        self._pump()
+    def buffer_updated(self, nbytes: int) -> None:  # replaced per instance in __init__
+        self._pump(nbytes)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -211,44 +218,22 @@ class TcpConnection(asyncio.BufferedProtocol):
         self._wake_writers()
 
     # -- receiver --------------------------------------------------------------------------------
-    def _pump(self) -> None:
-        """Deliver every complete message; stop reading when a mailbox is full."""
+    def _pump(self, nbytes: int = 0) -> None:
+        """Take ``nbytes`` more received bytes, deliver every complete message; stop reading
+        when a mailbox is full."""
+        decoder = self._decoder
+        decoder._end += nbytes  # FrameDecoder.buffer_updated, inlined (hot path)
         if self._pending is not None or self.closing:
             return
-        decoder = self._decoder
-        next_message = decoder.next_message
-        deliver = self._node.deliver_remote
-        flow = self.flow_control_id
-        spawner = self._spawner
-        src = self.sender_address
-        info = self._local_info
-        last_ret, last_pushed = self._last_return
         try:
-            while True:
-                try:
-                    msg = next_message()
-                except DecodeError as e:
-                    self._protocol_error(e)
-                    return
-                if msg is None:
-                    return
-                ret = msg.return_route
-                if ret is last_ret:
-                    msg.return_route = last_pushed
-                else:
-                    last_ret = ret
-                    last_pushed = msg.return_route = Route._of((src, *ret._addrs))
-                msg.local_info = info
-                ep = deliver(msg, flow, spawner, src)
-                if ep is not None:
-                    self._pending = (msg, ep)
-                    self._transport.pause_reading()  # type: ignore[union-attr]
-                    ep.on_space(self._retry)
-                    return
-                if decoder._end - decoder._start < 4:  # no other frame yet (hot path, inlined)
-                    return
-        finally:
-            self._last_return = (last_ret, last_pushed)
+            blocked = decoder.drain(self._deliver)
+        except DecodeError as e:
+            self._protocol_error(e)
+            return
+        if blocked is not None:
+            self._pending = blocked
+            self._transport.pause_reading()  # type: ignore[union-attr]
+            blocked[1].on_space(self._retry)
 
     def _retry(self) -> None:
         pending = self._pending
@@ -279,10 +264,23 @@ class TcpConnection(asyncio.BufferedProtocol):
         payload = msg.payload
         n = len(payload)
         if n < 256 and msg.tracing_context is None:
-            # small message, cached routes (the common case): encode_frame_addrs, inlined
-            ret = msg.return_route._addrs
-            onward = msg.onward_route._addrs[1:]
-            routes = _ROUTES_ENCODED.get((onward, ret))
+            # small message (the common case): encode_frame_addrs, inlined. A conversation
+            # keeps sending the same Route objects, so their encoding is remembered by identity.
+            onward_route = msg.onward_route
+            return_route = msg.return_route
+            if onward_route is self._last_onward and return_route is self._last_return:
+                routes = self._last_routes
+            else:
+                ret = return_route._addrs
+                onward = onward_route._addrs[1:]
+                routes = _ROUTES_ENCODED.get((onward, ret))  # type: ignore[assignment]
+                if routes is None:
+                    routes = _routes_prefix(onward, ret)
+                    if len(routes) > 512:
+                        routes = None
+                self._last_onward = onward_route
+                self._last_return = return_route
+                self._last_routes = routes
             if routes is not None:
                 self._transport.write(b"".join(  # type: ignore[union-attr]
                     (_pack_u32(len(routes) + n + (1 if n < 24 else 2)), routes,
