@@ -286,3 +286,38 @@ def test_random_bytes_from_a_peer_never_raise_anything_but_decode_errors(garbage
         assert errors == []
 
     arun(main(), timeout=20)
+
+
+def test_hop_does_not_open_a_way_around_flow_control() -> None:
+    async def main() -> None:
+        async with Node("a") as a, Node("b") as b, Node("c") as c:
+            for n in (b, c):
+                await n.start_services()
+            got: list[bytes] = []
+
+            async def secret(ctx: Context, msg: LocalMessage) -> None:
+                got.append(msg.payload)
+                await ctx.send(msg.return_route, b"leak")
+
+            await b.start_worker("secret", secret)
+            lb = await b.create_tcp_listener()
+            lc = await c.create_tcp_listener()
+            to_b, to_c = Address.tcp(lb.address), Address.tcp(lc.address)
+            for route in (Route([to_b, "hop", "secret"]), Route([to_b, "hop", "hop", "secret"])):
+                with pytest.raises(TrustError):
+                    await a.send_and_receive(route, b"x", timeout=0.3)
+            assert got == [] and b.stats.refused_by_flow_control == 2
+            # hop still relays to admitted workers and to other nodes
+            assert await a.send_and_receive(Route([to_b, "hop", "echo"]), b"1", timeout=5) == b"1"
+            assert await a.send_and_receive(Route([to_b, "hop", to_c, "echo"]), b"2",
+                                            timeout=5) == b"2"
+            # C answers through its connection from B, asking B's hop for B's secret: refused
+            [from_b] = c.tcp.connections
+            await c.send(from_b.route / "hop" / "secret", b"from C")
+            await asyncio.sleep(0.2)
+            assert got == [] and b.stats.refused_by_flow_control == 3
+            # local messages are not restricted
+            assert await b.send_and_receive(Route(["hop", "secret"]), b"local", timeout=5) \
+                == b"leak"
+
+    arun(main(), timeout=20)

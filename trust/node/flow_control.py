@@ -24,9 +24,13 @@ import os
 
 from trust.routing import Address
 
-__all__ = ["FlowControlId", "FlowControls"]
+__all__ = ["FLOW_CONTROL_LOCAL_INFO", "FlowControlId", "FlowControls"]
 
 FlowControlId = str
+
+FLOW_CONTROL_LOCAL_INFO = "flow_control_id"
+"""Local-info type a producer attaches to its messages: the flow control id (UTF-8), so
+relaying workers (``hop``) can keep the restriction when they pass a message on."""
 
 
 class FlowControls:
@@ -93,6 +97,17 @@ class FlowControls:
         self._producers_of.setdefault(flow_id, set()).add(address)
         if spawner is not None:
             self._spawner[flow_id] = spawner
+
+    def may_relay(self, flow_id: FlowControlId | None, address: Address) -> bool:
+        """May a message of ``flow_id`` (``None``: a local message) be passed on to ``address``?
+
+        Yes for local messages, for other transports' addresses and other producers (another
+        connection: forwarding between connections is what ``hop`` is for), and for local
+        workers that consume the flow; no for any other local worker.
+        """
+        if flow_id is None or address[0] != 0 or address in self._producer_flow:
+            return True
+        return self.is_consumer(address, flow_id)
 
     def flow_of_producer(self, address: Address) -> FlowControlId | None:
         """The flow id of the producer at ``address``, if it is one."""

@@ -3,11 +3,15 @@
 * :class:`Echo` sends each payload back along the message's return route (Ockam's ``echoer``).
 * :class:`Hop` relays a message to the next hop of its onward route, adding itself to the return
   route, so a message can cross from one TCP connection to another (as in Ockam's examples).
+  A message that came from a TCP connection is passed on only to another node or connection,
+  or to a local worker that its connection's flow control admits (so ``hop`` never opens a way
+  around flow control).
 """
 
 from __future__ import annotations
 
 from trust.node.context import Context
+from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO
 from trust.node.worker import InlineWorker
 from trust.routing import LocalMessage
 
@@ -33,13 +37,25 @@ class Echo(InlineWorker):
 class Hop(InlineWorker):
     """Forward to the rest of the onward route; replies come back through this hop."""
 
-    def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+    @staticmethod
+    def _next(ctx: Context, msg: LocalMessage) -> LocalMessage | None:
         nxt = msg.step_forward(ctx.address)
-        if not nxt.onward_route._addrs:
-            return True
-        return ctx.forward_nowait(nxt)
+        onward = nxt.onward_route._addrs
+        if not onward:
+            return None
+        flow = msg.find_local_info(FLOW_CONTROL_LOCAL_INFO) if msg.local_info else None
+        if flow is not None:
+            flow_id = flow.decode("utf-8", "replace")
+            if not ctx.node.flow_controls.may_relay(flow_id, onward[0]):
+                ctx.node._refused(nxt, flow_id, ctx.address)
+                return None
+        return nxt
+
+    def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+        nxt = self._next(ctx, msg)
+        return True if nxt is None else ctx.forward_nowait(nxt)
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-        nxt = msg.step_forward(ctx.address)
-        if nxt.onward_route._addrs:
+        nxt = self._next(ctx, msg)
+        if nxt is not None:
             await ctx.forward(nxt)

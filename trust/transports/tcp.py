@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from trust.errors import ConflictError, DecodeError, TrustError, UsageError
-from trust.node.flow_control import FlowControlId, FlowControls
+from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
 from trust.node.mailbox import MailboxClosedError
 from trust.routing import TCP, Address, LocalInfo, LocalMessage, Route
 from trust.routing.tcp_frame import (
@@ -178,7 +178,8 @@ class TcpConnection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
         peer = transport.get_extra_info("peername")
         self.peer = _host_port(peer) if peer else "?"
-        self._local_info = (LocalInfo(TCP_LOCAL_INFO, self.peer.encode()),)
+        self._local_info = (LocalInfo(TCP_LOCAL_INFO, self.peer.encode()),
+                            LocalInfo(FLOW_CONTROL_LOCAL_INFO, self.flow_control_id.encode()))
         node = self._node
         self._deliver = node.remote_delivery(self.flow_control_id, self._spawner,
                                              self.sender_address, self._local_info)
