@@ -134,12 +134,6 @@ def _split_versioned(data: bytes, f: str) -> tuple[int, bytes]:
     return dt, payload
 
 
-def _versioned(data_type: int, payload: bytes) -> bytes:
-    """VersionedData ``[1, data_type, payload]``; unlike ``encode_versioned`` this also writes
-    the two-byte head (``18 xx``) that types 24 and above need."""
-    return b"\x83" + enc_uint(VERSION) + enc_uint(data_type) + head(2, len(payload)) + payload
-
-
 AttributeMapping = Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes]
 """Attribute names to values, as text (UTF-8 encoded) or bytes."""
 
@@ -290,7 +284,7 @@ class SelectiveCredentialData:
         return b"".join(parts)
 
     def to_versioned(self) -> bytes:
-        return _versioned(SELECTIVE_CREDENTIAL_DATA_TYPE, self.encode())
+        return encode_versioned(SELECTIVE_CREDENTIAL_DATA_TYPE, self.encode())
 
     @classmethod
     def decode(cls, data: bytes, f: str = "selective_credential_data") -> SelectiveCredentialData:
@@ -575,7 +569,7 @@ class PresentationData:
                 + enc_uint(self.presented_at))
 
     def to_versioned(self) -> bytes:
-        return _versioned(PRESENTATION_DATA_TYPE, self.encode())
+        return encode_versioned(PRESENTATION_DATA_TYPE, self.encode())
 
     @classmethod
     def decode(cls, data: bytes, f: str = "presentation_data") -> PresentationData:

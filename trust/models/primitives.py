@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trust.errors import DecodeError
-from trust.models.cbor import Reader, enc_bytes, head
+from trust.models.cbor import Reader, enc_bytes, enc_uint, head
 from vaults.errors import VaultError
 from vaults.keys import SIGNATURE_SIZE, KeyType, PublicKey
 
@@ -86,7 +86,7 @@ def read_signature(r: Reader, field: str) -> Signature:
 
 def encode_versioned(data_type: int, payload: bytes) -> bytes:
     """CBOR of ``VersionedData{version: 1, data_type, data: payload}``."""
-    return bytes((0x83, VERSION, data_type)) + head(2, len(payload)) + payload
+    return b"\x83" + enc_uint(VERSION) + enc_uint(data_type) + head(2, len(payload)) + payload
 
 
 def read_versioned(data: bytes, data_type: int, field: str) -> bytes:
