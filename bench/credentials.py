@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# `python bench/credentials.py` puts bench/ first on sys.path, where bench/policies.py would
-# shadow the `policies` package: drop it before importing truststack (hence E402 below).
-# ruff: noqa: E402
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, bench/ would come first on sys.path and its policies.py/vaults.py would hide
+# the packages of the same names: search the repository root instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resolve() != _BENCH)]
 
 from trust.credentials.issuance import issue_credential, issue_selective_credential
 from trust.credentials.presentation import present, verify_presentation

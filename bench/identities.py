@@ -14,8 +14,15 @@ import argparse
 import asyncio
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+# Run as a script, bench/ would come first on sys.path and its policies.py/vaults.py would hide
+# the packages of the same names: search the repository root instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resolve() != _BENCH)]
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 

@@ -27,7 +27,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fixtures
+# Run as a script, bench/ would come first on sys.path and its policies.py/vaults.py would hide
+# the packages of the same names: search the repository root instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resolve() != _BENCH)]
 
 from tests.fixtures.gcp_kms_fake import FakeKmsServer
 from tests.fixtures.servers import start_moto
