@@ -8,10 +8,11 @@
 
 :func:`encode_frame` builds one frame; :class:`FrameDecoder` is fed arbitrary chunks (``feed``,
 or ``get_buffer``/``buffer_updated`` for an ``asyncio.BufferedProtocol``) and yields
-:class:`~trust.routing.message.LocalMessage` objects one by one (``next_message``), so a caller
-can stop pulling (back-pressure) while undecoded bytes stay in the decoder's reused buffer.
+:class:`~trust.routing.message.LocalMessage` objects one by one (``next_message``), or hands
+them to a callback until it says stop (``drain``, the connection's receive path), so a caller
+can stop (back-pressure) while undecoded bytes stay in the decoder's reused buffer.
 Every malformed input raises :class:`~trust.errors.DecodeError`; after one the decoder stays
-failed (the connection must be dropped).
+failed: further input raises it again (the connection must be dropped).
 """
 
 from __future__ import annotations
@@ -462,10 +463,8 @@ class FrameDecoder:
                     continue
                 if not avail:
                     self._start = self._end = 0
-                    if len(buf) > self._KEEP_LIMIT:  # release a buffer grown for a big frame
-                        self._mv.release()
-                        self._buf = bytearray(self._size)
-                        self._mv = memoryview(self._buf)
+                    if len(buf) > self._KEEP_LIMIT:
+                        self._shrink()
                 return None
             if self._need_preamble:
                 self._check_preamble()
@@ -490,6 +489,12 @@ class FrameDecoder:
                 self.heartbeats += 1
                 continue
             return msg
+
+    def _shrink(self) -> None:
+        """Release a buffer grown for a big frame (only when it is empty)."""
+        self._mv.release()
+        self._buf = bytearray(self._size)
+        self._mv = memoryview(self._buf)
 
     def _check_preamble(self) -> None:
         b = self._buf[self._start]
@@ -539,10 +544,12 @@ class FrameDecoder:
         end = self._end
         new_message = _new_message
         while True:
-            avail = end - start
-            if not avail and self._error is None and len(buf) <= self._KEEP_LIMIT:
-                self._start = self._end = 0  # all decoded (the usual way out)
+            if start == end:  # all decoded (the usual way out)
+                self._start = self._end = 0
+                if len(buf) > self._KEEP_LIMIT:
+                    self._shrink()
                 return None
+            avail = end - start
             if avail >= 4 and not self._need_preamble:
                 n = _unpack_u32(buf, start)[0]
                 if n <= self._limit:
