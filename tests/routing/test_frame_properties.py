@@ -47,18 +47,53 @@ def test_any_chunking_gives_the_same_messages(msgs: list[LocalMessage], cuts: li
     while pos < len(data):
         n = cuts[i % len(cuts)]
         i += 1
-        if i % 2:
+        if i % 3 == 1:
             d.feed(data[pos : pos + n])
             pos += n
-        else:
+            out.extend(d)
+        elif i % 3 == 2:
             buf = d.get_buffer(-1)
             k = min(n, len(buf), len(data) - pos)
             buf[:k] = data[pos : pos + k]
             d.buffer_updated(k)
             pos += k
-        out.extend(d)
+            out.extend(d)
+        else:  # the asyncio.Protocol path: decode from the received bytes
+            assert d.receive(data[pos : pos + n], out.append) is None
+            pos += n
     assert out == msgs
     assert d.buffered == 0
+
+
+@given(st.lists(messages, min_size=1, max_size=8), st.integers(0, 7), st.integers(1, 400))
+@settings(max_examples=100, deadline=None)
+def test_receive_stops_when_told_and_keeps_the_rest(msgs: list[LocalMessage], stop_at: int,
+                                                    chunk: int) -> None:
+    """A delivery that says "stop" keeps every later byte; draining later continues in order."""
+    data = _frames(msgs)
+    d = FrameDecoder()
+    out: list[LocalMessage] = []
+    stopped = False
+
+    def deliver(m: LocalMessage) -> str | None:
+        nonlocal stopped
+        if len(out) == stop_at and not stopped:
+            stopped = True
+            return "full"
+        out.append(m)
+        return None
+
+    pending = None
+    for pos in range(0, len(data), chunk):
+        if pending is not None:
+            d.feed(data[pos : pos + chunk])  # reading is paused: bytes are only kept
+            continue
+        pending = d.receive(data[pos : pos + chunk], deliver)
+    if pending is not None:
+        out.append(pending[0])
+        assert pending[1] == "full"
+        assert d.drain(deliver) is None
+    assert out == msgs
 
 
 @given(messages)

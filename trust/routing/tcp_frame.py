@@ -340,6 +340,64 @@ def decode_body(data: bytes | bytearray, pos: int = 0, end: int | None = None,
     return _decode_tail(data, pos, end, ib == 0x84, view, onward, ret)
 
 
+def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, end: int,
+                limit: int, routes: list[tuple[bytes, Route, Route]],
+                deliver: Callable[[LocalMessage], object]
+                ) -> tuple[int, LocalMessage | None, object]:
+    """Decode and deliver the frames of ``buf[start:end]`` that take the fast path: a
+    3-element body whose routes match a recent frame's (``routes``), then a payload that ends
+    the body exactly. Stops at the first other frame, an incomplete one, or when ``deliver``
+    returns something: ``(next start, the refused message or None, what deliver returned)``.
+    ``view`` slices ``buf`` without copying (a memoryview of a bytearray, or the bytes).
+    """
+    new_message = _new_message
+    while end - start >= 4:
+        n = _unpack_u32(buf, start)[0]
+        if n > limit or end - start - 4 < n or not n:
+            break
+        pos = start + 4
+        stop = pos + n
+        if buf[pos] != 0x83:
+            break
+        p = pos + 1
+        for entry in routes:
+            if buf.startswith(entry[0], p, stop):
+                break
+        else:
+            break
+        prefix, onward, ret = entry
+        p += len(prefix)
+        h = buf[p] if p < stop else 0
+        if 0x40 <= h < 0x58:
+            size = h - 0x40
+            p += 1
+        # (a non-shortest length head pushes p past stop: the general path reports it)
+        elif h == 0x58 and p + 2 <= stop:
+            size = buf[p + 1]
+            p += 2 if size >= 24 else stop
+        elif h == 0x59 and p + 3 <= stop:
+            size = (buf[p + 1] << 8) | buf[p + 2]
+            p += 3 if size >= 0x100 else stop
+        elif h == 0x5A and p + 5 <= stop:
+            size = _unpack_u32(buf, p + 1)[0]
+            p += 5 if size >= 0x10000 else stop
+        else:
+            break
+        if p + size != stop or not onward._addrs:
+            break
+        msg = new_message(LocalMessage)
+        msg.onward_route = onward
+        msg.return_route = ret
+        msg.payload = bytes(view[p:stop])
+        msg.local_info = ()
+        msg.tracing_context = None
+        start = stop
+        result = deliver(msg)
+        if result is not None:
+            return start, msg, result
+    return start, None, None
+
+
 # ---------------------------------------------------------------------------------------------
 # incremental decoder
 
@@ -533,80 +591,52 @@ class FrameDecoder:
 
         ``deliver`` returns ``None`` to go on; anything else stops the draining (e.g. "the
         target mailbox is full") and is returned with the message it was given. Undecoded
-        bytes stay buffered. This is the receive path of a connection: frames whose routes
-        match a recent frame's are decoded inline; anything else goes through
-        :meth:`next_message` (which checks everything and raises :class:`DecodeError`).
+        bytes stay buffered. Frames whose routes match a recent frame's are decoded inline;
+        anything else goes through :meth:`next_message` (which checks everything and raises
+        :class:`DecodeError`).
         """
-        buf = self._buf
-        mv = self._mv
-        routes = self._routes
-        start = self._start
-        end = self._end
-        new_message = _new_message
         while True:
+            start, end = self._start, self._end
             if start == end:  # all decoded (the usual way out)
                 self._start = self._end = 0
-                if len(buf) > self._KEEP_LIMIT:
+                if len(self._buf) > self._KEEP_LIMIT:
                     self._shrink()
                 return None
-            avail = end - start
-            if avail >= 4 and not self._need_preamble:
-                n = _unpack_u32(buf, start)[0]
-                if n <= self._limit:
-                    if avail - 4 < n:  # incomplete frame: wait for more bytes
-                        self._start = start
-                        return None
-                    pos = start + 4
-                    stop = pos + n
-                    msg = None
-                    if n and buf[pos] == 0x83:
-                        p = pos + 1
-                        for prefix, onward, ret in routes:
-                            if buf.startswith(prefix, p, stop):
-                                p += len(prefix)
-                                h = buf[p] if p < stop else 0
-                                if 0x40 <= h < 0x58:
-                                    size = h - 0x40
-                                    p += 1
-                                # (a non-shortest length head pushes p past stop: general path)
-                                elif h == 0x58 and p + 2 <= stop:
-                                    size = buf[p + 1]
-                                    p += 2 if size >= 24 else stop
-                                elif h == 0x59 and p + 3 <= stop:
-                                    size = (buf[p + 1] << 8) | buf[p + 2]
-                                    p += 3 if size >= 0x100 else stop
-                                elif h == 0x5A and p + 5 <= stop:
-                                    size = _unpack_u32(buf, p + 1)[0]
-                                    p += 5 if size >= 0x10000 else stop
-                                else:
-                                    break
-                                if p + size == stop and onward._addrs:
-                                    msg = new_message(LocalMessage)
-                                    msg.onward_route = onward
-                                    msg.return_route = ret
-                                    msg.payload = bytes(mv[p:stop])
-                                    msg.local_info = ()
-                                    msg.tracing_context = None
-                                break
-                    if msg is not None:
-                        start = stop
-                        result = deliver(msg)
-                        if result is not None:
-                            self._start = start
-                            return (msg, result)
-                        continue
+            if not self._need_preamble:
+                start, msg, result = _drain_fast(self._buf, self._mv, start, end, self._limit,
+                                                 self._routes, deliver)
+                self._start = start
+                if msg is not None:
+                    return (msg, result)  # type: ignore[return-value]
+                if start == end:
+                    continue
             # anything else: the general, checking path (preamble, errors, heartbeats, ...)
-            self._start = start
             msg = self.next_message()
             if msg is None:
                 return None
-            buf = self._buf
-            mv = self._mv
-            start = self._start
-            end = self._end
             result = deliver(msg)
             if result is not None:
                 return (msg, result)
+
+    def receive(self, data: bytes, deliver: Callable[[LocalMessage], T | None]
+                ) -> tuple[LocalMessage, T] | None:
+        """Take received bytes and :meth:`drain` (the ``asyncio.Protocol.data_received`` path).
+
+        When nothing is buffered, complete frames are decoded straight from ``data`` (no
+        copy into the buffer); only what is left over is buffered.
+        """
+        if self._start != self._end or self._need_preamble or type(data) is not bytes:
+            self.feed(data)
+            return self.drain(deliver)
+        end = len(data)
+        start, msg, result = _drain_fast(data, data, 0, end, self._limit, self._routes, deliver)
+        if start != end:
+            self.feed(memoryview(data)[start:])
+            if msg is None:
+                return self.drain(deliver)
+        if msg is not None:
+            return (msg, result)  # type: ignore[return-value]
+        return None
 
     def __iter__(self) -> Iterator[LocalMessage]:
         """Pull every complete message."""

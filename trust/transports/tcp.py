@@ -1,7 +1,10 @@
 """The TCP transport, wire-compatible with Ockam's (wire spec §2.1).
 
-Each connection is an ``asyncio.BufferedProtocol`` that reads straight into its frame decoder's
-reused buffer. It plays both of Ockam's workers:
+Each connection is an ``asyncio.Protocol``: complete frames are decoded straight from the bytes
+each read returns, and only a frame split across reads is kept in the decoder's reused buffer
+(measured faster than ``BufferedProtocol`` for request/response traffic on both uvloop and
+asyncio, and still well ahead of a plain echo for 64 KiB messages). It plays both of Ockam's
+workers:
 
 * **sender**: a local address (random, registered in the node). A message routed to it has
   that address popped off its onward route and is written as one frame.
@@ -123,7 +126,7 @@ class TcpListener:
         return f"TcpListener({self.address})"
 
 
-class TcpConnection(asyncio.BufferedProtocol):
+class TcpConnection(asyncio.Protocol):
     """One TCP connection: a sender endpoint at :attr:`sender_address` and a receiver."""
 
     incoming = None  # a sender accepts messages from any local worker
@@ -141,9 +144,6 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.key: str | None = None
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
-        # asyncio calls these two for every read: bind them straight to the work
-        self.get_buffer = self._decoder.get_buffer  # type: ignore[method-assign]
-        self.buffer_updated = self._pump  # type: ignore[method-assign]
         self._local_info: tuple[LocalInfo, ...] = ()
         self._pending: tuple[LocalMessage, Endpoint] | None = None
         self._deliver: Callable[[LocalMessage], Endpoint | None] = lambda msg: None
@@ -205,11 +205,21 @@ class TcpConnection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         return False
 
-    def get_buffer(self, sizehint: int) -> memoryview:  # replaced per instance in __init__
-        return self._decoder.get_buffer(sizehint)
-
-    def buffer_updated(self, nbytes: int) -> None:  # replaced per instance in __init__
-        self._pump(nbytes)
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self._pending is not None:  # (reading is paused; a last chunk is kept, not lost)
+            self._decoder.feed(data)
+            return
+        try:
+            blocked = self._decoder.receive(data, self._deliver)
+        except DecodeError as e:
+            self._protocol_error(e)
+            return
+        if blocked is not None:
+            self._pending = blocked
+            self._transport.pause_reading()  # type: ignore[union-attr]
+            blocked[1].on_space(self._retry)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -219,11 +229,9 @@ class TcpConnection(asyncio.BufferedProtocol):
         self._wake_writers()
 
     # -- receiver --------------------------------------------------------------------------------
-    def _pump(self, nbytes: int = 0) -> None:
-        """Take ``nbytes`` more received bytes, deliver every complete message; stop reading
-        when a mailbox is full."""
+    def _pump(self) -> None:
+        """Deliver every buffered complete message; stop reading when a mailbox is full."""
         decoder = self._decoder
-        decoder._end += nbytes  # FrameDecoder.buffer_updated, inlined (hot path)
         if self._pending is not None or self.closing:
             return
         try:
