@@ -380,8 +380,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
-    ap.add_argument("--seconds", type=float, default=1.0, help="duration of each measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
+    ap.add_argument("--seconds", type=float, default=0.6, help="duration of each measurement")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds (medians are reported)")
     args = ap.parse_args()
 
     loop_name = "asyncio"
