@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -112,6 +113,7 @@ def _run_foreground(name: str, address: str | None, identity: str | None, output
                        f"listening on {_listeners(state)}; Ctrl-C stops it")
         sys.stdout.flush()
 
+    runner: Callable[..., Any]
     try:
         import uvloop
 

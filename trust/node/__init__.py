@@ -27,7 +27,7 @@ from trust.node.flow_control import FlowControlId, FlowControls
 from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox
 from trust.node.node import Node, NodeStats
 from trust.node.services import Echo, Hop
-from trust.node.worker import Processor, Worker
+from trust.node.worker import InlineWorker, Processor, Worker
 
 # A library logs, the application decides where logs go (a background node logs to its file).
 logging.getLogger("trust.node").addHandler(logging.NullHandler())
@@ -47,6 +47,7 @@ __all__ = [
     "FlowControlId",
     "FlowControls",
     "Hop",
+    "InlineWorker",
     "Mailbox",
     "Node",
     "NodeStats",

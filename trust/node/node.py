@@ -467,7 +467,8 @@ class Node:
             if (consumers is None or dst not in consumers) and (
                     spawner_id is None or (consumers := fc.get(spawner_id)) is None
                     or dst not in consumers):
-                return self._refused(msg, flow_id, source)
+                self._refused(msg, flow_id, source)
+                return None
             ep = endpoints.get(dst)
             if ep is None:
                 self.stats.unknown_address += 1
@@ -506,7 +507,8 @@ class Node:
         if (consumers is None or dst not in consumers) and (
                 spawner_id is None or (consumers := fc.get(spawner_id)) is None
                 or dst not in consumers):
-            return self._refused(msg, flow_id, source)
+            self._refused(msg, flow_id, source)
+            return None
         ep = self._endpoints.get(dst)
         if ep is None:
             self.stats.unknown_address += 1

@@ -25,7 +25,7 @@ import errno
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from trust.errors import ConflictError, DecodeError, TrustError, UsageError
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
@@ -43,6 +43,7 @@ from trust.routing.tcp_frame import (
 )
 
 if TYPE_CHECKING:
+    from trust.node.access_control import AccessControl
     from trust.node.node import Endpoint, Node
 
 __all__ = [
@@ -129,7 +130,7 @@ class TcpListener:
 class TcpConnection(asyncio.Protocol):
     """One TCP connection: a sender endpoint at :attr:`sender_address` and a receiver."""
 
-    incoming = None  # a sender accepts messages from any local worker
+    incoming: AccessControl | None = None  # a sender accepts messages from any local worker
 
     def __init__(self, transport: TcpTransport, *, outgoing: bool,
                  spawner: FlowControlId | None = None) -> None:
@@ -169,8 +170,9 @@ class TcpConnection(asyncio.Protocol):
         return self._pending is not None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)
+        self._transport = transport
         if self._tcp.stopping:
             transport.abort()
             return
@@ -317,7 +319,12 @@ class TcpConnection(asyncio.Protocol):
         if not self._write_paused:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._space_waiters.append(lambda: fut.done() or fut.set_result(None))
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self._space_waiters.append(wake)
         await fut
         if self.closing:
             raise MailboxClosedError
