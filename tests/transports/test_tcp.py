@@ -321,3 +321,19 @@ def test_hop_does_not_open_a_way_around_flow_control() -> None:
                 == b"leak"
 
     arun(main(), timeout=20)
+
+
+def test_host_names_and_ipv6_routes() -> None:
+    async def main() -> None:
+        async with Node("a") as a, Node("b") as b:
+            await b.start_services()
+            listener = await b.create_tcp_listener("127.0.0.1:0")
+            route = parse_multiaddr(
+                f"/dnsaddr/localhost/tcp/{listener.port}/service/echo").to_route()
+            assert await a.send_and_receive(route, b"by name", timeout=5) == b"by name"
+            v6 = await b.create_tcp_listener("[::1]:0")
+            assert v6.address.startswith("[::1]:")
+            route = parse_multiaddr(f"/ip6/::1/tcp/{v6.port}/service/echo").to_route()
+            assert await a.send_and_receive(route, b"v6", timeout=5) == b"v6"
+
+    arun(main(), timeout=20)
