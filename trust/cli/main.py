@@ -24,10 +24,12 @@ NOUNS: dict[str, tuple[str, str]] = {
     "schema": ("trust.cli.schema", "Create, show, list and delete credential schemas."),
     "node": ("trust.cli.node", "Create, list, show, stop and delete nodes that route messages."),
     "message": ("trust.cli.message", "Send a message along a route and print the reply."),
+    "demo": ("trust.cli.demo", "Run the whole toolkit once, end to end, on a temporary home."),
 }
 
 EPILOG = """\b
 Examples:
+  truststack demo
   truststack identity create alice
   truststack identity show alice --output json
   truststack identity export alice > alice.hex && truststack identity verify @alice.hex
