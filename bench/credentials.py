@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resolve() != _BENCH)]
 
+from bench.timing import rates
 from trust.credentials.issuance import issue_credential, issue_selective_credential
 from trust.credentials.presentation import present, verify_presentation
 from trust.credentials.verification import clear_cache as clear_credential_cache
@@ -47,27 +47,6 @@ from vaults.software import SoftwareVault
 NOW = 1_800_000_000
 ATTRIBUTES = {f"attribute_{i}": f"value number {i}" for i in range(10)}
 REVEAL = ["attribute_0", "attribute_4", "attribute_7"]
-
-
-def rates(fns: dict[str, tuple[Callable[[], object], int]], seconds: float,
-          rounds: int = 5) -> dict[str, float]:
-    """Operations per second of each function: rounds alternate between the functions (a load
-    that comes and goes hits all of them alike) and the best window of each counts."""
-    best = dict.fromkeys(fns, 0.0)
-    window = seconds / rounds
-    for _ in range(rounds):
-        for name, (fn, batch) in fns.items():
-            n = 0
-            start = time.perf_counter()
-            while True:
-                for _ in range(batch):
-                    fn()
-                n += batch
-                now = time.perf_counter()
-                if now - start >= window:
-                    break
-            best[name] = max(best[name], n / (now - start))
-    return best
 
 
 def clear_all() -> None:

@@ -26,33 +26,13 @@ sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bench.timing import rates
 from trust.identities.creation import create_identity, rotate_identity
 from trust.identities.identity import Identity, clear_cache, verify_change_history
 from trust.identities.purpose_keys import attest_purpose_key, verify_purpose_key_attestation
 from trust.models.purpose_key import PurposeKeyAttestation, PurposePublicKey
 from vaults.keys import KeyType
 from vaults.software import SoftwareVault
-
-
-def rates(fns: dict[str, tuple[Callable[[], object], int]], seconds: float,
-          rounds: int = 5) -> dict[str, float]:
-    """Operations per second of each function: the rounds alternate between the functions (so
-    a load that comes and goes hits all of them alike) and the best window of each counts."""
-    best = dict.fromkeys(fns, 0.0)
-    window = seconds / rounds
-    for _ in range(rounds):
-        for name, (fn, batch) in fns.items():
-            n = 0
-            start = time.perf_counter()
-            while True:
-                for _ in range(batch):
-                    fn()
-                n += batch
-                now = time.perf_counter()
-                if now - start >= window:
-                    break
-            best[name] = max(best[name], n / (now - start))
-    return best
 
 
 async def build(changes: int) -> tuple[Identity, SoftwareVault, str]:
