@@ -1,0 +1,31 @@
+"""Every benchmark script runs and prints one JSON object with figures and ratios.
+
+Benchmarks are not tests: this only guards the scripts against rot (imports, arguments, output
+shape), with the shortest measuring time; it asserts no speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "timing.py")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_bench_prints_one_json_object(script: Path, tmp_path: Path) -> None:
+    extra = ["--rounds", "1"] if script.name == "routing.py" else []
+    p = subprocess.run([sys.executable, str(script), "--json", "--seconds", "0.05", *extra],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stdout[-2000:]
+    report = json.loads(lines[0])
+    assert set(report) == {"figures", "ratios"}
+    assert report["figures"] and report["ratios"]
+    assert all(isinstance(v, (int, float)) for v in report["ratios"].values())
