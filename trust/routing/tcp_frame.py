@@ -341,7 +341,7 @@ def decode_body(data: bytes | bytearray, pos: int = 0, end: int | None = None,
 
 
 def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, end: int,
-                limit: int, routes: list[tuple[bytes, Route, Route]],
+                limit: int, routes: list[tuple[bytes, Route, Route, bytes]],
                 deliver: Callable[[LocalMessage], object]
                 ) -> tuple[int, LocalMessage | None, object]:
     """Decode and deliver the frames of ``buf[start:end]`` that take the fast path: a
@@ -357,16 +357,14 @@ def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, en
             break
         pos = start + 4
         stop = pos + n
-        if buf[pos] != 0x83:
-            break
-        p = pos + 1
-        for entry in routes:
-            if buf.startswith(entry[0], p, stop):
+        for entry in routes:  # the body's start: 0x83 (3 elements), then known routes
+            if buf.startswith(entry[3], pos, stop):
                 break
         else:
             break
-        prefix, onward, ret = entry
-        p += len(prefix)
+        onward = entry[1]
+        ret = entry[2]
+        p = pos + len(entry[3])
         h = buf[p] if p < stop else 0
         if 0x40 <= h < 0x58:
             size = h - 0x40
@@ -432,7 +430,8 @@ class FrameDecoder:
         self._max = max_frame_size
         self._limit = max_frame_size
         self._error: DecodeError | None = None
-        self._routes: list[tuple[bytes, Route, Route]] = []
+        self._routes: list[tuple[bytes, Route, Route, bytes]] = []
+        """Recent frames' encoded routes: (bytes, onward, return, 0x83 + bytes)."""
         self.heartbeats = 0
         """Heartbeat frames seen (checked, then skipped)."""
 
@@ -576,7 +575,8 @@ class FrameDecoder:
             ret, mid = read_route(buf, mid, end, "return_route")
             if mid - pos <= self._ROUTE_CACHE_MAX_BYTES:
                 routes = self._routes
-                routes.insert(0, (bytes(self._mv[pos:mid]), onward, ret))
+                prefix = bytes(self._mv[pos:mid])
+                routes.insert(0, (prefix, onward, ret, b"\x83" + prefix))
                 if len(routes) > self._ROUTE_CACHE:
                     routes.pop()
             pos = mid
