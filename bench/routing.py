@@ -398,7 +398,8 @@ def main() -> None:
     else:
         figures, ratios = asyncio.run(measure(args.seconds, args.rounds))
 
-    out = {"figures": {**{k: round(v, 1) for k, v in figures.items()}, "loop": loop_name},
+    out = {"figures": {**{k: round(v, 1) for k, v in figures.items()},
+                       "uvloop": 1 if loop_name == "uvloop" else 0},
            "ratios": {k: round(v, 3) for k, v in ratios.items()}}
     if args.json:
         print(json.dumps(out))
