@@ -10,7 +10,8 @@ from tests.conftest import Cli, assert_one_line_error
 
 def test_demo_plain_leaves_nothing_behind(cli: Cli) -> None:
     r = cli("demo")
-    assert r.stdout.count("✔") >= 6 and r.stdout.rstrip().endswith("All steps passed.")
+    assert r.stdout.count("✔") == 7 and r.stdout.rstrip().endswith("All steps passed.")
+    assert "per round trip over two TCP hops" in r.stdout
     assert "alice allowed, bob denied" in r.stdout
     assert not cli.home.exists()  # the demo used a temporary home, not $TRUSTSTACK_HOME
 
