@@ -9,6 +9,7 @@ decoded history is well formed (its signatures are checked by :mod:`trust.identi
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
@@ -172,7 +173,9 @@ class _Slow(Exception):
 
 
 _SIG_PREFIX = {b"\x82\x00\x81\x58\x40": KeyType.ED25519, b"\x82\x01\x81\x58\x40": KeyType.P256}
-_KEY_PREFIX = {b"\x82\x00\x81\x58\x20": KeyType.ED25519, b"\x82\x01\x81\x58\x41": KeyType.P256}
+_KEY_PREFIX = {b"\x82\x00\x81\x58\x20": (KeyType.ED25519, 32),
+               b"\x82\x01\x81\x58\x41": (KeyType.P256, 65)}
+_U32 = struct.Struct(">I")
 _MIN = {0x18: 24, 0x19: 0x100, 0x1A: 0x10000, 0x1B: 0x100000000}
 _LEN = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
 
@@ -198,33 +201,48 @@ def _signature(b: bytes, i: int) -> tuple[Signature, int]:
     return Signature(kt, b[i + 5 : i + 69]), i + 69
 
 
+def _uint(p: bytes, i: int) -> tuple[int, int]:
+    # Timestamps are 4-byte heads until 2106: read those inline, anything else through _arg.
+    if p[i] == 0x1A and i + 5 <= len(p):
+        v = _U32.unpack_from(p, i + 1)[0]
+        if v >= 0x10000:
+            return v, i + 5
+    return _arg(p, i, 0)
+
+
 def _change_data(d: bytes) -> ChangeData:
     if d[:3] != b"\x83\x01\x01":
         raise _Slow
-    n, i = _arg(d, 3, 0x40)
+    if d[3] == 0x58 and d[4] >= 24:
+        n, i = d[4], 5
+    else:
+        n, i = _arg(d, 3, 0x40)
     if i + n != len(d) or d[i] != 0x85:
         raise _Slow
-    p = d[i + 1 :]
-    if p[0] == 0xF6:
-        prev, i = None, 1
-    elif p[:2] == b"\x58\x20" and len(p) >= 34:
-        prev, i = p[2:34], 34
+    i += 1
+    if d[i] == 0xF6:
+        prev = None
+        i += 1
+    elif d[i : i + 2] == b"\x58\x20" and len(d) >= i + 34:
+        prev = d[i + 2 : i + 34]
+        i += 34
     else:
         raise _Slow
-    kt = _KEY_PREFIX.get(p[i : i + 5])
-    if kt is None:
+    kind = _KEY_PREFIX.get(d[i : i + 5])
+    if kind is None:
         raise _Slow
-    size = kt.public_key_size
-    if i + 5 + size > len(p):
+    kt, size = kind
+    i += 5
+    key = d[i : i + size]
+    i += size
+    if len(key) != size or i >= len(d):
         raise _Slow
-    key = p[i + 5 : i + 5 + size]
-    i += 5 + size
-    flag = p[i]
+    flag = d[i]
     if flag not in (0xF4, 0xF5):
         raise _Slow
-    valid_from, i = _arg(p, i + 1, 0)
-    valid_until, i = _arg(p, i, 0)
-    if i != len(p):
+    valid_from, i = _uint(d, i + 1)
+    valid_until, i = _uint(d, i)
+    if i != len(d):
         raise _Slow
     try:
         pk = PublicKey(kt, key)
@@ -244,7 +262,10 @@ def _fast_decode(b: bytes) -> ChangeHistory | None:
             n = b[i]
             if n != (0x82 if k == 0 else 0x83):
                 return None
-            size, i = _arg(b, i + 1, 0x40)
+            if b[i + 1] == 0x58 and b[i + 2] >= 24:
+                size, i = b[i + 2], i + 3
+            else:
+                size, i = _arg(b, i + 1, 0x40)
             if i + size > len(b):
                 return None
             data = b[i : i + size]
