@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
 from trust.models.cbor import Reader, check_size, enc_bool, enc_bytes, enc_uint, head
+from trust.models.fastpath import FastPathMiss, arg, signature
 from trust.models.primitives import (
     CHANGE_DATA_TYPE,
     IDENTIFIER_SIZE,
@@ -168,57 +169,29 @@ class ChangeHistory:
 # field) for every input it does not accept. The property tests check both paths agree.
 
 
-class _Slow(Exception):
-    pass
-
-
-_SIG_PREFIX = {b"\x82\x00\x81\x58\x40": KeyType.ED25519, b"\x82\x01\x81\x58\x40": KeyType.P256}
 _KEY_PREFIX = {b"\x82\x00\x81\x58\x20": (KeyType.ED25519, 32),
                b"\x82\x01\x81\x58\x41": (KeyType.P256, 65)}
 _U32 = struct.Struct(">I")
-_MIN = {0x18: 24, 0x19: 0x100, 0x1A: 0x10000, 0x1B: 0x100000000}
-_LEN = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
-
-
-def _arg(b: bytes, i: int, base: int) -> tuple[int, int]:
-    """The argument of a head of major type ``base`` (0x00 uint, 0x40 bstr) at ``i``."""
-    info = b[i] - base
-    if 0 <= info < 0x18:
-        return info, i + 1
-    n = _LEN.get(info)
-    if n is None or i + 1 + n > len(b):
-        raise _Slow
-    v = int.from_bytes(b[i + 1 : i + 1 + n], "big")
-    if v < _MIN[info]:
-        raise _Slow
-    return v, i + 1 + n
-
-
-def _signature(b: bytes, i: int) -> tuple[Signature, int]:
-    kt = _SIG_PREFIX.get(b[i : i + 5])
-    if kt is None or i + 69 > len(b):
-        raise _Slow
-    return Signature(kt, b[i + 5 : i + 69]), i + 69
 
 
 def _uint(p: bytes, i: int) -> tuple[int, int]:
-    # Timestamps are 4-byte heads until 2106: read those inline, anything else through _arg.
+    # Timestamps are 4-byte heads until 2106: read those inline, anything else through arg().
     if p[i] == 0x1A and i + 5 <= len(p):
         v = _U32.unpack_from(p, i + 1)[0]
         if v >= 0x10000:
             return v, i + 5
-    return _arg(p, i, 0)
+    return arg(p, i, 0)
 
 
 def _change_data(d: bytes) -> ChangeData:
     if d[:3] != b"\x83\x01\x01":
-        raise _Slow
+        raise FastPathMiss
     if d[3] == 0x58 and d[4] >= 24:
         n, i = d[4], 5
     else:
-        n, i = _arg(d, 3, 0x40)
+        n, i = arg(d, 3, 0x40)
     if i + n != len(d) or d[i] != 0x85:
-        raise _Slow
+        raise FastPathMiss
     i += 1
     if d[i] == 0xF6:
         prev = None
@@ -227,27 +200,27 @@ def _change_data(d: bytes) -> ChangeData:
         prev = d[i + 2 : i + 34]
         i += 34
     else:
-        raise _Slow
+        raise FastPathMiss
     kind = _KEY_PREFIX.get(d[i : i + 5])
     if kind is None:
-        raise _Slow
+        raise FastPathMiss
     kt, size = kind
     i += 5
     key = d[i : i + size]
     i += size
     if len(key) != size or i >= len(d):
-        raise _Slow
+        raise FastPathMiss
     flag = d[i]
     if flag not in (0xF4, 0xF5):
-        raise _Slow
+        raise FastPathMiss
     valid_from, i = _uint(d, i + 1)
     valid_until, i = _uint(d, i)
     if i != len(d):
-        raise _Slow
+        raise FastPathMiss
     try:
         pk = PublicKey(kt, key)
     except VaultError:
-        raise _Slow from None
+        raise FastPathMiss from None
     return ChangeData(prev, pk, flag == 0xF5, valid_from, valid_until)
 
 
@@ -265,15 +238,15 @@ def _fast_decode(b: bytes) -> ChangeHistory | None:
             if b[i + 1] == 0x58 and b[i + 2] >= 24:
                 size, i = b[i + 2], i + 3
             else:
-                size, i = _arg(b, i + 1, 0x40)
+                size, i = arg(b, i + 1, 0x40)
             if i + size > len(b):
                 return None
             data = b[i : i + size]
             i += size
-            sig, i = _signature(b, i)
+            sig, i = signature(b, i)
             prev_sig = None
             if n == 0x83:
-                prev_sig, i = _signature(b, i)
+                prev_sig, i = signature(b, i)
             change = object.__new__(Change)
             object.__setattr__(change, "data", data)
             object.__setattr__(change, "signature", sig)
@@ -284,5 +257,5 @@ def _fast_decode(b: bytes) -> ChangeHistory | None:
         if i != len(b):
             return None
         return ChangeHistory(tuple(changes))
-    except (_Slow, IndexError):
+    except (FastPathMiss, IndexError):
         return None

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from trust.errors import DecodeError
 from trust.models.cbor import Reader, check_size, enc_bytes, enc_text, enc_uint, head
 from trust.models.change_history import ChangeHistory
+from trust.models.fastpath import FastPathMiss, arg, signature
 from trust.models.primitives import (
     CREDENTIAL_DATA_TYPE,
     IDENTIFIER_SIZE,
@@ -49,7 +50,6 @@ from trust.models.primitives import (
     read_signature,
 )
 from trust.models.purpose_key import PurposeKeyAttestation
-from vaults.keys import KeyType
 
 __all__ = [
     "CREDENTIAL_DATA_TYPE",
@@ -667,32 +667,6 @@ class Presentation:
 # nothing the strict path refuses (the property tests compare the two on mutated input).
 
 
-class _Slow(Exception):
-    pass
-
-
-_SIG_PREFIX = {b"\x82\x00\x81\x58\x40": KeyType.ED25519, b"\x82\x01\x81\x58\x40": KeyType.P256}
-_HEAD_LEN = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
-_HEAD_MIN = {0x18: 24, 0x19: 0x100, 0x1A: 0x10000, 0x1B: 0x100000000}
-
-
-def _arg(b: bytes, i: int, base: int) -> tuple[int, int]:
-    """The argument of the head at ``i`` whose major type is ``base`` (0x00 uint, 0x40 bstr,
-    0x60 text, 0x80 array, 0xa0 map), in its shortest form."""
-    info = b[i] - base
-    if 0 <= info < 24:
-        return info, i + 1
-    if info == 0x18 and b[i + 1] >= 24:
-        return b[i + 1], i + 2
-    n = _HEAD_LEN.get(info)
-    if n is None or i + 1 + n > len(b):
-        raise _Slow
-    v = int.from_bytes(b[i + 1 : i + 1 + n], "big")
-    if v < _HEAD_MIN[info]:
-        raise _Slow
-    return v, i + 1 + n
-
-
 def _fbytes(b: bytes, i: int) -> tuple[bytes, int]:
     h = b[i]
     if 0x40 <= h <= 0x57:
@@ -705,38 +679,31 @@ def _fbytes(b: bytes, i: int) -> tuple[bytes, int]:
         start = i + 3
         end = start + (b[i + 1] << 8 | b[i + 2])
     else:
-        start, end = _arg(b, i, 0x40)
+        start, end = arg(b, i, 0x40)
         start, end = end, end + start
     if end > len(b):
-        raise _Slow
+        raise FastPathMiss
     return b[start:end], end
 
 
 def _ftext(b: bytes, i: int) -> tuple[str, int]:
-    n, i = _arg(b, i, 0x60)
+    n, i = arg(b, i, 0x60)
     end = i + n
     if end > len(b) or n > MAX_TEXT:
-        raise _Slow
+        raise FastPathMiss
     try:
         return b[i:end].decode("utf-8"), end
     except UnicodeDecodeError:
-        raise _Slow from None
-
-
-def _fsig(b: bytes, i: int) -> tuple[Signature, int]:
-    kt = _SIG_PREFIX.get(b[i : i + 5])
-    if kt is None or i + 69 > len(b):
-        raise _Slow
-    return Signature(kt, b[i + 5 : i + 69]), i + 69
+        raise FastPathMiss from None
 
 
 def _fversioned(d: bytes) -> tuple[int, bytes]:
     if d[0] != 0x83 or d[1] != VERSION:
-        raise _Slow
-    dt, i = _arg(d, 2, 0)
+        raise FastPathMiss
+    dt, i = arg(d, 2, 0)
     payload, i = _fbytes(d, i)
     if i != len(d):
-        raise _Slow
+        raise FastPathMiss
     return dt, payload
 
 
@@ -744,63 +711,63 @@ def _fsubject(p: bytes, i: int, nullable: bool) -> tuple[bytes | None, int]:
     if nullable and p[i] == 0xF6:
         return None, i + 1
     if p[i : i + 2] != b"\x58\x20" or i + 34 > len(p):
-        raise _Slow
+        raise FastPathMiss
     return p[i + 2 : i + 34], i + 34
 
 
 def _fcredential_data(p: bytes) -> CredentialData:
     if p[0] != 0x85:
-        raise _Slow
+        raise FastPathMiss
     subject, i = _fsubject(p, 1, True)
     latest, i = _fsubject(p, i, True)
     if p[i] != 0x82:
-        raise _Slow
-    schema, i = _arg(p, i + 1, 0)
-    n, i = _arg(p, i, 0xA0)
+        raise FastPathMiss
+    schema, i = arg(p, i + 1, 0)
+    n, i = arg(p, i, 0xA0)
     if 2 * n > len(p) - i:
-        raise _Slow
+        raise FastPathMiss
     entries = []
     prev = b""
     for k in range(n):
         name, i = _fbytes(p, i)
         if k and name <= prev:
-            raise _Slow
+            raise FastPathMiss
         value, i = _fbytes(p, i)
         entries.append((name, value))
         prev = name
-    created, i = _arg(p, i, 0)
-    expires, i = _arg(p, i, 0)
+    created, i = arg(p, i, 0)
+    expires, i = arg(p, i, 0)
     if i != len(p):
-        raise _Slow
+        raise FastPathMiss
     return CredentialData(subject, latest, Attributes(schema, tuple(entries)), created, expires)
 
 
 def _fselective_data(p: bytes) -> SelectiveCredentialData:
     if p[0] != 0x85:
-        raise _Slow
+        raise FastPathMiss
     subject, i = _fsubject(p, 1, False)
     latest, i = _fsubject(p, i, False)
     if p[i] != 0x82 or subject is None or latest is None:
-        raise _Slow
-    schema, i = _arg(p, i + 1, 0)
-    n, i = _arg(p, i, 0x80)
+        raise FastPathMiss
+    schema, i = arg(p, i + 1, 0)
+    n, i = arg(p, i, 0x80)
     if n * (DIGEST_SIZE + 2) > len(p) - i:
-        raise _Slow
+        raise FastPathMiss
     digests = []
     prev = b""
     for _ in range(n):
         if p[i : i + 2] != b"\x58\x20":
-            raise _Slow
+            raise FastPathMiss
         d = p[i + 2 : i + 34]
         if d <= prev:
-            raise _Slow
+            raise FastPathMiss
         digests.append(d)
         prev = d
         i += 34
-    created, i = _arg(p, i, 0)
-    expires, i = _arg(p, i, 0)
+    created, i = arg(p, i, 0)
+    expires, i = arg(p, i, 0)
     if i != len(p):
-        raise _Slow
+        raise FastPathMiss
     return SelectiveCredentialData(subject, latest, schema, tuple(digests), created, expires)
 
 
@@ -811,7 +778,7 @@ def _credential_payload_fast(data: bytes) -> tuple[int, CredentialData | Selecti
             return dt, _fcredential_data(payload)
         if dt == SELECTIVE_CREDENTIAL_DATA_TYPE:
             return dt, _fselective_data(payload)
-    except (_Slow, IndexError, DecodeError):
+    except (FastPathMiss, IndexError, DecodeError):
         pass
     return None
 
@@ -822,8 +789,8 @@ def _signed_fast(b: bytes, i: int) -> tuple[bytes, Signature, int] | None:
         if b[i] != 0x82:
             return None
         data, i = _fbytes(b, i + 1)
-        sig, i = _fsig(b, i)
-    except (_Slow, IndexError):
+        sig, i = signature(b, i)
+    except (FastPathMiss, IndexError):
         return None
     return data, sig, i
 
@@ -858,7 +825,7 @@ def _presentation_data_fast(data: bytes) -> PresentationData | None:
         cpk = _cpk_fast(credential_raw)
         if cpk is None or not cpk.credential.is_selective:
             return None
-        n, i = _arg(p, i, 0x80)
+        n, i = arg(p, i, 0x80)
         if n > len(p) - i:
             return None
         disclosures = []
@@ -872,10 +839,10 @@ def _presentation_data_fast(data: bytes) -> PresentationData | None:
             _remember(_HISTORIES, holder_raw, holder)
         audience, i = _ftext(p, i)
         nonce, i = _ftext(p, i)
-        presented_at, i = _arg(p, i, 0)
+        presented_at, i = arg(p, i, 0)
         if i != len(p):
             return None
-    except (_Slow, IndexError, DecodeError):
+    except (FastPathMiss, IndexError, DecodeError):
         return None
     return PresentationData(cpk, tuple(disclosures), holder, audience, nonce, presented_at,
                             credential_raw, holder_raw)
