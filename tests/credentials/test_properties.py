@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.credentials.helpers import make_world, run
+from tests.strategies import mutations_of
 from tests.vectors import by_name
 from trust.credentials.schemas import AttributeType, Schema, decode_value, encode_value
 from trust.errors import DecodeError, UsageError, VerificationError
@@ -67,21 +68,8 @@ DECODERS: list[Callable[[bytes], Any]] = [
 ]
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    raw = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
-        i = draw(st.integers(0, max(len(raw) - 1, 0)))
-        if op == "flip" and raw:
-            raw[i] = draw(st.integers(0, 255))
-        elif op == "insert":
-            raw[i:i] = draw(st.binary(min_size=1, max_size=4))
-        elif op == "delete" and raw:
-            del raw[i]
-        elif op == "truncate":
-            del raw[i:]
-    return bytes(raw)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutations_of(SEEDS)
 
 
 @settings(max_examples=500, deadline=None)

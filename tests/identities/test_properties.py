@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import mutations_of
 from tests.vectors import by_kind, by_name
 from trust.errors import DecodeError
 from trust.models import cbor
@@ -24,21 +25,8 @@ SEEDS = [bytes.fromhex(v["hex"]) for v in by_kind("change_history")] + [
 DECODERS = [ChangeHistory.decode, PurposeKeyAttestation.decode, ChangeData.decode, cbor.loads]
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    raw = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
-        i = draw(st.integers(0, max(len(raw) - 1, 0)))
-        if op == "flip" and raw:
-            raw[i] = draw(st.integers(0, 255))
-        elif op == "insert":
-            raw[i:i] = draw(st.binary(min_size=1, max_size=4))
-        elif op == "delete" and raw:
-            del raw[i]
-        elif op == "truncate":
-            del raw[i:]
-    return bytes(raw)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutations_of(SEEDS)
 
 
 @settings(max_examples=400, deadline=None)
