@@ -8,6 +8,7 @@ again until it returns ``False`` or the node stops. Both may define ``initialize
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -21,17 +22,20 @@ __all__ = ["FunctionWorker", "Handler", "InlineWorker", "Processor", "Worker"]
 Handler = Callable[["Context", LocalMessage], Awaitable[None]]
 
 
-class Worker:
+class Worker(abc.ABC):
     """Subclass and override :meth:`handle_message` (and optionally the lifecycle hooks)."""
 
     async def initialize(self, ctx: Context) -> None:
         """Called once, before the first message."""
+        return None
 
+    @abc.abstractmethod
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-        raise NotImplementedError
+        """Handle one message from the mailbox."""
 
     async def shutdown(self, ctx: Context) -> None:
         """Called once when the worker stops (its mailbox is already closed)."""
+        return None
 
 
 class InlineWorker(Worker):
@@ -62,14 +66,17 @@ class FunctionWorker(Worker):
         await self.handler(ctx, msg)
 
 
-class Processor:
+class Processor(abc.ABC):
     """Subclass and override :meth:`process`; it runs in a loop while it returns ``True``."""
 
     async def initialize(self, ctx: Context) -> None:
         """Called once, before the first ``process``."""
+        return None
 
+    @abc.abstractmethod
     async def process(self, ctx: Context) -> bool:
-        raise NotImplementedError
+        """One round of work; return ``False`` to stop."""
 
     async def shutdown(self, ctx: Context) -> None:
         """Called once when the processor stops."""
+        return None
