@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,7 +62,7 @@ class LocalIdentities(Protocol):
 
     async def delete(self, name: str) -> bool: ...
 
-    async def uses_vault(self, vault: str) -> list[str]: ...
+    async def uses_vault(self, vault: str) -> builtins.list[str]: ...
 
 
 class PurposeKeys(Protocol):

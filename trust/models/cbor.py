@@ -11,6 +11,7 @@ naming the field being read.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from trust.errors import DecodeError
@@ -219,14 +220,14 @@ class Reader:
             return True
         raise DecodeError(f"expected a boolean, found {self._describe()}", field=field)
 
-    def peek_null(self) -> bool:
+    def peek_null(self) -> builtins.bool:
         """True (and consume it) when the next item is ``null``."""
         if self.pos < len(self.data) and self.data[self.pos] == 0xF6:
             self.pos += 1
             return True
         return False
 
-    def at_end(self) -> bool:
+    def at_end(self) -> builtins.bool:
         return self.pos >= len(self.data)
 
     def end(self, field: str) -> None:
@@ -234,7 +235,7 @@ class Reader:
         if self.pos != len(self.data):
             raise DecodeError(f"{len(self.data) - self.pos} trailing bytes", field=field)
 
-    def raw_item(self, field: str) -> bytes:
+    def raw_item(self, field: str) -> builtins.bytes:
         """Skip one well-formed item and return its bytes."""
         start = self.pos
         self.skip(field)

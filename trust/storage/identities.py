@@ -3,6 +3,7 @@ identities, purpose keys)."""
 
 from __future__ import annotations
 
+import builtins
 import time
 
 from trust.errors import ConflictError
@@ -137,7 +138,7 @@ class SqliteLocalIdentities:
                           "(SELECT name FROM local_identity ORDER BY created_at, name LIMIT 1)")
             return True
 
-    async def uses_vault(self, vault: str) -> list[str]:
+    async def uses_vault(self, vault: str) -> builtins.list[str]:
         rows = self.db.query_all(
             "SELECT name FROM local_identity WHERE vault = ? UNION "
             "SELECT l.name FROM purpose_key p JOIN local_identity l "
