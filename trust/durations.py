@@ -20,8 +20,3 @@ def parse_duration(text: str | int | float) -> float:
     if not m:
         raise UsageError(f"invalid duration {text!r} (use e.g. 30s, 10m, 1h, 7d)")
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-
-
-def parse_duration_seconds(text: str | int) -> int:
-    """Whole seconds in ``text`` (rounded down, at least 1 unless the text says 0)."""
-    return int(parse_duration(text))

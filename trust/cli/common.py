@@ -26,7 +26,6 @@ from vaults.errors import VaultError
 __all__ = [
     "STATE",
     "emit",
-    "fail_usage",
     "output_option",
     "parse_duration",
     "read_value",
@@ -105,10 +104,6 @@ def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
         return await coro
 
     return asyncio.run(_wrap())
-
-
-def fail_usage(message: str) -> None:
-    raise UsageError(message)
 
 
 def _one_line(e: BaseException) -> str:

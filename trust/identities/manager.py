@@ -14,7 +14,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trust.errors import ConflictError, NotFoundError, UsageError
@@ -389,22 +388,3 @@ def identity_json(identity: Identity) -> dict[str, Any]:
             for c in identity.changes
         ],
     }
-
-
-def read_history_argument(text: str) -> bytes:
-    """A change history given as hex text, or as a path to a binary/hex file."""
-    t = text.strip()
-    try:
-        return bytes.fromhex(t)
-    except ValueError:
-        pass
-    p = Path(t)
-    if p.is_file():
-        data = p.read_bytes()
-        try:
-            return bytes.fromhex(data.decode().strip())
-        except (UnicodeDecodeError, ValueError):
-            return data
-    from trust.errors import DecodeError
-
-    raise DecodeError("not a hex change history", field="change_history")
