@@ -112,19 +112,19 @@ class IdentityManager:
         self._vaults[name] = vault
         return name, vault
 
-    async def software_vault(self, name: str | None = None) -> FileVault:
-        """The file vault that keeps secure-channel (X25519) keys: ``name`` if it is a file
-        vault, else the ``default`` file vault."""
+    async def software_vault(self, name: str | None = None) -> tuple[str, FileVault]:
+        """The file vault that keeps secure-channel (X25519) keys, with its name: ``name`` if it
+        is a file vault, else the ``default`` file vault."""
         from vaults.file import FileVault
 
         if name is not None:
             _, v = await self.vault(name)
             if isinstance(v, FileVault):
-                return v
+                return name, v
         _, v = await self.vault(DEFAULT_VAULT)
         if not isinstance(v, FileVault):
             raise VaultError("the default vault is not a file vault")
-        return v
+        return DEFAULT_VAULT, v
 
     async def delete_vault(self, name: str) -> None:
         from trust.vault_config import delete_vault
@@ -282,7 +282,7 @@ class IdentityManager:
         await self.purpose_keys.delete(named.identifier)
         for pk in pks:
             if pk.purpose == SECURE_CHANNEL:
-                (await self.software_vault(pk.vault)).delete_x25519(pk.key_handle)
+                (await self.software_vault(pk.vault))[1].delete_x25519(pk.key_handle)
             else:
                 await self._delete_local_key(pk.vault, pk.key_handle)
         await self._delete_local_key(named.vault, named.key_handle)
@@ -307,19 +307,17 @@ class IdentityManager:
         use, renewed when it expires): (vault, handle, attestation)."""
         named = await self.get(name)
         t = int(time.time()) if now is None else now
-        sc_vault = await self.software_vault(named.vault)
         for pk in await self.purpose_keys.list(named.identifier, SECURE_CHANNEL):
             if pk.expires_at >= t + 60:
-                v = await self.software_vault(pk.vault)
+                _, v = await self.software_vault(pk.vault)
                 return v, pk.key_handle, PurposeKeyAttestation.decode(pk.attestation)
+        vault_name, sc_vault = await self.software_vault(named.vault)
         handle = sc_vault.generate_x25519(persist=True)
         signer, sh = await self._signer(named)
         att = await attest_purpose_key(
             named.identity, signer, sh,
             PurposePublicKey.secure_channel(sc_vault.x25519_public_key(handle)), now=now, ttl=ttl)
         d = att.attestation_data
-        vault_name = named.vault if sc_vault.backend == "file" and \
-            (await self.vault(named.vault))[1] is sc_vault else DEFAULT_VAULT
         await self.purpose_keys.add(StoredPurposeKey(named.identifier, SECURE_CHANNEL, vault_name,
                                                      handle, att.encode(), d.created_at,
                                                      d.expires_at))
