@@ -1,4 +1,7 @@
-"""Access to the shared Ockam vectors (../shared/vectors/ockam-public.json)."""
+"""Access to the Ockam vectors kept in the repository (``tests/data/ockam-public.json``).
+
+Where they come from is written in ``tests/data/README.md``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "ockam-public.json"
+VECTORS = Path(__file__).resolve().parent / "data" / "ockam-public.json"
 
 
 @cache
