@@ -19,6 +19,7 @@ the same error the node raised.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final
 
 from trust.errors import (
@@ -38,6 +39,7 @@ from trust.node.errors import NodeStoppedError, ReceiveTimeoutError
 
 __all__ = [
     "ERROR_KINDS",
+    "MAX_DEPTH",
     "MAX_LINE",
     "ControlError",
     "decode_request",
@@ -49,6 +51,12 @@ __all__ = [
 ]
 
 MAX_LINE: Final = 1024 * 1024
+#: The deepest nesting of arrays and objects a control line may have (checked before parsing).
+MAX_DEPTH: Final = 32
+#: Request ids are JSON integers in this range (a client counts up from 1).
+MAX_ID: Final = 2**53
+
+_STRING_OR_BRACKET: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
 
 class ControlError(TrustError):
@@ -94,12 +102,38 @@ def encode_request(req_id: int, method: str, params: dict[str, Any] | None = Non
     return _line(obj)
 
 
+def too_deep(line: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``[``/``{`` nest deeper than ``limit`` in ``line`` (outside JSON strings).
+
+    A linear scan that never recurses, run before parsing so that a hostile line cannot exhaust
+    the parser's stack.
+    """
+    if line.count(b"[") + line.count(b"{") <= limit:
+        return False
+    depth = 0
+    for m in _STRING_OR_BRACKET.finditer(line):
+        c = m.group()
+        if c == b"[" or c == b"{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif c == b"]" or c == b"}":
+            depth -= 1
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse(line: bytes, what: str) -> dict[str, Any]:
     if len(line) > MAX_LINE:
         raise RemoteProtocolError(f"control {what} longer than {MAX_LINE} bytes")
+    if too_deep(line):
+        raise RemoteProtocolError(f"control {what} nested deeper than {MAX_DEPTH} levels")
     try:
-        obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        obj = json.loads(line, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise RemoteProtocolError(f"control {what} is not JSON") from None
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"control {what} is not a JSON object")
@@ -113,8 +147,8 @@ def decode_request(line: bytes) -> tuple[int, str, dict[str, Any], str | None]:
     method = obj.get("method")
     params = obj.get("params", {})
     token = obj.get("token")
-    if not isinstance(req_id, int) or isinstance(req_id, bool):
-        raise RemoteProtocolError("control request needs an integer 'id'")
+    if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id <= MAX_ID:
+        raise RemoteProtocolError(f"control request needs an integer 'id' from 0 to {MAX_ID}")
     if not isinstance(method, str) or not method:
         raise RemoteProtocolError("control request needs a 'method' string")
     if not isinstance(params, dict):

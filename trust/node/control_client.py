@@ -43,10 +43,14 @@ class ControlClient:
         if paths.socket.exists() and paths.unix_socket_fits:
             return cls({"transport": "unix", "path": str(paths.socket)}, name=name)
         info = read_json(paths.control_tcp)
-        if info is None or not isinstance(info.get("port"), int):
+        if info is None:
             raise NodeNotRunningError(f"node {name} has no control endpoint")
-        return cls({"transport": "tcp", "host": info.get("host", "127.0.0.1"),
-                    "port": info["port"]}, token=info.get("token"), name=name)
+        port, host, token = info.get("port"), info.get("host", "127.0.0.1"), info.get("token")
+        if (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
+                or not isinstance(host, str) or not isinstance(token, str) or not token.isascii()):
+            raise NodeNotRunningError(f"node {name} has a malformed control endpoint file "
+                                      f"({paths.control_tcp})")
+        return cls({"transport": "tcp", "host": host, "port": port}, token=token, name=name)
 
     def _connect(self, timeout: float) -> socket.socket:
         ep = self.endpoint

@@ -4,7 +4,13 @@ Handlers are ``async def handler(params: dict) -> dict`` registered by method na
 (``server.register("node.show", handler)``); errors they raise are sent back as typed errors
 (see :mod:`trust.node.control`). The server listens on a Unix socket (mode 0600, inside the
 node's 0700 directory) or, when that path is too long, on 127.0.0.1 with a random token that
-every request must carry (compared in constant time).
+every request must carry (compared in constant time, as bytes; a token that is not ASCII is
+refused like a wrong one).
+
+Input is bounded: a request line is at most :data:`~trust.node.control.MAX_LINE` bytes and
+:data:`~trust.node.control.MAX_DEPTH` levels deep, at most :data:`MAX_CONNECTIONS` connections
+are served at once (more are answered with an error and closed) and a connection that sends no
+complete line for :data:`IDLE_TIMEOUT` seconds is closed.
 """
 
 from __future__ import annotations
@@ -22,17 +28,32 @@ from typing import Any
 from trust.errors import NotFoundError, RemoteProtocolError, UntrustedError
 from trust.node.control import MAX_LINE, decode_request, encode_error, encode_result
 
-__all__ = ["ControlHandler", "ControlServer"]
+__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "ControlHandler", "ControlServer", "token_matches"]
 
 log = logging.getLogger("trust.node.control")
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
+#: Control connections served at once; one more is told so and closed.
+MAX_CONNECTIONS = 64
+#: Seconds a control connection may wait between complete request lines.
+IDLE_TIMEOUT = 60.0
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a request's token with the node's (as ASCII bytes)."""
+    if given is None or not given.isascii():
+        return False
+    return hmac.compare_digest(given.encode("ascii"), expected.encode("ascii"))
+
 
 class ControlServer:
     """Serves the control protocol; register handlers, then :meth:`start_unix` or :meth:`start_tcp`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self.handlers: dict[str, ControlHandler] = {}
         self.token: str | None = None
         self.endpoint: dict[str, Any] = {}
@@ -89,12 +110,21 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= self.max_connections:
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(encode_error(None, RemoteProtocolError(
+                    f"too many control connections (at most {self.max_connections})")))
+                writer.close()
+            return
         self._tasks.add(task)
         self._writers.add(writer)
         try:
             while True:
                 try:
-                    line = await reader.readline()
+                    async with asyncio.timeout(self.idle_timeout):
+                        line = await reader.readline()
+                except TimeoutError:
+                    break
                 except (asyncio.LimitOverrunError, ValueError):
                     writer.write(encode_error(None, RemoteProtocolError(
                         f"control request longer than {MAX_LINE} bytes")))
@@ -114,8 +144,7 @@ class ControlServer:
         req_id: int | None = None
         try:
             req_id, method, params, token = decode_request(line)
-            if self.token is not None and (
-                    token is None or not hmac.compare_digest(token, self.token)):
+            if self.token is not None and not token_matches(token, self.token):
                 raise UntrustedError("control request without the node's token")
             handler = self.handlers.get(method)
             if handler is None:
