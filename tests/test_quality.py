@@ -1,4 +1,4 @@
-"""Project-wide checks: ruff is clean, the CLI starts fast, heavy backends load lazily."""
+"""Project-wide checks: ruff and mypy are clean, the CLI starts fast, heavy backends load lazily."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ def test_ruff_clean() -> None:
     p = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True,
                        text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_mypy_clean() -> None:
+    """The packages type-check with the configuration in pyproject.toml (about 5 s cold)."""
+    p = subprocess.run([sys.executable, "-m", "mypy", "trust", "vaults", "policies"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    assert "Success: no issues found" in p.stdout
 
 
 def test_help_is_fast_and_lists_nouns() -> None:
