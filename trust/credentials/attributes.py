@@ -8,6 +8,7 @@ from typing import Any
 
 from trust.credentials.repositories import AttributeRecord, AttributeRepository, SchemaRepository
 from trust.credentials.schemas import Schema, text_of
+from trust.models.memo import ENTRY_OVERHEAD, BoundedCache
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,17 @@ class SubjectAttributes:
     def __init__(self, attributes: AttributeRepository, schemas: SchemaRepository) -> None:
         self.attributes = attributes
         self.schemas = schemas
-        self._schemas: dict[int, Schema | None] = {}
+        self._schemas: BoundedCache[int, Schema | None] = BoundedCache(
+            "credentials.schemas", 1024 * 1024)
 
     async def _schema(self, schema_id: int) -> Schema | None:
-        if schema_id not in self._schemas:
-            self._schemas[schema_id] = await self.schemas.get(schema_id)
-        return self._schemas[schema_id]
+        if schema_id in self._schemas:
+            return self._schemas.get(schema_id)
+        schema = await self.schemas.get(schema_id)
+        size = ENTRY_OVERHEAD + (0 if schema is None else len(schema.description) + sum(
+            ENTRY_OVERHEAD // 4 + len(name) for name, _ in schema.attributes))
+        self._schemas.put(schema_id, schema, size)
+        return schema
 
     async def records(self, subject: str, *, now: int) -> list[TypedAttribute]:
         out = []

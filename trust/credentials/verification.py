@@ -11,13 +11,13 @@ exactly ``expires_at``) and once ``created_at <= now + 60`` (60 s clock drift).
 
 Warm path: the time-independent part of an attestation's verification (its signature, its place
 in the issuer's history, revocation) is cached by the exact bytes of the issuer's history and the
-attestation; the clock checks run on every call. ``cache=False`` gives the cold path.
+attestation; the clock checks run on every call. ``cache=False`` gives the cold path. The cache
+is bounded by the bytes its keys hold (:func:`cache_info`), as every cache fed by peers is.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,6 +30,7 @@ from trust.models.credential import (
     Disclosure,
     SelectiveCredentialData,
 )
+from trust.models.memo import ENTRY_OVERHEAD, BoundedCache, CacheInfo
 from trust.models.primitives import Signature, identifier_from_text, identifier_text
 from trust.models.purpose_key import Purpose, PurposeKeyAttestation, PurposeKeyAttestationData
 from vaults.verify import verify_signature
@@ -37,6 +38,7 @@ from vaults.verify import verify_signature
 __all__ = [
     "MAX_ALLOWED_TIME_DRIFT",
     "VerifiedCredential",
+    "cache_info",
     "clear_cache",
     "subject_bytes",
     "verify_attested_credential",
@@ -62,13 +64,18 @@ class VerifiedCredential:
     credential: CredentialAndPurposeKey
 
 
-_CACHE: OrderedDict[tuple[bytes, bytes, Signature], PurposeKeyAttestationData] = OrderedDict()
-_CACHE_SIZE = 4096
+_CACHE: BoundedCache[tuple[bytes, bytes, Signature], PurposeKeyAttestationData] = BoundedCache(
+    "credentials.attestation_verifications", 32 * 1024 * 1024, max_entry=4 * 1024 * 1024)
 
 
 def clear_cache() -> None:
     """Forget cached attestation verifications (the next verification is cold)."""
     _CACHE.clear()
+
+
+def cache_info() -> CacheInfo:
+    """Entries and accounted bytes of the attestation-verification cache."""
+    return _CACHE.info()
 
 
 def subject_bytes(subject: Identity | str | bytes) -> bytes:
@@ -97,9 +104,8 @@ def _verify_attestation(issuer: Identity, att: PurposeKeyAttestation, now: int,
             return data
     data = verify_purpose_key_attestation(issuer, att, now=now, purpose=Purpose.CREDENTIAL_SIGNING)
     if cache:
-        _CACHE[key] = data
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        # the key's bytes (the issuer's whole history among them) and the decoded data
+        _CACHE.put(key, data, 2 * ENTRY_OVERHEAD + len(issuer.raw) + len(att.data))
     return data
 
 

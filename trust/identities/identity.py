@@ -8,11 +8,11 @@ dictionary access; the cold path decodes the keys from the history every time.
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from trust.errors import DecodeError, VerificationError
 from trust.models.change_history import Change, ChangeHistory
+from trust.models.memo import BoundedCache, CacheInfo, decoded_size
 from trust.models.primitives import PublicKey, identifier_from_text, identifier_text
 from vaults.verify import verify_signature
 
@@ -103,12 +103,18 @@ class Identity:
         return hash(self.raw)
 
 
-_CACHE: OrderedDict[bytes, Identity] = OrderedDict()
-_CACHE_SIZE = 4096
+_CACHE: BoundedCache[bytes, Identity] = BoundedCache(
+    "identities.verified_histories", 32 * 1024 * 1024, max_entry=8 * 1024 * 1024)
+"""Verified identities by their bytes, bounded by the accounted bytes they hold."""
 
 
 def clear_cache() -> None:
     _CACHE.clear()
+
+
+def cache_info() -> CacheInfo:
+    """Entries and accounted bytes of the verified-history cache."""
+    return _CACHE.info()
 
 
 def verify_change_history(data: bytes, *, expected_identifier: str | bytes | None = None,
@@ -121,9 +127,7 @@ def verify_change_history(data: bytes, *, expected_identifier: str | bytes | Non
         _verify(history)
         identity = Identity(history, data)
         if cache:
-            _CACHE[data] = identity
-            if len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
+            _CACHE.put(data, identity, decoded_size(data))
     if expected_identifier is not None:
         want = (identifier_from_text(expected_identifier)
                 if isinstance(expected_identifier, str) else expected_identifier)

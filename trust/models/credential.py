@@ -39,6 +39,7 @@ from trust.errors import DecodeError
 from trust.models.cbor import Reader, check_size, enc_bytes, enc_text, enc_uint, head
 from trust.models.change_history import ChangeHistory
 from trust.models.fastpath import FastPathMiss, arg, signature
+from trust.models.memo import BoundedCache, CacheInfo, decoded_size
 from trust.models.primitives import (
     CREDENTIAL_DATA_TYPE,
     IDENTIFIER_SIZE,
@@ -67,7 +68,9 @@ __all__ = [
     "Presentation",
     "PresentationData",
     "SelectiveCredentialData",
+    "clear_decode_caches",
     "decode_artifact",
+    "decode_cache_info",
 ]
 
 SELECTIVE_CREDENTIAL_DATA_TYPE = 128
@@ -101,23 +104,25 @@ def _bstr(data: bytes, pos: int, f: str, size: int | None = None) -> tuple[bytes
     return v, r.pos
 
 
-_MEMO_SIZE = 1024
-_ATTESTATIONS: dict[tuple[bytes, Signature], PurposeKeyAttestation] = {}
-_HISTORIES: dict[bytes, ChangeHistory] = {}
-
-
-def _remember(memo: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
-    memo[key] = value
-    if len(memo) > _MEMO_SIZE:
-        del memo[next(iter(memo))]
+_ATTESTATIONS: BoundedCache[tuple[bytes, Signature], PurposeKeyAttestation] = BoundedCache(
+    "models.attestations", 4 * 1024 * 1024, max_entry=decoded_size(b"\0" * 1024))
+_HISTORIES: BoundedCache[bytes, ChangeHistory] = BoundedCache(
+    "models.holder_histories", 16 * 1024 * 1024, max_entry=decoded_size(b"\0" * 16 * 1024))
 
 
 def clear_decode_caches() -> None:
     """Forget decoded attestations and holder histories. Both are decoded from identical bytes
     over and over (every credential of an issuer key carries the same attestation, every
-    presentation of a holder the same history), so decoders keep the immutable results."""
+    presentation of a holder the same history), so decoders keep the immutable results: only
+    small ones (they are not verified yet), within a bound on the bytes held
+    (:func:`decode_cache_info`)."""
     _ATTESTATIONS.clear()
     _HISTORIES.clear()
+
+
+def decode_cache_info() -> dict[str, CacheInfo]:
+    """Entries and accounted bytes of the decode caches, by name."""
+    return {"attestations": _ATTESTATIONS.info(), "holder_histories": _HISTORIES.info()}
 
 
 def _split_versioned(data: bytes, f: str) -> tuple[int, bytes]:
@@ -497,7 +502,7 @@ class CredentialAndPurposeKey:
                 att = PurposeKeyAttestation(data, sig)
             except DecodeError as e:
                 raise DecodeError(e.message, field=f"{fa}.{e.field or 'data'}") from None
-            _remember(_ATTESTATIONS, (data, sig), att)
+            _ATTESTATIONS.put((data, sig), att, decoded_size(data))
         return cls(cred, att)
 
     @classmethod
@@ -590,7 +595,7 @@ class PresentationData:
                 holder = ChangeHistory.decode(holder_raw)
             except DecodeError as e:
                 raise _sub(e, fh) from None
-            _remember(_HISTORIES, holder_raw, holder)
+            _HISTORIES.put(holder_raw, holder, decoded_size(holder_raw))
         audience = _read_short_text(r, f + ".audience")
         nonce = _read_short_text(r, f + ".nonce")
         presented_at = r.uint(f + ".presented_at", max_value=_U64)
@@ -810,7 +815,7 @@ def _cpk_fast(b: bytes) -> CredentialAndPurposeKey | None:
         attestation = _ATTESTATIONS.get(key)
         if attestation is None:
             attestation = PurposeKeyAttestation(att[0], att[1])
-            _remember(_ATTESTATIONS, key, attestation)
+            _ATTESTATIONS.put(key, attestation, decoded_size(att[0]))
     except (IndexError, DecodeError):
         return None
     return CredentialAndPurposeKey(credential, attestation)
@@ -836,7 +841,7 @@ def _presentation_data_fast(data: bytes) -> PresentationData | None:
         holder = _HISTORIES.get(holder_raw)
         if holder is None:
             holder = ChangeHistory.decode(holder_raw)
-            _remember(_HISTORIES, holder_raw, holder)
+            _HISTORIES.put(holder_raw, holder, decoded_size(holder_raw))
         audience, i = _ftext(p, i)
         nonce, i = _ftext(p, i)
         presented_at, i = arg(p, i, 0)
