@@ -1,17 +1,23 @@
 """Shared pieces of the CLI: output selection, error handling, value reading, durations.
 
-Conventions (``docs/cli.md``): ``--output plain|json`` on every command; errors are one line on
-stderr with exit 1 (usage errors exit 2); ``@PATH`` in place of a long value reads it from a file.
+Conventions (``docs/cli.md``): ``--output plain|json`` on every command (before or after the
+noun); errors are one line on stderr with exit 1 (usage errors exit 2); ``@PATH`` in place of a
+long value reads it from a file. Plain output passes every untrusted string through
+:func:`terminal_safe`; list commands print rows with :func:`emit_table`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
+import re
+import stat
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+import unicodedata
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,13 +30,22 @@ from trust.errors import TrustError, UsageError
 from vaults.errors import VaultError
 
 __all__ = [
+    "MAX_UNIX_TIME",
+    "MAX_VALUE_FILE",
     "STATE",
+    "UNIX_TIME",
+    "AsciiInt",
     "emit",
+    "emit_table",
+    "iso_time",
     "output_option",
     "parse_duration",
+    "read_bytes_file",
     "read_value",
     "run",
     "run_cli",
+    "terminal_safe",
+    "write_bytes_file",
 ]
 
 T = TypeVar("T")
@@ -40,22 +55,156 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class _State:
     verbose: bool = False
+    output: str = "plain"
 
 
 STATE = _State()
+"""Options given before the noun (``truststack --verbose --output json identity list``)."""
 
 OUTPUT_CHOICE = click.Choice(["plain", "json"])
 
+MAX_VALUE_FILE = 16 * 1024 * 1024
+"""The largest file ``@PATH`` / ``--file`` reads (16 MiB; objects are at most 1 MiB, 2 MiB as hex)."""
+
+
+def _resolve_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    return value if value is not None else STATE.output
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        STATE.verbose = True
+
 
 def output_option(f: F) -> F:
-    """Add ``--output plain|json`` (passed to the command as ``output``)."""
+    """Add ``--output plain|json`` (passed to the command as ``output``; default: the value given
+    before the noun, else ``plain``) and ``--verbose``, so both work after the noun too."""
+    f = click.option("--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
+                     help="Show a traceback when the command fails.")(f)
     return click.option(
         "--output",
         type=OUTPUT_CHOICE,
-        default="plain",
-        show_default=True,
-        help="Output format.",
+        default=None,
+        callback=_resolve_output,
+        help="Output format: plain (default) or json.",
     )(f)
+
+
+class AsciiInt(click.ParamType):
+    """A whole number in ASCII digits within [``min``, ``max``]: no ``٣``, ``1_000``, ``1e3`` or
+    60-digit values (click's ``int`` accepts the first two and any size)."""
+
+    name = "integer"
+
+    def __init__(self, min: int = 0, max: int = (1 << 63) - 1) -> None:
+        self.min = min
+        self.max = max
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            text = str(value).strip()
+            if not re.fullmatch(r"-?[0-9]{1,20}", text, re.ASCII):
+                shown = text if len(text) <= 30 else text[:30] + "..."
+                self.fail(f"{shown!r} is not a whole number in ASCII digits", param, ctx)
+            n = int(text)
+        if not self.min <= n <= self.max:
+            self.fail(f"{n} is not between {self.min} and {self.max}", param, ctx)
+        return n
+
+
+MAX_UNIX_TIME = 253_402_300_799
+"""9999-12-31T23:59:59Z: the latest ``--time`` accepted."""
+
+UNIX_TIME = AsciiInt(0, MAX_UNIX_TIME)
+"""The click type of ``--time UNIX_SECONDS``."""
+
+
+# -- untrusted text on a terminal -------------------------------------------------------------
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SAFE_RUN = re.compile(r"[ -\[\]-~]*")  # printable ASCII except the backslash
+
+
+def _escape_char(c: str, backslash: bool = True) -> str:
+    if c == "\\":
+        return "\\\\" if backslash else c
+    o = ord(c)
+    if unicodedata.category(c) not in _UNSAFE_CATEGORIES:
+        return c
+    if o < 0x100:
+        return f"\\x{o:02x}"
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape: argv, file names)
+        return f"\\x{o - 0xDC00:02x}"
+    if o < 0x10000:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
+def terminal_safe(text: object, *, backslash: bool = True) -> str:
+    """``text`` (str, bytes or any value's ``str()``) made safe to print on a terminal as one
+    line: control characters (C0 including TAB, CR and LF; DEL; C1 including CSI), format
+    characters (bidi overrides and isolates, zero-width characters), line and paragraph
+    separators, surrogates and unassigned code points are shown as ``\\xNN``, ``\\uNNNN`` or
+    ``\\UNNNNNNNN``, and a backslash as two, so the output cannot move the cursor, set a
+    terminal title, forge a line or a column, or reorder what follows. Bytes that are not
+    UTF-8 (in bytes, or surrogate-escaped in a str) are shown as ``\\xNN``. Printable text,
+    non-ASCII letters included, is unchanged. Use it for every string a peer or a file
+    supplied (JSON output needs nothing: it is exact). ``backslash=False`` leaves backslashes
+    alone (for messages that already hold ``repr()``s).
+    """
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        s = bytes(text).decode("utf-8", "surrogateescape")
+    else:
+        s = text if isinstance(text, str) else str(text)
+    if _SAFE_RUN.fullmatch(s):
+        return s
+    return "".join(_escape_char(c, backslash) for c in s)
+
+
+def iso_time(ts: int | None) -> str:
+    """A unix time as ``YYYY-MM-DDTHH:MM:SSZ`` (``-`` for None; the number if out of range)."""
+    if ts is None:
+        return "-"
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return str(ts)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (str, bytes)):
+        return terminal_safe(value) if value != "" else "-"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return terminal_safe(json.dumps(value, separators=(",", ":")))
+
+
+def emit_table(output: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
+               formats: Mapping[str, Callable[[Any], str]] | None = None) -> None:
+    """Print a list: JSON (the rows as they are) or plain, one line per row with the values of
+    ``columns`` separated by tabs, without labels or header, so ``cut -f2`` works.
+
+    Plain cells: None and "" print ``-``, booleans ``yes``/``no``, other values their text
+    through :func:`terminal_safe` (so a value cannot add a column or a line); ``formats`` maps
+    a column to a function that renders it (e.g. ``{"expires_at": iso_time}``), whose result is
+    made terminal-safe as well. An empty list prints nothing in plain mode and ``[]`` in JSON.
+    """
+    if output == "json":
+        click.echo(json.dumps(list(rows), indent=2))
+        return
+    fmt = formats or {}
+    for row in rows:
+        cells = []
+        for col in columns:
+            value = row.get(col)
+            cells.append(terminal_safe(fmt[col](value)) if col in fmt else _cell(value))
+        click.echo("\t".join(cells))
 
 
 def emit(output: str, data: Any, plain: str | Callable[[], str] | None = None) -> None:
@@ -72,29 +221,103 @@ def emit(output: str, data: Any, plain: str | Callable[[], str] | None = None) -
 
 
 def read_value(value: str | None, file: str | None = None, *, what: str = "value") -> str:
-    """Resolve a long CLI value: ``@PATH`` or ``--file PATH`` reads a file, ``-`` reads stdin."""
+    """Resolve a long CLI value: ``@PATH`` or ``--file PATH`` reads a file, ``-`` reads stdin.
+
+    A file must be a regular file (or ``-``) of at most :data:`MAX_VALUE_FILE` bytes of UTF-8
+    text; anything else is a one-line :class:`UsageError`."""
     if value is not None and file is not None:
         raise UsageError(f"give the {what} either inline or with --file, not both")
     if file is not None:
-        return _read_file(file, what)
+        return _read_text(file, what)
     if value is None:
         raise UsageError(f"missing {what} (give it inline, as @PATH, or with --file PATH)")
     if value == "-":
-        return sys.stdin.read().strip()
+        return _read_text("-", what)
     if value.startswith("@"):
-        return _read_file(value[1:], what)
+        return _read_text(value[1:], what)
+    if "\x00" in value:
+        raise UsageError(f"the {what} contains a NUL character")
     return value.strip()
 
 
-def _read_file(path: str, what: str) -> str:
+def read_bytes_file(path: str, what: str = "file") -> bytes:
+    """The bytes of ``path`` (``-``: stdin): a regular file of at most :data:`MAX_VALUE_FILE`
+    bytes, read without following a FIFO or a device; a :class:`UsageError` otherwise."""
+    shown = terminal_safe(path)
     if path == "-":
-        return sys.stdin.read().strip()
+        data = sys.stdin.buffer.read(MAX_VALUE_FILE + 1)
+    else:
+        if not path or "\x00" in path:
+            raise UsageError(f"cannot read the {what}: empty or invalid path")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise UsageError(f"cannot read the {what} from {shown}: {e.strerror or e}") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"cannot read the {what} from {shown}: it is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                raise UsageError(f"cannot read the {what} from {shown}: not a regular file")
+            if st.st_size > MAX_VALUE_FILE:
+                raise UsageError(f"the {what} file {shown} is too large (over "
+                                 f"{MAX_VALUE_FILE // (1024 * 1024)} MiB)")
+            chunks = []
+            size = 0
+            while size <= MAX_VALUE_FILE:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
+        except OSError as e:
+            raise UsageError(f"cannot read the {what} from {shown}: {e.strerror or e}") from None
+        finally:
+            os.close(fd)
+    if len(data) > MAX_VALUE_FILE:
+        raise UsageError(f"the {what} from {shown} is too large (over "
+                         f"{MAX_VALUE_FILE // (1024 * 1024)} MiB)")
+    return data
+
+
+def _read_text(path: str, what: str) -> str:
+    data = read_bytes_file(path, what)
     try:
-        return Path(path).read_text().strip()
-    except OSError as e:
-        raise UsageError(f"cannot read the {what} from {path}: {e.strerror or e}") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"the {what} file {path} is not text") from None
+        raise UsageError(f"the {what} file {terminal_safe(path)} is not UTF-8 text") from None
+    if "\x00" in text:
+        raise UsageError(f"the {what} file {terminal_safe(path)} contains a NUL character")
+    return text.strip()
+
+
+def write_bytes_file(path: str, data: bytes, what: str = "file") -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file renamed over it); a missing
+    directory, a directory in place of the file or any other OS error is a :class:`UsageError`
+    and leaves nothing behind."""
+    shown = terminal_safe(path)
+    if not path or "\x00" in path:
+        raise UsageError(f"cannot write the {what}: empty or invalid path")
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"cannot write the {what} to {shown}: it is a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write the {what} to {shown}: no directory {terminal_safe(parent)}")
+    tmp = parent / f".{target.name}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write the {what} to {shown}: {e.strerror or e}") from None
 
 
 def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
@@ -108,19 +331,47 @@ def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
-    return " ".join(text.split())
+    return terminal_safe(" ".join(text.split()), backslash=False)
+
+
+_QUOTED_OPTION = re.compile(r"'(--?[A-Za-z0-9][A-Za-z0-9-]*)'")
+
+
+def _usage_line(e: click.ClickException) -> str:
+    """click's error as one line: ``missing option --authority (see: truststack credential
+    verify --help)``."""
+    message = " ".join(e.format_message().split()).rstrip(".")
+    message = _QUOTED_OPTION.sub(r"\1", message)
+    if message[:1].isupper() and not message[1:2].isupper():
+        message = message[0].lower() + message[1:]
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.UsageError) and ctx is not None:
+        message += f" (see: {ctx.command_path} --help)"
+    return terminal_safe(message, backslash=False)
 
 
 def run_cli(group: click.Command, args: list[str]) -> int:
     """Invoke ``group`` and map errors to (one line on stderr, exit code)."""
     verbose = "--verbose" in args
+    STATE.verbose = False
+    STATE.output = "plain"
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            click.echo(f"error: argument {i} ({terminal_safe(arg)}) is not valid UTF-8 text",
+                       err=True)
+            return 2
     try:
         rv = group.main(args=args, prog_name="truststack", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # a group without its verb: its help, as click prints it
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {_usage_line(e)}", err=True)
         return e.exit_code
     except click.Abort:
         click.echo("error: aborted", err=True)
@@ -140,7 +391,7 @@ def run_cli(group: click.Command, args: list[str]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as e:
-        if verbose:
+        if verbose or STATE.verbose:
             traceback.print_exc()
         click.echo(f"error: internal error ({type(e).__name__}): {_one_line(e)}", err=True)
         return 1

@@ -3,14 +3,24 @@ attributes."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from trust.cli.common import emit, output_option, read_value, run
+from trust.cli.common import (
+    UNIX_TIME,
+    AsciiInt,
+    emit,
+    emit_table,
+    iso_time,
+    output_option,
+    read_bytes_file,
+    read_value,
+    run,
+    terminal_safe,
+)
 
 if TYPE_CHECKING:
     from trust.credentials.repositories import StoredCredential
@@ -21,7 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-TIME = click.option("--time", "at", type=click.IntRange(min=0), metavar="UNIX_SECONDS",
+TIME = click.option("--time", "at", type=UNIX_TIME, metavar="UNIX_SECONDS",
                     help="Check validity at this time instead of now.")
 AUTHORITY = click.option("--authority", "authorities", multiple=True, required=True,
                          metavar="A", help="A trusted issuer: a local identity's name, a known "
@@ -48,10 +58,7 @@ def _with_service(fn: Callable[[CredentialService], Coroutine[Any, Any, T]]) -> 
 
 
 def _when(ts: int) -> str:
-    try:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return "?"
+    return iso_time(ts)
 
 
 def _now(at: int | None) -> int:
@@ -63,17 +70,14 @@ def _object_bytes(value: str | None, file: str | None, what: str) -> bytes:
     from trust.errors import DecodeError, UsageError
 
     if file is not None and value is None:
-        from pathlib import Path
-
+        data = read_bytes_file(file, what)
         try:
-            data = Path(file).read_bytes()
-        except OSError as e:
-            raise UsageError(f"cannot read the {what} from {file}: {e.strerror or e}") from None
-        try:
-            return bytes.fromhex(data.decode().strip())
+            return bytes.fromhex(data.decode("ascii").strip())
         except (UnicodeDecodeError, ValueError):
             return data
     text = read_value(value, file, what=what)
+    if not text:
+        raise UsageError(f"the {what} is empty")
     try:
         return bytes.fromhex(text)
     except ValueError:
@@ -132,18 +136,20 @@ def _verified_json(v: VerifiedCredential, typed: dict[str, Any]) -> dict[str, An
 
 
 def _show_value(v: Any) -> str:
+    """One value for plain output: text as it is, other values as JSON, always terminal-safe."""
     import json
 
-    return v if isinstance(v, str) else json.dumps(v)
+    return terminal_safe(v if isinstance(v, str) else json.dumps(v))
 
 
 def _verified_plain(data: dict[str, Any], extra: list[str] | None = None) -> str:
-    lines = ["valid", f"Subject: {data['subject']}", f"Issuer: {data['issuer']}",
+    t = terminal_safe
+    lines = ["valid", f"Subject: {t(data['subject'])}", f"Issuer: {t(data['issuer'])}",
              f"Format: {data['format']}", f"Schema: {data['schema']}",
              f"Created at: {data['created_at']} ({_when(data['created_at'])})",
              f"Expires at: {data['expires_at']} ({_when(data['expires_at'])})", *(extra or []),
              "Attributes:"]
-    lines += [f"  {k}: {_show_value(v)}" for k, v in data["attributes"].items()] or ["  (none)"]
+    lines += [f"  {t(k)}: {_show_value(v)}" for k, v in data["attributes"].items()] or ["  (none)"]
     if data["format"] == "selective":
         lines.append(f"Undisclosed digests: {data['hidden_digests']}")
     return "\n".join(lines)
@@ -176,7 +182,7 @@ def cli() -> None:
 @click.option("--selective", is_flag=True,
               help="Selective disclosure: sign salted digests; the output carries the disclosures "
               "for the holder.")
-@click.option("--decoys", type=click.IntRange(0, 1024), default=0, show_default=True,
+@click.option("--decoys", type=AsciiInt(0, 1024), default=0, show_default=True,
               help="Random decoy digests that hide the number of attributes (with --selective).")
 @click.option("--key-vault", metavar="VAULT",
               help="Vault holding the credential-signing purpose key (created there on first use).")
@@ -195,10 +201,13 @@ def issue(issuer: str | None, subject: str, attributes: tuple[str, ...], ttl: st
     """
     from trust.cli.common import parse_duration
     from trust.credentials.schemas import check_schema_id
+    from trust.errors import UsageError
     from trust.models.credential import DisclosableCredential
 
     values = _parse_attributes(attributes)
-    seconds = int(parse_duration(ttl))
+    seconds = int(parse_duration(ttl, allow_zero=False))
+    if seconds < 1:
+        raise UsageError(f"--ttl {ttl!r} is shorter than a second")
     sid = check_schema_id(schema_id)
     now = _now(at)
 
@@ -344,15 +353,27 @@ def show(credential: str | None, file: str | None, output: str) -> None:
                 continue
             if isinstance(v, dict):
                 lines.append(f"{k}:")
-                lines += [f"  {kk}: {_show_value(vv)}" for kk, vv in v.items()]
+                lines += [f"  {terminal_safe(kk)}: {_show_value(vv)}" for kk, vv in v.items()]
             elif isinstance(v, list):
                 lines.append(f"{k}: {len(v)}")
                 lines += [f"  {_show_value(i)}" for i in v]
             else:
-                lines.append(f"{k}: {v}")
+                lines.append(f"{k}: {_show_value(v) if v is not None else '-'}")
         return "\n".join(lines)
 
     emit(output, data, plain)
+
+
+LIST_COLUMNS = ("id", "holder_shown", "format", "issuer", "schema", "expires_at", "expired")
+"""``credential list`` plain columns: id, holder (name, else identifier), format, issuer, schema,
+expiry (ISO time), expired (yes/no)."""
+
+ATTRIBUTE_COLUMNS = ("subject", "name", "value", "issuer", "schema", "expires_at")
+"""``credential attributes`` plain columns: subject, name, value, issuer, schema, expiry."""
+
+
+def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != key}
 
 
 def _stored_json(sc: StoredCredential, names: dict[str, str], now: int) -> dict[str, Any]:
@@ -394,7 +415,8 @@ def store(credential: str | None, file: str | None, holder: str | None,
         return _stored_json(sc, {sc.holder: local.name} if local else {}, now)
 
     data = _with_service(go)
-    emit(output, data, f"Stored credential {data['id']} for {data['holder_name']}")
+    emit(output, data, f"Stored credential {data['id']} for "
+         f"{terminal_safe(data['holder_name'] or data['holder'])}")
 
 
 @cli.command("list")
@@ -415,14 +437,10 @@ def list_(holder: str | None, at: int | None, output: str) -> None:
         return [_stored_json(sc, names, now) for sc in await s.list_stored(holder)]
 
     items = _with_service(go)
-
-    def plain() -> str:
-        return "\n".join(
-            f"{i['id']}\t{i['holder_name'] or i['holder']}\t{i['format']}\tissuer {i['issuer']}"
-            f"\texpires {_when(i['expires_at'])}{'  (expired)' if i['expired'] else ''}"
-            for i in items) or "no credentials"
-
-    emit(output, items, plain)
+    for i in items:
+        i["holder_shown"] = i["holder_name"] or i["holder"]
+    emit_table(output, items if output != "json" else [_without(i, "holder_shown") for i in items],
+               LIST_COLUMNS, formats={"expires_at": iso_time})
 
 
 @cli.command("present")
@@ -462,9 +480,11 @@ def present_(credential: str | None, file: str | None, holder: str | None,
 
     p = _with_service(go)
     pd = p.presentation_data
+    from trust.credentials.schemas import text_of
+
     emit(output, {"presentation": p.hex(), "holder": "I" + pd.holder.identifier.hex(),
                   "audience": pd.audience, "nonce": pd.nonce, "presented_at": pd.presented_at,
-                  "revealed": [d.name.decode("utf-8", "replace") for d in pd.disclosures]},
+                  "revealed": [text_of(d.name) for d in pd.disclosures]},
          p.hex())
 
 
@@ -507,7 +527,7 @@ def verify_presentation(presentation: str | None, file: str | None, authorities:
 
     data = _with_service(go)
     emit(output, data, lambda: _verified_plain(data, [
-        f"Audience: {data['audience']}", f"Nonce: {data['nonce']}",
+        f"Audience: {terminal_safe(data['audience'])}", f"Nonce: {terminal_safe(data['nonce'])}",
         f"Presented at: {data['presented_at']} ({_when(data['presented_at'])})"]))
 
 
@@ -542,6 +562,5 @@ def attributes(subject: str | None, at: int | None, output: str) -> None:
         return out
 
     items = _with_service(go)
-    emit(output, items, lambda: "\n".join(
-        f"{i['subject']}\t{i['name']}={_show_value(i['value'])}\tissuer {i['issuer']}"
-        f"\tuntil {_when(i['expires_at'])}" for i in items) or "no attributes")
+    emit_table(output, items, ATTRIBUTE_COLUMNS,
+               formats={"value": _show_value, "expires_at": iso_time})

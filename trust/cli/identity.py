@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from trust.cli.common import emit, output_option, read_value, run
+from trust.cli.common import (
+    emit,
+    emit_table,
+    iso_time,
+    output_option,
+    read_bytes_file,
+    read_value,
+    run,
+    terminal_safe,
+    write_bytes_file,
+)
 
 if TYPE_CHECKING:
     from trust.identities.identity import Identity
@@ -23,16 +32,13 @@ def _manager() -> IdentityManager:
 
 
 def _when(ts: int) -> str:
-    try:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return str(ts)
+    return iso_time(ts)
 
 
 def _plain(identity: Identity, name: str | None = None, full: bool = False) -> str:
     lines = [f"Identifier: {identity.identifier}"]
     if name:
-        lines.insert(0, f"Name: {name}")
+        lines.insert(0, f"Name: {terminal_safe(name)}")
     changes = identity.changes if full else identity.changes[-1:]
     if not full:
         lines.append(f"Changes: {len(identity.changes)}")
@@ -77,6 +83,8 @@ def create(name: str | None, vault: str | None, key_type: str | None, key_id: st
            output: str) -> None:
     """Create an identity NAME with a new key (plain output: its identifier).
 
+    Without NAME a name is chosen (identity-XXXXXX) and printed on stderr.
+
     \b
     Example:
       truststack identity create alice --key-type p256
@@ -90,6 +98,8 @@ def create(name: str | None, vault: str | None, key_type: str | None, key_id: st
             await m.close()
 
     n = run(go())
+    if name is None:
+        click.echo(f"created identity {terminal_safe(n.name)} (no NAME was given)", err=True)
     emit(output, _named_json(n), n.identifier)
 
 
@@ -125,6 +135,9 @@ def show(ref: str | None, full: bool, output: str) -> None:
 def list_(output: str) -> None:
     """List local identities.
 
+    Plain output: one line per identity, tab-separated: name, identifier, default (yes/no),
+    vault, number of changes, created at.
+
     \b
     Example:
       truststack identity list --output json
@@ -134,11 +147,11 @@ def list_(output: str) -> None:
         return await _manager().list()
 
     items = run(go())
-    emit(output, [{"name": n.name, "identifier": n.identifier, "vault": n.vault,
-                   "is_default": n.is_default, "changes": len(n.identity.changes),
-                   "created_at": n.created_at} for n in items],
-         lambda: "\n".join(f"{n.name}\t{n.identifier}{'  (default)' if n.is_default else ''}"
-                           for n in items) or "no identities")
+    emit_table(output, [{"name": n.name, "identifier": n.identifier, "vault": n.vault,
+                         "is_default": n.is_default, "changes": len(n.identity.changes),
+                         "created_at": n.created_at} for n in items],
+               ("name", "identifier", "is_default", "vault", "changes", "created_at"),
+               formats={"created_at": iso_time})
 
 
 @cli.command("rotate")
@@ -183,9 +196,7 @@ def export(name: str | None, binary: str | None, output: str) -> None:
     """
     n = run(_manager().get(name))
     if binary:
-        from pathlib import Path
-
-        Path(binary).write_bytes(n.identity.export())
+        write_bytes_file(binary, n.identity.export(), "change history")
     emit(output, {"name": n.name, "identifier": n.identifier,
                   "change_history": n.identity.export_hex()}, n.identity.export_hex())
 
@@ -194,17 +205,14 @@ def _history_arg(value: str | None, file: str | None) -> bytes:
     from trust.errors import UsageError
 
     if file is not None and value is None:
-        from pathlib import Path
-
+        data = read_bytes_file(file, "change history")
         try:
-            data = Path(file).read_bytes()
-        except OSError as e:
-            raise UsageError(f"cannot read {file}: {e.strerror}") from None
-        try:
-            return bytes.fromhex(data.decode().strip())
+            return bytes.fromhex(data.decode("ascii").strip())
         except (UnicodeDecodeError, ValueError):
             return data
     text = read_value(value, file, what="change history")
+    if not text:
+        raise UsageError("the change history is empty")
     try:
         return bytes.fromhex(text)
     except ValueError:
@@ -279,4 +287,5 @@ def delete(name: str, output: str) -> None:
         return identifier
 
     identifier = run(go())
-    emit(output, {"deleted": name, "identifier": identifier}, f"Deleted identity {name}")
+    emit(output, {"deleted": name, "identifier": identifier},
+         f"Deleted identity {terminal_safe(name)}")

@@ -32,6 +32,7 @@ Examples:
   truststack demo
   truststack identity create alice
   truststack identity show alice --output json
+  truststack --output json identity list
   truststack identity export alice > alice.hex && truststack identity verify @alice.hex
 """
 
@@ -58,10 +59,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="truststack", prog_name="truststack")
-@click.option("--verbose", is_flag=True, help="Show a traceback when a command fails.")
-def cli(verbose: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Show a traceback when a command fails (also after "
+              "the noun).")
+@click.option("--output", type=common.OUTPUT_CHOICE, default=None,
+              help="Output format of the command: plain (default) or json (also after the noun).")
+def cli(verbose: bool, output: str | None) -> None:
     """truststack: identities, credentials, policies and secure channels (Ockam-compatible)."""
     common.STATE.verbose = verbose
+    if output is not None:
+        common.STATE.output = output
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -30,8 +30,13 @@ from trust.models.cbor import Reader, enc_array, enc_text
 
 U64_MAX = (1 << 64) - 1
 _I64 = (-(1 << 63), (1 << 63) - 1)
-_INT_RE = re.compile(r"^-?(0|[1-9][0-9]*)$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)", re.ASCII)
+_INT_INPUT_RE = re.compile(r"[+-]?[0-9]{1,40}", re.ASCII)
+_FLOAT_INPUT_RE = re.compile(r"[+-]?([0-9]{1,400}(\.[0-9]{0,400})?|\.[0-9]{1,400})([eE][+-]?[0-9]{1,5})?",
+                             re.ASCII)
+_SCHEMA_ID_RE = re.compile(r"[0-9]{1,20}", re.ASCII)
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}", re.ASCII)
+MAX_LIST_TEXT = 1 << 20
 
 TypedValue = str | int | float | bool | list[str]
 
@@ -52,20 +57,30 @@ class AttributeType(enum.StrEnum):
                              "list)") from None
 
 
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text[:40] + "..." if len(text) > 40 else text)
+
+
 def check_schema_id(value: int | str) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"a schema identifier is an unsigned integer, got {value!r}") from None
+    """A schema identifier: an unsigned 64-bit integer (ASCII digits when given as text)."""
+    if isinstance(value, bool):
+        raise UsageError(f"a schema identifier is an unsigned integer, got {value!r}")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str) and _SCHEMA_ID_RE.fullmatch(value.strip()):
+        n = int(value.strip())
+    else:
+        raise UsageError(f"a schema identifier is an unsigned integer, got {_short(value)}")
     if not 0 <= n <= U64_MAX:
-        raise UsageError(f"a schema identifier is an unsigned 64-bit integer, got {value!r}")
+        raise UsageError(f"a schema identifier is an unsigned 64-bit integer, got {_short(value)}")
     return n
 
 
 def check_attribute_name(name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise UsageError(f"invalid attribute name {name!r} (up to 128 letters, digits, '_', '.', "
-                         "'-')")
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise UsageError(f"invalid attribute name {_short(name)} (up to 128 ASCII letters, digits, "
+                         "'_', '.', '-')")
     return name
 
 
@@ -85,8 +100,9 @@ def encode_value(kind: AttributeType, value: Any, name: str = "value") -> bytes:
     """The wire bytes of ``value`` (a Python value, or the text a user typed) as ``kind``."""
     try:
         return _encode(kind, value)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"attribute {name!r} must be {_article(kind)}: {e}") from None
+    except (ValueError, TypeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise UsageError(f"attribute {name!r} must be {_article(kind)}: {reason}") from None
 
 
 def _article(kind: AttributeType) -> str:
@@ -108,21 +124,36 @@ def _encode(kind: AttributeType, value: Any) -> bytes:
     if kind is AttributeType.INT:
         if isinstance(value, bool):
             raise TypeError("got a bool")
-        n = value if isinstance(value, int) else int(str(value).strip(), 10)
+        if isinstance(value, int):
+            n = value
+        else:
+            text = str(value).strip()
+            if not _INT_INPUT_RE.fullmatch(text):
+                raise ValueError(f"{_short(text)} is not a decimal integer (ASCII digits)")
+            n = int(text, 10)
         if not _I64[0] <= n <= _I64[1]:
-            raise ValueError(f"{n} does not fit in 64 bits")
+            raise ValueError(f"{_short(str(n))} does not fit in 64 bits")
         return str(n).encode()
     if kind is AttributeType.FLOAT:
         if isinstance(value, bool):
             raise TypeError("got a bool")
-        x = float(value.strip() if isinstance(value, str) else value)
+        if isinstance(value, str):
+            if not _FLOAT_INPUT_RE.fullmatch(value.strip()):
+                raise ValueError(f"{_short(value)} is not a decimal number (ASCII digits)")
+            x = float(value.strip())
+        elif isinstance(value, (int, float)):
+            x = float(value)
+        else:
+            raise TypeError(f"got {type(value).__name__}")
         if not math.isfinite(x):
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(f"{_short(value)} is not a finite number")
         return repr(x).encode()
     items: list[str]
     if isinstance(value, str):
         t = value.strip()
         if t.startswith("["):
+            if len(t) > MAX_LIST_TEXT:
+                raise ValueError("the list is too long")
             parsed = json.loads(t)
             if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
                 raise ValueError("a JSON list must hold only strings")
@@ -148,7 +179,7 @@ def decode_value(kind: AttributeType, raw: bytes) -> TypedValue:
         raise ValueError("not 'true' or 'false'")
     if kind is AttributeType.INT:
         t = raw.decode("ascii")
-        if not _INT_RE.match(t):
+        if not _INT_RE.fullmatch(t):
             raise ValueError("not a canonical decimal integer")
         n = int(t)
         if not _I64[0] <= n <= _I64[1]:
@@ -270,10 +301,16 @@ def prepare_attributes(values: Mapping[str, Any], schema: Schema | None) -> dict
         return {k.encode(): v for k, v in schema.encode_attributes(values).items()}
     out: dict[bytes, bytes] = {}
     for k, v in values.items():
-        if isinstance(v, bytes):
-            out[k.encode()] = v
-        elif isinstance(v, str):
-            out[k.encode()] = v.encode("utf-8")
-        else:
-            raise UsageError(f"attribute {k!r}: without a schema, values are strings")
+        if not isinstance(k, str):
+            raise UsageError(f"an attribute name is a string, got {type(k).__name__}")
+        try:
+            name = k.encode("utf-8")
+            if isinstance(v, bytes):
+                out[name] = v
+            elif isinstance(v, str):
+                out[name] = v.encode("utf-8")
+            else:
+                raise UsageError(f"attribute {_short(k)}: without a schema, values are strings")
+        except UnicodeEncodeError:
+            raise UsageError(f"attribute {_short(k)} is not valid UTF-8 text") from None
     return out

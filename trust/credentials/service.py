@@ -14,6 +14,7 @@ from typing import Any, Literal, overload
 from trust.credentials.attributes import SubjectAttributes
 from trust.credentials.issuance import (
     DEFAULT_CREDENTIAL_TTL,
+    MAX_DECOYS,
     issue_credential,
     issue_selective_credential,
 )
@@ -35,13 +36,17 @@ from trust.credentials.schemas import Schema, prepare_attributes, typed_attribut
 from trust.credentials.verification import VerifiedCredential, verify_credential
 from trust.errors import UsageError, VerificationError
 from trust.identities.identity import Identity, verify_change_history
-from trust.identities.manager import IdentityManager
+from trust.identities.manager import CREDENTIAL_SIGNING, IdentityManager
+from trust.identities.purpose_keys import DEFAULT_PURPOSE_KEY_TTL
 from trust.models.credential import (
     Attributes,
     CredentialAndPurposeKey,
     DisclosableCredential,
     Presentation,
 )
+
+MAX_CREDENTIAL_TTL = DEFAULT_PURPOSE_KEY_TTL
+"""A credential lives at most as long as a new credential-signing key (five years)."""
 
 
 def _now(now: int | None) -> int:
@@ -125,21 +130,41 @@ class CredentialService:
                     decoys: int = 0, key_vault: str | None = None, now: int | None = None
                     ) -> CredentialAndPurposeKey | DisclosableCredential:
         """Issue a credential as the local identity ``issuer`` (default: the default identity).
-        Values are checked and encoded through schema ``schema_id`` when this home has it."""
+        Values are checked and encoded through schema ``schema_id`` when this home has it.
+        Everything is checked before anything is written; a credential-signing key created for
+        this credential is removed again if issuing fails."""
         t = _now(now)
-        subject_identity = subject if isinstance(subject, Identity) else \
-            await self.identities.resolve(subject)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+            raise UsageError(f"a credential's time to live must be a positive number of seconds, "
+                             f"not {ttl!r}")
+        if ttl > MAX_CREDENTIAL_TTL:
+            raise UsageError(f"a credential's time to live is at most {MAX_CREDENTIAL_TTL} seconds")
+        if decoys and not selective:
+            raise UsageError("decoys only make sense for a selective credential")
+        if not 0 <= decoys <= MAX_DECOYS:
+            raise UsageError(f"decoys must be between 0 and {MAX_DECOYS}")
         schema = await self.schemas.get(schema_id)
         attributes = Attributes.of(prepare_attributes(values, schema), schema_id)
+        issuer_named = await self.identities.get(issuer)
+        subject_identity = subject if isinstance(subject, Identity) else \
+            await self.identities.resolve(subject)
+        before = {pk.key_handle for pk in await self.identities.purpose_keys.list(
+            issuer_named.identifier, CREDENTIAL_SIGNING)}
         vault, handle, attestation = await self.identities.credential_signing_key(
-            issuer, key_vault=key_vault, now=t, min_remaining=ttl)
-        if selective:
-            return await issue_selective_credential(subject_identity, attributes, vault, handle,
-                                                    attestation, now=t, ttl=ttl, decoys=decoys)
-        if decoys:
-            raise UsageError("decoys only make sense for a selective credential")
-        return await issue_credential(subject_identity, attributes, vault, handle, attestation,
-                                      now=t, ttl=ttl)
+            issuer_named.name, key_vault=key_vault, now=t, min_remaining=ttl)
+        try:
+            if selective:
+                return await issue_selective_credential(subject_identity, attributes, vault, handle,
+                                                        attestation, now=t, ttl=ttl, decoys=decoys)
+            return await issue_credential(subject_identity, attributes, vault, handle, attestation,
+                                          now=t, ttl=ttl)
+        except BaseException:
+            if handle not in before:
+                for pk in await self.identities.purpose_keys.list(issuer_named.identifier,
+                                                                  CREDENTIAL_SIGNING):
+                    if pk.key_handle == handle:
+                        await self.identities.forget_purpose_key(pk)
+            raise
 
     # -- verify ----------------------------------------------------------------------------------
     async def _typed_check(self, v: VerifiedCredential) -> Schema | None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trust.errors import ConflictError, NotFoundError, UsageError
+from trust.errors import ConflictError, DecodeError, NotFoundError, UsageError
 from trust.identities.creation import DEFAULT_IDENTITY_TTL, create_identity, rotate_identity
 from trust.identities.identity import Comparison, Identity, verify_change_history
 from trust.identities.purpose_keys import DEFAULT_PURPOSE_KEY_TTL, attest_purpose_key
@@ -57,14 +57,28 @@ class NamedIdentity:
         return self.identity.identifier
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_IDENTIFIER_RE = re.compile(r"^I[0-9a-fA-F]{64}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)
+_IDENTIFIER_RE = re.compile(r"I[0-9a-fA-F]{64}", re.ASCII)
+_HEX_RE = re.compile(r"[0-9a-fA-F]+", re.ASCII)
+
+IdentityRef = Identity | NamedIdentity | str
+"""What names an identity in the Python API: the object, its name or its identifier."""
+
+
+def _shown(text: str) -> str:
+    return repr(text[:70] + "..." if len(text) > 70 else text)
+
+MAX_IDENTITY_TTL = 1000 * 365 * 86400
+"""The longest validity a new change may have (a thousand years)."""
 
 
 def check_identity_name(name: str) -> str:
-    if not _NAME_RE.match(name) or _IDENTIFIER_RE.match(name):
-        raise UsageError(f"invalid identity name {name!r} (up to 64 letters, digits, '-', '_', "
-                         "'.'; not an identifier)")
+    """``name`` if it is a valid local identity name: 1 to 64 ASCII letters, digits, ``-``,
+    ``_`` and ``.``, not starting with ``-`` or ``.``, and not shaped like an identifier."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or _IDENTIFIER_RE.fullmatch(name):
+        shown = repr(name[:70] + "..." if isinstance(name, str) and len(name) > 70 else name)
+        raise UsageError(f"invalid identity name {shown} (1 to 64 ASCII letters, digits, '-', "
+                         "'_', '.'; not an identifier)")
     return name
 
 
@@ -139,10 +153,16 @@ class IdentityManager:
     # -- creation --------------------------------------------------------------------------------
     async def create_identity(self, name: str | None = None, *, vault: str | None = None,
                               key_type: KeyType | str | None = None, key_id: str | None = None,
-                              now: int | None = None, ttl: int = DEFAULT_IDENTITY_TTL) -> NamedIdentity:
+                              now: int | None = None, ttl: int = DEFAULT_IDENTITY_TTL,
+                              may_be_default: bool = True) -> NamedIdentity:
         """Create (and store) a named identity whose primary key is new in ``vault``, or the
-        existing key ``key_id``. Nothing is stored if any step fails."""
-        name = check_identity_name(name) if name else f"identity-{secrets.token_hex(3)}"
+        existing key ``key_id``; without ``name`` one is chosen (``identity-`` and 6 hex digits).
+        It becomes the default identity when there is none, unless ``may_be_default`` is false
+        (a node's own identity). Nothing is stored if any step fails."""
+        name = check_identity_name(name) if name is not None else f"identity-{secrets.token_hex(3)}"
+        if not 0 < ttl <= MAX_IDENTITY_TTL:
+            raise UsageError(f"an identity's time to live must be between 1 second and "
+                             f"{MAX_IDENTITY_TTL} seconds")
         if await self.local.get(name) is not None:
             raise ConflictError(f"an identity named {name!r} already exists")
         vault_name, v = await self.vault(vault)
@@ -157,23 +177,29 @@ class IdentityManager:
                 raise VaultError(f"vault {vault_name!r} ({v.backend}) cannot make {kt.value} keys")
             handle = await v.generate_key(kt)
             created_key = True
+        stored_history = False
         try:
             identity = await create_identity(v, handle, now=now, ttl=ttl)
-            await self.known.store(identity)
+            stored_history = await self.known.store(identity) is None
             local = LocalIdentity(name, identity.identifier, vault_name, handle, False,
                                   int(time.time()))
-            await self.local.add(local)
+            await self.local.add(local, may_be_default=may_be_default)
         except BaseException:
+            if stored_history:
+                with contextlib.suppress(Exception):
+                    await self.known.delete(identity.identifier)
             if created_key:
                 await _discard_key(v, handle)
             raise
         return await self.get(name)
 
-    async def get_or_create(self, name: str) -> NamedIdentity:
+    async def get_or_create(self, name: str, *, may_be_default: bool = False) -> NamedIdentity:
+        """The local identity ``name``, created if missing: a service's (a node's) own identity,
+        which does not become the default identity unless ``may_be_default``."""
         local = await self.local.get(name)
         if local is not None:
             return await self._named(local)
-        return await self.create_identity(name)
+        return await self.create_identity(name, may_be_default=may_be_default)
 
     # -- lookup --------------------------------------------------------------------------------
     async def _named(self, local: LocalIdentity) -> NamedIdentity:
@@ -183,34 +209,92 @@ class IdentityManager:
         return NamedIdentity(local.name, verify_change_history(raw, cache=True), local.vault,
                              local.key_handle, local.is_default, local.created_at)
 
-    async def get(self, name: str | None = None) -> NamedIdentity:
-        """A local identity by name (default: the default identity)."""
+    async def get(self, name: IdentityRef | None = None) -> NamedIdentity:
+        """A local identity by name (default: the default identity); its identifier, its
+        :class:`NamedIdentity` or its :class:`Identity` work too."""
         if name is None:
             default = await self.local.default()
             if default is None:
-                raise NotFoundError("no identities yet (create one: truststack identity create NAME)")
+                if not await self.local.list():
+                    raise NotFoundError("no identities yet (create one: truststack identity "
+                                        "create NAME)")
+                raise NotFoundError("no default identity: name one (--identity NAME); a node's "
+                                    "own identity is never the default")
             return await self._named(default)
+        if isinstance(name, NamedIdentity):
+            name = name.name
+        elif isinstance(name, Identity):
+            by_id = await self.local.by_identifier(name.identifier)
+            if by_id is None:
+                raise NotFoundError(f"identity {name.identifier} is not a local identity of this "
+                                    "home")
+            return await self._named(by_id)
+        elif not isinstance(name, str):
+            raise UsageError(f"an identity is a name, an identifier, a NamedIdentity or an "
+                             f"Identity, not {type(name).__name__}")
+        if _IDENTIFIER_RE.fullmatch(name):
+            by_id = await self.local.by_identifier("I" + name[1:].lower())
+            if by_id is None:
+                raise NotFoundError(f"identity {name} is not a local identity of this home")
+            return await self._named(by_id)
         local = await self.local.get(name)
         if local is None:
-            raise NotFoundError(f"no identity named {name!r} (see: truststack identity list)")
+            raise NotFoundError(f"no identity named {_shown(name)} (see: truststack identity list)")
         return await self._named(local)
 
     async def list(self) -> list[NamedIdentity]:
         return [await self._named(x) for x in await self.local.list()]
 
-    async def resolve(self, ref: str) -> Identity:
-        """An identity named by a local name, a known identifier, or a change history (hex,
-        verified and imported)."""
+    async def resolve(self, ref: IdentityRef, *, store: bool = True) -> Identity:
+        """The :class:`Identity` that ``ref`` names: an :class:`Identity` or
+        :class:`NamedIdentity` (returned as is), a local name, a known identifier, or a change
+        history in hex (verified; stored as a known identity unless ``store`` is false, and
+        refused if it conflicts with, or is older than, the stored history)."""
+        if isinstance(ref, Identity):
+            return ref
+        if isinstance(ref, NamedIdentity):
+            return ref.identity
+        if not isinstance(ref, str):
+            raise UsageError(f"an identity is a name, an identifier, a change history, a "
+                             f"NamedIdentity or an Identity, not {type(ref).__name__}")
         ref = ref.strip()
-        if ref.startswith("I") and len(ref) == 65:
-            raw = await self.known.get(ref)
+        if not ref:
+            raise UsageError("an empty identity (give a name, an identifier or a change history)")
+        if _IDENTIFIER_RE.fullmatch(ref):
+            identifier = "I" + ref[1:].lower()
+            raw = await self.known.get(identifier)
             if raw is None:
-                raise NotFoundError(f"identity {ref} is not known here (import its history first)")
+                raise NotFoundError(f"identity {identifier} is not known here (import its history "
+                                    "first)")
             return verify_change_history(raw, cache=True)
-        if len(ref) > 65 and all(c in "0123456789abcdefABCDEF" for c in ref):
-            identity, _ = await self.import_identity(bytes.fromhex(ref))
+        if len(ref) > 65 and _HEX_RE.fullmatch(ref):
+            if len(ref) % 2:
+                raise DecodeError("odd number of hex digits", field="change_history")
+            data = bytes.fromhex(ref)
+            if store:
+                identity, _ = await self.import_identity(data)
+                return identity
+            identity = verify_change_history(data)
+            await self._check_known(identity)
             return identity
         return (await self.get(ref)).identity
+
+    async def _check_known(self, identity: Identity) -> None:
+        raw = await self.known.get(identity.identifier)
+        if raw is None:
+            return
+        cmp = identity.compare(verify_change_history(raw, cache=True))
+        if cmp is Comparison.CONFLICT:
+            raise ConflictError(f"the history of {identity.identifier} conflicts with the stored "
+                                "one (a different change at the same position)")
+        if cmp is Comparison.OLDER:
+            raise ConflictError(f"the history of {identity.identifier} is older than the stored "
+                                "one")
+
+    async def remember(self, identity: Identity) -> None:
+        """Store ``identity`` as a known identity when it is new or newer than the stored one
+        (an equal one is kept; a conflicting or older one raises ``ConflictError``)."""
+        await self.known.store(identity)
 
     # -- rotation --------------------------------------------------------------------------------
     async def rotate(self, name: str, *, vault: str | None = None,
@@ -275,17 +359,22 @@ class IdentityManager:
 
     async def delete(self, name: str) -> None:
         """Forget a local identity, its purpose keys and (for file vaults) its private keys.
-        The public history stays known."""
+        A key that another local identity still uses (as its primary key or a purpose key) is
+        kept. The public history stays known."""
         named = await self.get(name)
         pks = await self.purpose_keys.list(named.identifier)
         await self.local.delete(name)
         await self.purpose_keys.delete(named.identifier)
         for pk in pks:
+            if await self.local.key_users(pk.vault, pk.key_handle):
+                continue
             if pk.purpose == SECURE_CHANNEL:
-                (await self.software_vault(pk.vault))[1].delete_x25519(pk.key_handle)
+                with contextlib.suppress(NotFoundError, VaultError):
+                    (await self.software_vault(pk.vault))[1].delete_x25519(pk.key_handle)
             else:
                 await self._delete_local_key(pk.vault, pk.key_handle)
-        await self._delete_local_key(named.vault, named.key_handle)
+        if not await self.local.key_users(named.vault, named.key_handle):
+            await self._delete_local_key(named.vault, named.key_handle)
 
     async def _delete_local_key(self, vault: str, handle: str) -> None:
         try:
@@ -340,6 +429,15 @@ class IdentityManager:
                     PurposeKeyAttestation.decode(pk.attestation).attestation_data.created_at <= t + 60:
                 _, v = await self.vault(pk.vault)
                 return v, pk.key_handle, PurposeKeyAttestation.decode(pk.attestation)
+        latest = named.identity.latest_change.change_data
+        if t < latest.attestations_valid_from:
+            raise UsageError(f"identity {named.name!r} cannot attest a key at {t}: its current key "
+                             f"is valid from {latest.attestations_valid_from}")
+        if t + max(min_remaining, 0) > min(t + ttl, latest.attestations_valid_until):
+            longest = max(0, min(t + ttl, latest.attestations_valid_until) - t)
+            raise UsageError(f"a signing key of identity {named.name!r} attested at {t} would be "
+                             f"valid for at most {longest} seconds, less than the {min_remaining} "
+                             "needed (choose a shorter time to live)")
         vault_name, v = await self.vault(key_vault or named.vault)
         kt = KeyType(key_type) if key_type is not None else v.default_key_type
         if kt not in v.key_types:
@@ -358,6 +456,19 @@ class IdentityManager:
             await _discard_key(v, handle)
             raise
         return v, handle, att
+
+    async def forget_purpose_key(self, key: StoredPurposeKey) -> None:
+        """Undo a purpose key this home just created (its record and, unless another local
+        identity uses it, its private key): for a command that fails after creating one."""
+        await self.purpose_keys.delete(key.identifier, key.purpose, key.key_handle)
+        if await self.local.key_users(key.vault, key.key_handle):
+            return
+        with contextlib.suppress(NotFoundError, VaultError):
+            if key.purpose == SECURE_CHANNEL:
+                (await self.software_vault(key.vault))[1].delete_x25519(key.key_handle)
+            else:
+                _, v = await self.vault(key.vault)
+                await _discard_key(v, key.key_handle)
 
 
 async def _discard_key(vault: SigningVault, handle: str) -> None:

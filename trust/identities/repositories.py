@@ -48,7 +48,12 @@ class KnownIdentities(Protocol):
 
 
 class LocalIdentities(Protocol):
-    async def add(self, local: LocalIdentity) -> None: ...
+    async def add(self, local: LocalIdentity, *, may_be_default: bool = True) -> None:
+        """Add ``local`` (``ConflictError`` if the name is taken). It becomes the default
+        identity when there is none and ``may_be_default``; an identity added with
+        ``may_be_default=False`` (a node's own) is never made the default implicitly, not even
+        when the default identity is deleted."""
+        ...
 
     async def get(self, name: str) -> LocalIdentity | None: ...
 
@@ -63,6 +68,11 @@ class LocalIdentities(Protocol):
     async def delete(self, name: str) -> bool: ...
 
     async def uses_vault(self, vault: str) -> builtins.list[str]: ...
+
+    async def key_users(self, vault: str, key_handle: str) -> builtins.list[str]:
+        """Names of the local identities whose primary key or a purpose key is ``key_handle``
+        in ``vault`` (a key may be shared: ``identity create --key-id``)."""
+        ...
 
 
 class PurposeKeys(Protocol):

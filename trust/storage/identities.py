@@ -83,7 +83,12 @@ class SqliteKnownIdentities:
 
 
 def _local(row: tuple) -> LocalIdentity:  # type: ignore[type-arg]
-    return LocalIdentity(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+    return LocalIdentity(row[0], row[1], row[2], row[3], row[4] == _DEFAULT, row[5])
+
+
+# local_identity.is_default: 1 the default identity, 0 may become it, -1 never implicitly (a
+# node's own identity).
+_DEFAULT, _ELIGIBLE, _NEVER_DEFAULT = 1, 0, -1
 
 
 _LOCAL_COLS = "name, identifier, vault, key_handle, is_default, created_at"
@@ -94,14 +99,23 @@ class SqliteLocalIdentities:
         self.db = db
         db.ensure_schema("identities", SCHEMA)
 
-    async def add(self, local: LocalIdentity) -> None:
+    async def add(self, local: LocalIdentity, *, may_be_default: bool = True) -> None:
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM local_identity WHERE name = ?", (local.name,)).fetchone():
                 raise ConflictError(f"an identity named {local.name!r} already exists")
-            has_default = c.execute("SELECT 1 FROM local_identity WHERE is_default = 1").fetchone()
+            if c.execute("SELECT 1 FROM local_identity WHERE identifier = ?",
+                         (local.identifier,)).fetchone():
+                raise ConflictError(f"identity {local.identifier} is already a local identity")
+            if not may_be_default:
+                flag = _NEVER_DEFAULT
+            elif c.execute("SELECT 1 FROM local_identity WHERE is_default = ?",
+                           (_DEFAULT,)).fetchone():
+                flag = _ELIGIBLE
+            else:
+                flag = _DEFAULT
             c.execute(f"INSERT INTO local_identity ({_LOCAL_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
-                      (local.name, local.identifier, local.vault, local.key_handle,
-                       0 if has_default else 1, local.created_at))
+                      (local.name, local.identifier, local.vault, local.key_handle, flag,
+                       local.created_at))
 
     async def get(self, name: str) -> LocalIdentity | None:
         row = self.db.query_one(f"SELECT {_LOCAL_COLS} FROM local_identity WHERE name = ?",
@@ -114,7 +128,8 @@ class SqliteLocalIdentities:
         return _local(row) if row else None
 
     async def default(self) -> LocalIdentity | None:
-        row = self.db.query_one(f"SELECT {_LOCAL_COLS} FROM local_identity WHERE is_default = 1")
+        row = self.db.query_one(f"SELECT {_LOCAL_COLS} FROM local_identity WHERE is_default = ?",
+                                (_DEFAULT,))
         return _local(row) if row else None
 
     async def list(self) -> list[LocalIdentity]:
@@ -133,9 +148,10 @@ class SqliteLocalIdentities:
             if row is None:
                 return False
             c.execute("DELETE FROM local_identity WHERE name = ?", (name,))
-            if row[0]:
-                c.execute("UPDATE local_identity SET is_default = 1 WHERE name = "
-                          "(SELECT name FROM local_identity ORDER BY created_at, name LIMIT 1)")
+            if row[0] == _DEFAULT:
+                c.execute("UPDATE local_identity SET is_default = ? WHERE name = "
+                          "(SELECT name FROM local_identity WHERE is_default = ? "
+                          "ORDER BY created_at, name LIMIT 1)", (_DEFAULT, _ELIGIBLE))
             return True
 
     async def uses_vault(self, vault: str) -> builtins.list[str]:
@@ -143,6 +159,14 @@ class SqliteLocalIdentities:
             "SELECT name FROM local_identity WHERE vault = ? UNION "
             "SELECT l.name FROM purpose_key p JOIN local_identity l "
             "ON l.identifier = p.identifier WHERE p.vault = ? ORDER BY 1", (vault, vault))
+        return [r[0] for r in rows]
+
+    async def key_users(self, vault: str, key_handle: str) -> builtins.list[str]:
+        rows = self.db.query_all(
+            "SELECT name FROM local_identity WHERE vault = ? AND key_handle = ? UNION "
+            "SELECT l.name FROM purpose_key p JOIN local_identity l ON l.identifier = p.identifier "
+            "WHERE p.vault = ? AND p.key_handle = ? ORDER BY 1",
+            (vault, key_handle, vault, key_handle))
         return [r[0] for r in rows]
 
 
