@@ -323,6 +323,10 @@ _PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+class _NoFastPath:
+    """A type no value has: a literal whose comparisons always take the general path."""
+
+
 def _name_vs_literal(op: str, left: Expr, right: Expr) -> Fn | None:
     """A closure for ``(op name literal)`` with one dict lookup and a same-type fast path."""
     if isinstance(left, Name) and isinstance(right, Str | Int | Float | Bool):
@@ -353,7 +357,8 @@ def _name_vs_literal(op: str, left: Expr, right: Expr) -> Fn | None:
             return eq_bool
     lit_type: type = type(lit)
     if isinstance(lit, float) and math.isnan(lit):
-        lit_type = type(None)  # no fast path: let order() report NaN as unordered
+        # No fast path: order() and eq() decide (NaN is unordered, a missing value unknown).
+        lit_type = _NoFastPath
     py_op = _PY_OPS[op]
     if swapped:
         def swapped_cmp(values: Mapping[str, Any]) -> bool | None:

@@ -19,6 +19,7 @@ from policies.errors import PolicyError
 from policies.explain import Explanation, explain
 from policies.expr import Bool, Expr, Name, Seq
 from policies.expr import Call as _Call
+from policies.lexer import MAX_DEPTH, MAX_POLICY_CHARS
 from policies.lint import LintWarning, lint
 from policies.parser import Grammar, parse
 from policies.printer import render
@@ -26,6 +27,32 @@ from policies.printer import render
 __all__ = ["Policy"]
 
 _log = logging.getLogger("policies")
+
+
+def _depth(e: Expr) -> int:
+    """Nesting of calls and sequences in ``e`` (what the s-expression parser bounds)."""
+    deepest = 0
+    stack: list[tuple[Expr, int]] = [(e, 0)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, _Call | Seq):
+            d += 1
+            deepest = max(deepest, d)
+            stack.extend((child, d) for child in (node.args if isinstance(node, _Call)
+                                                  else node.items))
+    return deepest
+
+
+def _check_canonical(expr: Expr, text: str) -> None:
+    """Every policy's canonical text reads back: it is stored and shown as that text, which can
+    be longer or nest deeper than what was written (``a`` is ``(= subject.a "true")``)."""
+    if len(text) > MAX_POLICY_CHARS:
+        raise PolicyError(f"the policy's canonical form is {len(text)} characters, longer than "
+                          f"the {MAX_POLICY_CHARS} a policy may have")
+    depth = _depth(expr)
+    if depth > MAX_DEPTH:
+        raise PolicyError(f"the policy's canonical form nests {depth} levels deep, deeper than "
+                          f"the {MAX_DEPTH} a policy may have")
 
 
 class Policy:
@@ -53,6 +80,7 @@ class Policy:
         self.expr = expr
         self.grammar = grammar
         self.text = render(expr)
+        _check_canonical(expr, self.text)
         self._fn = compile_bool(expr)
 
     @classmethod
