@@ -1,0 +1,210 @@
+"""The record layer (wire spec §4.1, §4.4, §4.5): what travels after the handshake.
+
+``record = nonce (u64 big-endian, 8 bytes) || AES-256-GCM(key_for(nonce), iv = 00000000 || nonce,
+aad = "", plaintext)``. Each direction has its own key and a nonce counter starting at 0.
+
+* **Rekey every 32:** the key for nonce ``n`` is ``REKEY^(n // 32)(k)``, with ``REKEY(k)`` the
+  first 32 bytes of ``AES-256-GCM(k, iv = 00000000 || ffffffffffffffff, 32 zero bytes)``.
+* **Window:** the :class:`Decryptor` accepts each nonce once, within 32 of the highest nonce it
+  accepted (so records may arrive reordered by up to 32); it picks the previous, current or next
+  key by the nonce's distance from the current key's first nonce. Its state (window, key
+  rotation) changes **only after** the record decrypted: a forged record changes nothing.
+
+Both are sans-IO objects over bytes. One ``AESGCM`` object is kept per key; the nonce bytes come
+from one ``struct`` call.
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from trust.channels.errors import DecryptionError, ReplayError
+from trust.errors import DecodeError, UsageError
+
+__all__ = [
+    "KEY_RENEWAL_INTERVAL",
+    "MAX_NONCE",
+    "RECORD_OVERHEAD",
+    "WINDOW",
+    "Decryptor",
+    "Encryptor",
+    "rekey",
+]
+
+KEY_RENEWAL_INTERVAL: Final = 32
+WINDOW: Final = 32
+"""How far (in nonces) a record may lie from the highest nonce accepted."""
+NONCE_SIZE: Final = 8
+TAG_SIZE: Final = 16
+RECORD_OVERHEAD: Final = NONCE_SIZE + TAG_SIZE
+MAX_NONCE: Final = (1 << 64) - 2
+"""The last nonce a record may carry (``u64::MAX`` is never used)."""
+
+_U64: Final = Struct(">Q")
+_pack = _U64.pack
+_unpack = _U64.unpack_from
+_ZERO4: Final = bytes(4)
+_REKEY_NONCE: Final = _ZERO4 + b"\xff" * 8
+_ZEROS32: Final = bytes(32)
+_MASK64: Final = (1 << 64) - 1
+_REKEY_MASK: Final = KEY_RENEWAL_INTERVAL - 1
+
+
+def rekey(key: bytes) -> bytes:
+    """Noise's ``REKEY``: the key that follows ``key``."""
+    return AESGCM(key).encrypt(_REKEY_NONCE, _ZEROS32, None)[:32]
+
+
+class Encryptor:
+    """Turns plaintexts into records, one nonce after the other (from ``nonce``)."""
+
+    __slots__ = ("_aead", "_key", "_nonce")
+
+    def __init__(self, key: bytes, *, nonce: int = 0) -> None:
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise UsageError("a record key is 32 bytes")
+        if not 0 <= nonce <= MAX_NONCE + 1:
+            raise UsageError("nonce out of range")
+        for _ in range((nonce - 1) // KEY_RENEWAL_INTERVAL if nonce else 0):
+            key = rekey(key)  # the key of nonce - 1; encrypt() rekeys at the next boundary
+        self._key = key
+        self._aead = AESGCM(key)
+        self._nonce = nonce
+
+    @property
+    def nonce(self) -> int:
+        """The nonce of the next record."""
+        return self._nonce
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """The record of ``plaintext``."""
+        n = self._nonce
+        if n > MAX_NONCE:
+            raise UsageError("this channel has used all its nonces (start a new one)")
+        if n & _REKEY_MASK == 0 and n:
+            self._key = key = rekey(self._key)
+            self._aead = AESGCM(key)
+        self._nonce = n + 1
+        nb = _pack(n)
+        return nb + self._aead.encrypt(_ZERO4 + nb, plaintext, None)
+
+    def encrypt_into(self, plaintext: bytes, buf: bytearray | memoryview) -> int:
+        """Write the record of ``plaintext`` into ``buf`` (``len(plaintext) + 24`` bytes at
+        least); return its length. Saves a copy of large plaintexts."""
+        n = self._nonce
+        if n > MAX_NONCE:
+            raise UsageError("this channel has used all its nonces (start a new one)")
+        if n & _REKEY_MASK == 0 and n:
+            self._key = key = rekey(self._key)
+            self._aead = AESGCM(key)
+        size = len(plaintext) + RECORD_OVERHEAD
+        if len(buf) < size:
+            raise UsageError(f"the buffer holds {len(buf)} bytes; the record needs {size}")
+        self._nonce = n + 1
+        nb = _pack(n)
+        view = memoryview(buf)
+        view[:8] = nb
+        self._aead.encrypt_into(_ZERO4 + nb, plaintext, None, view[8:size])
+        return size
+
+
+class Decryptor:
+    """Checks and decrypts records: each nonce once, within the window, keys rotated as the
+    sender's. Raises :class:`~trust.channels.errors.ReplayError` (replayed, or outside the
+    window), :class:`~trust.channels.errors.DecryptionError` (changed bytes, wrong key) or
+    :class:`~trust.errors.DecodeError` (shorter than a record); after any of them its state is
+    exactly as before."""
+
+    __slots__ = ("_aead", "_bitmap", "_current", "_key", "_prev", "_start")
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise UsageError("a record key is 32 bytes")
+        self._key = key
+        self._aead = AESGCM(key)
+        self._prev: AESGCM | None = None
+        self._start = 0
+        """The first nonce of the current key."""
+        self._current = 0
+        """The highest nonce accepted (0 before any)."""
+        self._bitmap = 0
+        """Bit ``i``: nonce ``current - i`` was accepted."""
+
+    @property
+    def highest_nonce(self) -> int:
+        return self._current
+
+    def _check(self, n: int) -> tuple[AESGCM, bytes | None]:
+        """The AEAD for nonce ``n`` (and the next key when it is a new one); nothing changes."""
+        cur = self._current
+        if n > cur:
+            if n - cur > WINDOW:
+                raise ReplayError(f"record {n} is more than {WINDOW} ahead of {cur}")
+        elif cur - n > WINDOW:
+            raise ReplayError(f"record {n} is more than {WINDOW} behind {cur}")
+        elif (self._bitmap >> (cur - n)) & 1:
+            raise ReplayError(f"record {n} was already received (replay)")
+        start = self._start
+        if n >= start:
+            age = n - start
+            if age < KEY_RENEWAL_INTERVAL:
+                return self._aead, None
+            if age < 2 * KEY_RENEWAL_INTERVAL:
+                key = rekey(self._key)
+                return AESGCM(key), key
+            raise ReplayError(f"record {n} is too far ahead of the current key")
+        if start - n <= KEY_RENEWAL_INTERVAL and self._prev is not None:
+            return self._prev, None
+        raise ReplayError(f"record {n} is too far behind the current key")
+
+    def _commit(self, n: int, aead: AESGCM, key: bytes | None) -> None:
+        if key is not None:
+            self._prev = self._aead
+            self._aead = aead
+            self._key = key
+            self._start += KEY_RENEWAL_INTERVAL
+        cur = self._current
+        if n > cur:
+            self._bitmap = ((self._bitmap << (n - cur)) | 1) & _MASK64
+            self._current = n
+        else:
+            self._bitmap |= 1 << (cur - n)
+
+    def decrypt(self, record: bytes | bytearray | memoryview) -> bytes:
+        """The plaintext of ``record``."""
+        if len(record) < RECORD_OVERHEAD:
+            raise DecodeError(f"a record has {RECORD_OVERHEAD} bytes at least, found "
+                              f"{len(record)}", field="record")
+        n = _unpack(record)[0]
+        aead, key = self._check(n)
+        try:
+            pt = aead.decrypt(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None)
+        except InvalidTag:
+            raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
+                                  "key)") from None
+        self._commit(n, aead, key)
+        return pt
+
+    def decrypt_into(self, record: bytes | bytearray | memoryview, buf: bytearray) -> int:
+        """Decrypt ``record`` into ``buf`` (``len(record) - 24`` bytes at least); return the
+        plaintext's length. A reused buffer saves an allocation per large record."""
+        size = len(record) - RECORD_OVERHEAD
+        if size < 0:
+            raise DecodeError(f"a record has {RECORD_OVERHEAD} bytes at least, found "
+                              f"{len(record)}", field="record")
+        if len(buf) < size:
+            raise UsageError(f"the buffer holds {len(buf)} bytes; the plaintext needs {size}")
+        n = _unpack(record)[0]
+        aead, key = self._check(n)
+        try:
+            aead.decrypt_into(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None,
+                              memoryview(buf)[:size])
+        except InvalidTag:
+            raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
+                                  "key)") from None
+        self._commit(n, aead, key)
+        return size
