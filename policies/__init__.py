@@ -21,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from policies.environment import SCHEMA_TYPES, Environment
+    from policies.environment import SCHEMA_TYPES, Environment, TextAttributes, text_attributes
     from policies.errors import PolicyError
     from policies.explain import Explanation
     from policies.lint import LintWarning
@@ -45,7 +45,9 @@ _EXPORTS = {
     "PolicyEntry": "policies.repository",
     "PolicyError": "policies.errors",
     "PolicyRepository": "policies.repository",
+    "TextAttributes": "policies.environment",
     "authorize": "policies.repository",
+    "text_attributes": "policies.environment",
 }
 
 __all__ = [
@@ -59,7 +61,9 @@ __all__ = [
     "PolicyEntry",
     "PolicyError",
     "PolicyRepository",
+    "TextAttributes",
     "authorize",
+    "text_attributes",
 ]
 
 

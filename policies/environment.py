@@ -10,10 +10,14 @@ was verified), ``subject.<attr>`` (credential attributes), ``resource.id``, ``re
 reach of attribute maps: an attribute named ``identifier`` or ``has_credential`` is dropped and
 listed in :attr:`Environment.dropped`, never written over the real one.
 
-Credential attributes arrive as strings. Untyped, they still compare numerically with numeric
-literals when they read as numbers (see :mod:`policies.values`). A *schema* (attribute name ->
-``string``, ``int``, ``float``, ``bool`` or ``list``) types them when the environment is built;
-a ``list`` attribute is a comma-separated string (``"dev, prod"`` -> ``["dev" "prod"]``).
+Credential attributes arrive as bytes (names and values, UTF-8 in practice):
+:meth:`Environment.build` takes them as they are, or as text (:func:`text_attributes`, which
+verified credentials offer as ``policy_subject()``). A name or value that is not UTF-8 is dropped
+and listed in :attr:`Environment.dropped` (and in ``explain``), never compared. Untyped, text
+attributes still compare numerically with numeric literals when they read as numbers (see
+:mod:`policies.values`). A *schema* (attribute name -> ``string``, ``int``, ``float``, ``bool``
+or ``list``) types them when the environment is built; a ``list`` attribute is a
+comma-separated string (``"dev, prod"`` -> ``["dev" "prod"]``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any, Final
 from policies.errors import PolicyError
 from policies.values import Value, as_number
 
-__all__ = ["RESERVED", "SCHEMA_TYPES", "Environment", "check_schema", "convert"]
+__all__ = ["RESERVED", "SCHEMA_TYPES", "Environment", "TextAttributes", "check_schema", "convert",
+           "text_attributes"]
 
 SCHEMA_TYPES: Final = frozenset({"string", "int", "float", "bool", "list"})
 
@@ -43,7 +48,7 @@ _NAME = re.compile(r"[a-zA-Z!$%&*/<=>?~_^][a-zA-Z0-9!$%&*/<=>?~_^.+\-:@]*")
 _INT = re.compile(r"[+-]?[0-9]{1,300}")
 _KEY_CACHE_LIMIT: Final = 4096
 # namespace -> {attribute key -> full name, or "" when the key is unusable or reserved}
-_KEY_CACHE: dict[str, dict[str, str]] = {ns: {} for ns in RESERVED}
+_KEY_CACHE: dict[str, dict[object, str]] = {ns: {} for ns in RESERVED}
 _SUBJECT_KEYS = _KEY_CACHE["subject"]
 _RESOURCE_KEYS = _KEY_CACHE["resource"]
 _new = object.__new__
@@ -60,6 +65,53 @@ def _full_name(ns: str, key: object) -> str:
     if isinstance(key, str):
         cache[key] = full
     return full
+
+
+AttributeMap = Mapping[str, object] | Mapping[bytes, object] | Mapping[str | bytes, object]
+"""Attribute names (text, or UTF-8 bytes as credentials carry them) to values."""
+
+
+def _shown(raw: bytes) -> str:
+    """An undecodable name as it is listed in ``dropped`` (invalid bytes as ``\\xNN``)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+class TextAttributes(dict[str, str]):
+    """Attribute names and values as text, and the names of the attributes left out because
+    their name or value is not UTF-8 (:attr:`dropped`, invalid bytes shown as ``\\xNN``).
+
+    :meth:`Environment.build` lists those names in its own ``dropped`` (with the namespace).
+    """
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, items: Mapping[str, str] | None = None,
+                 dropped: tuple[str, ...] = ()) -> None:
+        super().__init__(items or {})
+        self.dropped = dropped
+
+
+def text_attributes(attributes: Mapping[bytes, bytes] | Mapping[str, str]
+                    | Mapping[str | bytes, str | bytes]) -> TextAttributes:
+    """Attributes as text: names and values decoded as UTF-8; those that are not UTF-8 are left
+    out and named in ``dropped``."""
+    out: dict[str, str] = {}
+    dropped: list[str] = []
+    for k, v in attributes.items():
+        if isinstance(k, str):
+            name = k
+        else:
+            raw = bytes(k)
+            try:
+                name = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                dropped.append(_shown(raw))
+                continue
+        try:
+            out[name] = v if isinstance(v, str) else bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            dropped.append(name)
+    return TextAttributes(out, tuple(dropped))
 
 
 def check_schema(schema: Mapping[str, str]) -> dict[str, str]:
@@ -150,11 +202,11 @@ class Environment(Mapping[str, Value]):
         *,
         identifier: str | None = None,
         has_credential: bool | None = None,
-        subject: Mapping[str, object] | None = None,
+        subject: AttributeMap | None = None,
         schema: Mapping[str, str] | None = None,
         resource_id: str | None = None,
         resource_type: str | None = None,
-        resource: Mapping[str, object] | None = None,
+        resource: AttributeMap | None = None,
         action: str | None = None,
         action_attributes: Mapping[str, object] | None = None,
         now: int | float | None = None,
@@ -164,7 +216,10 @@ class Environment(Mapping[str, Value]):
         """The environment of one decision.
 
         ``subject``, ``resource``, ``action_attributes`` and ``env`` are attribute maps (keys
-        without the namespace). ``schema`` types subject attributes. An attribute whose key is
+        without the namespace; names and values as text, or as UTF-8 bytes as credentials carry
+        them: ``subject=verified.attributes`` works, and so does
+        ``subject=verified.policy_subject()``). ``schema`` types subject attributes. A name or
+        value that is not UTF-8 is dropped and named in :attr:`dropped`. An attribute whose key is
         reserved, unusable in a policy (e.g. holds a space) or whose value is not a policy value is
         dropped and named in :attr:`dropped`; with ``strict`` (the default) a value that does not
         fit its schema type raises :class:`PolicyError`, without it the value is dropped (and so
@@ -173,21 +228,25 @@ class Environment(Mapping[str, Value]):
         """
         values: dict[str, Value] = {}
         dropped: list[str] = []
-        if subject:
-            if schema is None:
+        if subject or (isinstance(subject, TextAttributes) and subject.dropped):
+            if schema is None and isinstance(subject, TextAttributes) and subject.dropped:
+                _add(values, "subject", subject, None, strict, dropped)
+            elif schema is None:
                 cache = _SUBJECT_KEYS
                 for key, v in subject.items():
-                    full = cache.get(key)  # type: ignore[call-overload]
+                    full = cache.get(key)
                     if full and type(v) is str:
                         values[full] = v  # the common case: a usable key, a string value
                     else:
                         _add(values, "subject", {key: v}, None, strict, dropped)
             else:
                 _add(values, "subject", subject, schema, strict, dropped)
+        if isinstance(resource, TextAttributes):
+            dropped.extend(f"resource.{name}" for name in resource.dropped)
         if resource:
             cache = _RESOURCE_KEYS
             for key, v in resource.items():
-                full = cache.get(key)  # type: ignore[call-overload]
+                full = cache.get(key)
                 if full and type(v) is str:
                     values[full] = v
                 else:
@@ -271,17 +330,32 @@ def _text(v: object, what: str) -> str:
     return str(v)
 
 
-def _add(values: dict[str, Value], ns: str, attrs: Mapping[str, object],
+def _add(values: dict[str, Value], ns: str, attrs: AttributeMap,
          schema: Mapping[str, str] | None, strict: bool, dropped: list[str]) -> None:
     cache = _KEY_CACHE[ns]
-    for key, v in attrs.items():
+    if isinstance(attrs, TextAttributes):
+        dropped.extend(f"{ns}.{name}" for name in attrs.dropped)
+    for given, v in attrs.items():
+        key: object = given
+        if isinstance(given, bytes | bytearray):
+            try:
+                key = bytes(given).decode("utf-8")
+            except UnicodeDecodeError:
+                dropped.append(f"{ns}.{_shown(bytes(given))}")
+                continue
         full = cache.get(key) if type(key) is str else None
         if full is None:
             full = _full_name(ns, key)
         if not full:
             dropped.append(f"{ns}.{key}")
             continue
-        if schema is not None and key in schema:
+        if isinstance(v, bytes | bytearray):
+            try:
+                v = bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                dropped.append(full)  # never compared, whatever the schema says
+                continue
+        if schema is not None and isinstance(key, str) and key in schema:
             kind = schema[key]
             if kind not in SCHEMA_TYPES:
                 raise PolicyError(f"schema entry {key!r}: unknown type {kind!r}")

@@ -6,6 +6,7 @@ same result: every operand of ``and``/``or`` is evaluated (so every failing clau
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class Explanation:
     children: tuple[Explanation, ...] = ()
     value: Any = None
     is_value: bool = False
+    dropped: tuple[str, ...] = ()
+    """On the root: the names the environment dropped (``Environment.dropped``)."""
 
     @property
     def allowed(self) -> bool:
@@ -65,12 +68,17 @@ class Explanation:
             d["reason"] = self.reason
         if self.children:
             d["children"] = [c.to_dict() for c in self.children]
+        if self.dropped:
+            d["dropped"] = list(self.dropped)
         return d
 
     def render(self, indent: str = "  ") -> str:
         """An indented text tree, one node per line."""
         lines: list[str] = []
         self._render(lines, 0, indent)
+        if self.dropped:
+            lines.append("dropped from the environment (not UTF-8, reserved or not a policy "
+                         "value): " + ", ".join(_printable(_short(d)) for d in self.dropped))
         return "\n".join(lines)
 
     def _render(self, lines: list[str], depth: int, indent: str) -> None:
@@ -114,8 +122,20 @@ def show_value(v: Any) -> str:
     return json.dumps(v) if t is int else repr(v)
 
 
-def explain(e: Expr, values: Mapping[str, Any]) -> Explanation:
-    return _Explainer(values).boolean(e)
+def explain(e: Expr, values: Mapping[str, Any], dropped: tuple[str, ...] = ()) -> Explanation:
+    """The explanation of ``e`` in ``values``; ``dropped``: the names the environment left out
+    (a reason that rests on one of them says so)."""
+    root = _Explainer(values, frozenset(dropped)).boolean(e)
+    if dropped:
+        root = dataclasses.replace(root, dropped=tuple(dropped))
+    return root
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and other unprintable characters as ``\\u{hex}``."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{{{ord(c):x}}}" for c in text)
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -140,8 +160,16 @@ def _why(kids: tuple[Explanation, ...], which: list[int]) -> str:
 
 
 class _Explainer:
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], dropped: frozenset[str] = frozenset()) -> None:
         self.values = values
+        self.dropped = dropped
+
+    def missing(self, name: str) -> str:
+        """Why ``name`` has no value: missing, or dropped by the environment."""
+        if name in self.dropped:
+            return f"{name} is missing: the environment dropped it (not UTF-8, reserved or not a " \
+                   "policy value)"
+        return f"{name} is missing"
 
     # Each method returns (Explanation or None for a literal, the value).
     def value(self, e: Expr) -> tuple[Explanation | None, Any]:
@@ -186,7 +214,7 @@ class _Explainer:
             r = truth(v)
             reason = None
             if v is None:
-                reason = f"{e.name} is missing"
+                reason = self.missing(e.name)
             elif r is None:
                 reason = f"{e.name} is the {type_name(v)} {_short(show_value(v), 80)}, not a boolean"
             elif r is False:
@@ -274,7 +302,7 @@ class _Explainer:
             missing = [a.name for a, v in ((args[i], vals[i]), (args[i + 1], vals[i + 1]))
                        if v is None and isinstance(a, Name)]
             if missing:
-                return f"{missing[0]} is missing"
+                return self.missing(missing[0])
             return f"cannot compare {left} with {right}"
         return "an operand is unknown"
 
@@ -291,7 +319,7 @@ class _Explainer:
     def _unknown_reason(self, e: Call, vals: list[Any], wants: str) -> str:
         for a, v in zip(e.args, vals, strict=True):
             if v is None and isinstance(a, Name):
-                return f"{a.name} is missing"
+                return self.missing(a.name)
         shown = ", ".join(self.describe(a, v) for a, v in zip(e.args, vals, strict=True))
         return f"'{e.op}' expects {wants}, got {shown}"
 
@@ -300,8 +328,9 @@ class _Explainer:
         missing = [a.name for a, v in zip(e.args, vals, strict=True)
                    if v is None and isinstance(a, Name)]
         if missing:
-            return Explanation(text, False, ", ".join(missing) + (" is" if len(missing) == 1
-                                                                  else " are") + " missing", kids)
+            if len(missing) == 1:
+                return Explanation(text, False, self.missing(missing[0]), kids)
+            return Explanation(text, False, ", ".join(missing) + " are missing", kids)
         return Explanation(text, True, None, kids)
 
     def op_strings(self, e: Call, text: str) -> Explanation:

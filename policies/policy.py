@@ -117,8 +117,8 @@ class Policy:
 
     def explain(self, env: Environment | Mapping[str, Any]) -> Explanation:
         """The tree of sub-results; ``.result`` equals :meth:`truth`, ``.allowed`` :meth:`evaluate`."""
-        values = env._values if type(env) is Environment else Environment.of(env)._values
-        return explain(self.expr, values)
+        environment = env if type(env) is Environment else Environment.of(env)
+        return explain(self.expr, environment._values, environment.dropped)
 
     def lint(self) -> list[LintWarning]:
         """Warnings: unknown attribute namespaces, comparisons of constants, ..."""

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from policies.environment import TextAttributes, text_attributes
 from trust.errors import UntrustedError, VerificationError
 from trust.identities.identity import Identity
 from trust.identities.purpose_keys import MAX_ALLOWED_TIME_DRIFT, verify_purpose_key_attestation
@@ -50,8 +51,16 @@ __all__ = [
 @dataclass(frozen=True)
 class VerifiedCredential:
     """What a valid credential says. ``attributes`` are all of them (Ockam format) or the
-    disclosed ones (selective); ``hidden`` counts the digests left undisclosed (decoys
-    included)."""
+    disclosed ones (selective), as the bytes the credential carries; :meth:`policy_subject`
+    gives them as text for a policy. ``hidden`` counts the digests left undisclosed (decoys
+    included).
+
+    From a verified credential to a policy decision::
+
+        v = verify_credential(credential, [authority])
+        env = Environment.build(identifier=v.subject, has_credential=True, subject=v.policy_subject())
+        allowed = Policy.parse('(= subject.role "admin")').evaluate(env)
+    """
 
     subject: str
     issuer: str
@@ -62,6 +71,15 @@ class VerifiedCredential:
     selective: bool
     hidden: int
     credential: CredentialAndPurposeKey
+
+    def policy_subject(self) -> TextAttributes:
+        """The attributes as text (``{"role": "admin"}``) for ``Environment.build(subject=...)``.
+
+        An attribute whose name or value is not UTF-8 is left out and named in the result's
+        ``dropped`` (``Environment.build`` lists it in its own ``dropped`` and ``explain`` says
+        so); :attr:`attributes` keeps every byte.
+        """
+        return text_attributes(self.attributes)
 
 
 _CACHE: BoundedCache[tuple[bytes, bytes, Signature], PurposeKeyAttestationData] = BoundedCache(
