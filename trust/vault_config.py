@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trust import vault_backends
-from trust.errors import ConflictError, UsageError
+from trust.errors import ConflictError, StorageError, UsageError
 from trust.home import home_dir
 from vaults.errors import VaultError, WrongPassphraseError
 from vaults.signing import SigningVault
@@ -46,12 +46,26 @@ def read_secret(params: dict[str, Any], env_key: str, file_key: str, what: str) 
             raise WrongPassphraseError(f"the {what} is read from ${var}, which is not set")
         return value.encode()
     if path:
-        try:
-            data = Path(str(path)).read_bytes()
-        except OSError as e:
-            raise WrongPassphraseError(f"cannot read the {what} from {path}: {e.strerror}") from None
-        return data.rstrip(b"\r\n")
+        return read_secret_file(Path(str(path)), what)
     return None
+
+
+MAX_SECRET_FILE_BYTES = 65536
+
+
+def read_secret_file(path: Path, what: str = "passphrase") -> bytes:
+    """The secret in ``path`` without its final line break. Refused, as key files are, unless it
+    is a regular file of this user that group and others cannot access (a symbolic link to such a
+    file is fine); at most :data:`MAX_SECRET_FILE_BYTES`; a FIFO cannot block the read."""
+    from vaults.errors import KeyNotFoundError
+    from vaults.file import read_private_file
+
+    try:
+        data = read_private_file(path, limit=MAX_SECRET_FILE_BYTES, follow_symlinks=True,
+                                 what=f"the {what} file")
+    except KeyNotFoundError:
+        raise WrongPassphraseError(f"cannot read the {what} from {path}: it does not exist") from None
+    return data.rstrip(b"\r\n")
 
 
 def vault_dir(name: str, home: str | os.PathLike[str] | None = None) -> Path:
@@ -94,23 +108,46 @@ async def _create_file(name: str, params: dict[str, Any],
         raise UsageError("give either --passphrase-env or --passphrase-file, not both")
     out: dict[str, Any] = {"path": str(vault_dir(name, home))}
     if passphrase_env:
-        out["passphrase_env"] = passphrase_env
+        out["passphrase_env"] = str(passphrase_env)
     if passphrase_file:
-        out["passphrase_file"] = str(Path(passphrase_file).resolve())
+        out["passphrase_file"] = str(Path(str(passphrase_file)).resolve())
     passphrase = read_secret(out, "passphrase_env", "passphrase_file", "passphrase")
+    if passphrase is not None and not passphrase:
+        raise WrongPassphraseError("the passphrase is empty")
     from trust.home import ensure_dir
 
     ensure_dir(vault_dir(name, home).parent)
-    FileVault.create(vault_dir(name, home), passphrase)
+    FileVault.create(vault_dir(name, home), passphrase)  # removes what it made if it fails
     return out
 
 
 async def _delete_file(config: VaultConfig, home: str | os.PathLike[str] | None) -> None:
+    _remove_tree(vault_dir(config.name, home))
+
+
+def _remove_tree(d: Path) -> None:
     import shutil
 
+    try:
+        if d.is_symlink() or (os.path.lexists(d) and not d.is_dir()):
+            d.unlink()
+        elif d.exists():
+            shutil.rmtree(d)
+    except OSError as e:
+        raise StorageError(f"cannot remove {d}: {e.strerror or e}") from None
+
+
+def _stage_file_removal(config: VaultConfig, home: str | os.PathLike[str] | None) -> Path | None:
+    """Move a file vault's directory aside (one rename, undone if forgetting the vault fails)."""
     d = vault_dir(config.name, home)
-    if d.exists():
-        shutil.rmtree(d)
+    if not os.path.lexists(d):
+        return None
+    staged = d.with_name(f".deleted-{config.name}-{os.urandom(6).hex()}")
+    try:
+        os.rename(d, staged)
+    except OSError as e:
+        raise StorageError(f"cannot remove {d}: {e.strerror or e}") from None
+    return staged
 
 
 Creator = Callable[[str, dict[str, Any], "str | os.PathLike[str] | None"],
@@ -160,8 +197,19 @@ async def create_vault(store: VaultConfigStore, name: str, backend: str,
 
 async def delete_vault(store: VaultConfigStore, name: str,
                        home: str | os.PathLike[str] | None = None) -> None:
+    """Forget vault ``name`` and remove its local state (a file vault's key files). If the
+    configuration cannot be removed, the key files are left as they were."""
     config = store.get(name)
-    store.delete(name)
+    staged = _stage_file_removal(config, home) if config.backend == "file" else None
+    try:
+        store.delete(name)
+    except BaseException:
+        if staged is not None:
+            os.rename(staged, vault_dir(config.name, home))
+        raise
+    if staged is not None:
+        _remove_tree(staged)
+        return
     remover = REMOVERS.get(config.backend)
     if remover is not None:
         await remover(config, home)

@@ -12,31 +12,49 @@ Layout of ``<dir>``:
 The vault key is derived once per open vault (Argon2id, t=3, m=64 MiB, p=4), so opening an
 encrypted vault costs one derivation and every key after that is cheap. Key files and the
 directory are refused when others can read them or another user owns them (as ssh does).
+
+Every file is read as hostile input: opened with ``O_NOFOLLOW | O_NONBLOCK`` (a symbolic link is
+refused and a FIFO cannot block the open), checked with ``fstat`` (a regular file of this user,
+0600), read up to a size limit, and its JSON checked field by field (exact keys, types, lengths;
+key-derivation parameters within :data:`KDF_LIMITS`). A loaded key must match its handle.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vaults.errors import InsecureKeyFileError, KeyNotFoundError, VaultError, WrongPassphraseError
-from vaults.software import SigningPrivateKey, SoftwareVault
+from vaults.software import SigningPrivateKey, SoftwareVault, public_key_of, signing_handle
 
 FORMAT_VERSION = 1
 _KDF_DEFAULTS = {"iterations": 3, "memory_kib": 65536, "lanes": 4}
+KDF_LIMITS = {"iterations": (1, 8), "memory_kib": (8192, 524288), "lanes": (1, 8)}
+"""Inclusive bounds of the Argon2id parameters a vault may use (``vault.json`` or ``kdf=``): the
+most a tampered file can cost is one derivation with 512 MiB and 8 passes."""
+MAX_META_BYTES = 4096
+"""Largest ``vault.json`` read (ours is about 400 bytes)."""
+MAX_KEY_FILE_BYTES = 4096
+"""Largest key file read (an encrypted P-256 key file is about 300 bytes)."""
 _CHECK_PLAINTEXT = b"truststack file vault"
 _HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_KINDS = ("ed25519", "p256", "x25519")
+_B64_RE = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
 AnyPrivateKey = SigningPrivateKey | x25519.X25519PrivateKey
 
@@ -45,11 +63,113 @@ def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
 
 
-def _unb64(s: Any, what: str) -> bytes:
+def _unb64(s: Any, what: str, *, size: int | None = None, max_size: int = 1024) -> bytes:
+    """Strict base64 of a JSON string field: exactly ``size`` bytes, or at most ``max_size``."""
+    if not isinstance(s, str) or len(s) > 4 * (max_size // 3 + 1) or not _B64_RE.match(s):
+        raise VaultError(f"malformed {what}")
     try:
-        return base64.b64decode(str(s), validate=True)
-    except (ValueError, TypeError):
+        data = base64.b64decode(s, validate=True)
+    except (ValueError, binascii.Error):
         raise VaultError(f"malformed {what}") from None
+    if (size is not None and len(data) != size) or len(data) > max_size:
+        raise VaultError(f"malformed {what}: {len(data)} bytes")
+    return data
+
+
+def read_private_file(path: Path, *, limit: int, follow_symlinks: bool = False,
+                      what: str = "file") -> bytes:
+    """The bytes of a private file (a key file, ``vault.json``, a PIN or passphrase file).
+
+    Opened with ``O_NONBLOCK`` (a FIFO cannot block) and, unless ``follow_symlinks``,
+    ``O_NOFOLLOW``; refused unless it is a regular file of this user that nobody else can access,
+    of at most ``limit`` bytes. :class:`KeyNotFoundError` when it does not exist,
+    :class:`InsecureKeyFileError` for a link, another owner or a loose mode, :class:`VaultError`
+    otherwise.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise KeyNotFoundError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InsecureKeyFileError(f"{what} {path} is a symbolic link; refusing it") from None
+        raise VaultError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise VaultError(f"{what} {path} is not a regular file")
+        _check_stat(path, st, want="0600")
+        if st.st_size > limit:
+            raise VaultError(f"{what} {path} is too large ({st.st_size} bytes, at most {limit})")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            try:
+                chunk = os.read(fd, left)
+            except OSError as e:
+                raise VaultError(f"cannot read {what} {path}: {e.strerror or e}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise VaultError(f"{what} {path} is too large (more than {limit} bytes)")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _check_stat(path: Path, st: os.stat_result, *, want: str) -> None:
+    if st.st_uid != os.geteuid():
+        raise InsecureKeyFileError(f"{path} is owned by another user (uid {st.st_uid})")
+    if st.st_mode & 0o077:
+        raise InsecureKeyFileError(
+            f"{path} is accessible by others (mode {st.st_mode & 0o777:04o}); "
+            f"run: chmod {want} {path}"
+        )
+
+
+def _parse_json_object(data: bytes, path: Path, what: str) -> dict[str, Any]:
+    """A JSON object, strictly: UTF-8, no NaN/Infinity, nesting refused, no duplicate keys."""
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not allowed")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            raise ValueError("duplicate key")
+        return out
+
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=no_constants, object_pairs_hook=unique)
+    except (ValueError, RecursionError):
+        raise VaultError(f"{what} {path} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise VaultError(f"{what} {path} is not a JSON object")
+    return doc
+
+
+def _int_field(doc: dict[str, Any], key: str, path: Path, bounds: tuple[int, int]) -> int:
+    value = doc.get(key)
+    lo, hi = bounds
+    if type(value) is not int or not lo <= value <= hi:
+        raise VaultError(f"{path}: {key} must be an integer from {lo} to {hi}")
+    return value
+
+
+def check_kdf_params(params: dict[str, Any], where: str = "key-derivation parameters") -> dict[str, int]:
+    """The Argon2id parameters if each is an integer within :data:`KDF_LIMITS` (else VaultError)."""
+    out: dict[str, int] = {}
+    for key, (lo, hi) in KDF_LIMITS.items():
+        value = params.get(key)
+        if type(value) is not int or not lo <= value <= hi:
+            raise VaultError(f"{where}: {key} must be an integer from {lo} to {hi}")
+        out[key] = value
+    if out["memory_kib"] < 8 * out["lanes"]:
+        raise VaultError(f"{where}: memory_kib must be at least 8 per lane")
+    return out
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -81,14 +201,11 @@ def check_private(path: Path, *, directory: bool = False) -> None:
         st = path.stat()
     except FileNotFoundError:
         raise KeyNotFoundError(f"{path} does not exist") from None
-    if st.st_uid != os.geteuid():
-        raise InsecureKeyFileError(f"{path} is owned by another user (uid {st.st_uid})")
-    if st.st_mode & 0o077:
-        want = "0700" if directory else "0600"
-        raise InsecureKeyFileError(
-            f"{path} is accessible by others (mode {st.st_mode & 0o777:04o}); "
-            f"run: chmod {want} {path}"
-        )
+    except OSError as e:
+        raise VaultError(f"cannot read {path}: {e.strerror or e}") from None
+    if directory and not stat.S_ISDIR(st.st_mode):
+        raise VaultError(f"{path} is not a directory")
+    _check_stat(path, st, want="0700" if directory else "0600")
 
 
 class FileVault(SoftwareVault):
@@ -112,57 +229,77 @@ class FileVault(SoftwareVault):
     @classmethod
     def create(cls, directory: str | os.PathLike[str], passphrase: bytes | None = None,
                *, kdf: dict[str, int] | None = None) -> FileVault:
+        """A new vault in ``directory`` (created 0700). Everything is checked before anything is
+        written; if writing fails, a directory this call created is removed again."""
         d = Path(directory)
-        if (d / "vault.json").exists():
+        if passphrase is not None and not passphrase:
+            raise WrongPassphraseError("the passphrase is empty")
+        params = check_kdf_params(dict(_KDF_DEFAULTS, **(kdf or {}))) if passphrase is not None \
+            else None
+        if os.path.lexists(d / "vault.json"):
             raise VaultError(f"a vault already exists in {d}")
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(d, 0o700)
-        meta: dict[str, Any] = {"format": FORMAT_VERSION, "encryption": "none"}
-        key = None
-        if passphrase is not None:
-            if not passphrase:
-                raise WrongPassphraseError("the passphrase is empty")
-            params = dict(_KDF_DEFAULTS, **(kdf or {}))
-            salt = os.urandom(16)
-            key = _derive(passphrase, salt, params)
-            nonce = os.urandom(12)
-            check = AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, b"truststack-vault-check")
-            meta.update(encryption="argon2id-aes256gcm", kdf=dict(params, salt=_b64(salt)),
-                        check={"nonce": _b64(nonce), "ciphertext": _b64(check)})
-        write_private_file(d / "vault.json", json.dumps(meta, indent=1).encode())
+        created = not os.path.lexists(d)
+        try:
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
+            meta: dict[str, Any] = {"format": FORMAT_VERSION, "encryption": "none"}
+            key = None
+            if passphrase is not None and params is not None:
+                salt = os.urandom(16)
+                key = _derive(passphrase, salt, params)
+                nonce = os.urandom(12)
+                check = AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, b"truststack-vault-check")
+                meta.update(encryption="argon2id-aes256gcm", kdf=dict(params, salt=_b64(salt)),
+                            check={"nonce": _b64(nonce), "ciphertext": _b64(check)})
+            write_private_file(d / "vault.json", json.dumps(meta, indent=1).encode())
+        except BaseException as e:
+            if created:
+                import shutil
+
+                shutil.rmtree(d, ignore_errors=True)
+            if isinstance(e, OSError):
+                raise VaultError(f"cannot create the vault in {d}: {e.strerror or e}") from None
+            raise
         return cls(d, key)
 
     @classmethod
     def open(cls, directory: str | os.PathLike[str], passphrase: bytes | None = None) -> FileVault:
         d = Path(directory)
         meta_path = d / "vault.json"
-        if not meta_path.exists():
+        if not os.path.lexists(meta_path):
             raise VaultError(f"no file vault in {d}")
         check_private(d, directory=True)
-        check_private(meta_path)
-        try:
-            meta = json.loads(meta_path.read_bytes())
-        except ValueError:
-            raise VaultError(f"{meta_path} is not valid JSON") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        meta = _parse_json_object(read_private_file(meta_path, limit=MAX_META_BYTES, what="vault file"),
+                                  meta_path, "vault file")
+        if type(meta.get("format")) is not int or meta["format"] != FORMAT_VERSION:
             raise VaultError(f"{meta_path}: unsupported vault format")
-        if meta.get("encryption") == "none":
+        encryption = meta.get("encryption")
+        if encryption == "none":
+            if set(meta) != {"format", "encryption"}:
+                raise VaultError(f"{meta_path}: unexpected fields for an unencrypted vault")
             return cls(d, None)
-        if meta.get("encryption") != "argon2id-aes256gcm":
-            raise VaultError(f"{meta_path}: unsupported encryption {meta.get('encryption')!r}")
+        if encryption != "argon2id-aes256gcm":
+            shown = encryption if isinstance(encryption, str) and len(encryption) <= 40 else "?"
+            raise VaultError(f"{meta_path}: unsupported encryption {shown!r}")
+        if set(meta) != {"format", "encryption", "kdf", "check"}:
+            raise VaultError(f"{meta_path}: wrong fields for an encrypted vault")
+        kdf, check = meta["kdf"], meta["check"]
+        if not isinstance(kdf, dict) or set(kdf) != {"iterations", "memory_kib", "lanes", "salt"}:
+            raise VaultError(f"{meta_path}: malformed key-derivation parameters")
+        if not isinstance(check, dict) or set(check) != {"nonce", "ciphertext"}:
+            raise VaultError(f"{meta_path}: malformed passphrase check")
+        params = check_kdf_params(kdf, str(meta_path))
+        salt = _unb64(kdf["salt"], f"{meta_path}: salt", max_size=64)
+        if len(salt) < 16:
+            raise VaultError(f"{meta_path}: the salt is shorter than 16 bytes")
+        nonce = _unb64(check["nonce"], f"{meta_path}: check nonce", size=12)
+        sealed = _unb64(check["ciphertext"], f"{meta_path}: check value",
+                        size=len(_CHECK_PLAINTEXT) + 16)
         if passphrase is None:
             raise WrongPassphraseError("the vault is encrypted and no passphrase was given")
-        kdf = meta.get("kdf") or {}
+        key = _derive(passphrase, salt, params)
         try:
-            params = {k: int(kdf[k]) for k in ("iterations", "memory_kib", "lanes")}
-        except (KeyError, TypeError, ValueError):
-            raise VaultError(f"{meta_path}: malformed key-derivation parameters") from None
-        key = _derive(passphrase, _unb64(kdf.get("salt"), "vault salt"), params)
-        check = meta.get("check") or {}
-        try:
-            plain = AESGCM(key).decrypt(_unb64(check.get("nonce"), "vault check"),
-                                        _unb64(check.get("ciphertext"), "vault check"),
-                                        b"truststack-vault-check")
+            plain = AESGCM(key).decrypt(nonce, sealed, b"truststack-vault-check")
         except InvalidTag:
             raise WrongPassphraseError("wrong passphrase for the vault") from None
         if plain != _CHECK_PLAINTEXT:
@@ -190,37 +327,42 @@ class FileVault(SoftwareVault):
 
     def _load(self, handle: str) -> AnyPrivateKey | None:
         path = self._path(handle)
-        if not path.exists():
-            return None
-        check_private(path)
         try:
-            doc = json.loads(path.read_bytes())
-        except ValueError:
-            raise VaultError(f"key file {path} is not valid JSON") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION:
+            data = read_private_file(path, limit=MAX_KEY_FILE_BYTES, what="key file")
+        except KeyNotFoundError:
+            return None
+        doc = _parse_json_object(data, path, "key file")
+        if type(doc.get("format")) is not int or doc["format"] != FORMAT_VERSION:
             raise VaultError(f"key file {path}: unsupported format")
-        kind = str(doc.get("kind"))
-        if "pkcs8" in doc:
+        kind = doc.get("kind")
+        if kind not in _KINDS:
+            raise VaultError(f"key file {path}: unknown key kind")
+        if set(doc) == {"format", "kind", "pkcs8"}:
             if self._key is not None:
                 raise VaultError(f"key file {path} is not encrypted in an encrypted vault")
-            der = _unb64(doc["pkcs8"], f"key file {path}")
-        else:
+            der = _unb64(doc["pkcs8"], f"key file {path}", max_size=512)
+        elif set(doc) == {"format", "kind", "nonce", "ciphertext"}:
             if self._key is None:
                 raise WrongPassphraseError(f"key file {path} is encrypted; the vault has no passphrase")
+            nonce = _unb64(doc["nonce"], f"key file {path}: nonce", size=12)
+            sealed = _unb64(doc["ciphertext"], f"key file {path}: ciphertext", max_size=528)
             try:
-                der = self._key.decrypt(_unb64(doc.get("nonce"), f"key file {path}"),
-                                        _unb64(doc.get("ciphertext"), f"key file {path}"),
-                                        _aad(handle, kind))
+                der = self._key.decrypt(nonce, sealed, _aad(handle, kind))
             except InvalidTag:
                 raise VaultError(f"key file {path} does not decrypt (tampered, renamed or "
                                  "another vault's)") from None
+        else:
+            raise VaultError(f"key file {path}: wrong fields")
         try:
             key = serialization.load_der_private_key(der, password=None)
-        except ValueError:
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise VaultError(f"key file {path} holds no valid private key") from None
         if not isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey,
-                                x25519.X25519PrivateKey)) or _kind_of(key) != kind:
+                                x25519.X25519PrivateKey)) or _kind_of_or_none(key) != kind:
             raise VaultError(f"key file {path} holds a key of the wrong kind")
+        if handle_of(key) != handle:
+            raise VaultError(f"key file {path} holds another key than its name says (renamed "
+                             "or tampered)")
         return key
 
     def _forget(self, handle: str) -> bool:
@@ -239,13 +381,29 @@ class FileVault(SoftwareVault):
         return sorted(p.name[: -len(".key")] for p in self.directory.glob("x25519-*.key"))
 
 
-def _kind_of(key: AnyPrivateKey) -> str:
+def handle_of(key: AnyPrivateKey) -> str:
+    """The handle the vault gives ``key``: the SHA-256 of its public key (``x25519-`` prefixed for
+    secure-channel keys)."""
+    if isinstance(key, x25519.X25519PrivateKey):
+        pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return "x25519-" + hashlib.sha256(pub).hexdigest()
+    return signing_handle(public_key_of(key))
+
+
+def _kind_of_or_none(key: object) -> str | None:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return "ed25519"
     if isinstance(key, x25519.X25519PrivateKey):
         return "x25519"
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return "p256"
+    return None
+
+
+def _kind_of(key: AnyPrivateKey) -> str:
+    kind = _kind_of_or_none(key)
+    if kind is not None:
+        return kind
     raise VaultError(f"unsupported key {type(key).__name__}")
 
 
@@ -259,5 +417,5 @@ def _derive(passphrase: bytes, salt: bytes, params: dict[str, int]) -> bytes:
     try:
         return Argon2id(salt=salt, length=32, iterations=params["iterations"],
                         lanes=params["lanes"], memory_cost=params["memory_kib"]).derive(passphrase)
-    except ValueError as e:
+    except (ValueError, MemoryError) as e:
         raise VaultError(f"invalid key-derivation parameters: {e}") from None

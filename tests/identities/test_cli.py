@@ -137,6 +137,7 @@ def test_vaults_with_passphrases(cli: Cli, tmp_path: Path) -> None:
 
     pw = tmp_path / "pw"
     pw.write_text("file secret\n")
+    pw.chmod(0o600)  # secret files are refused when others can read them, as key files are
     cli("vault", "create", "fromfile", "--passphrase-file", str(pw))
     cli("identity", "create", "dave", "--vault", "fromfile")
     assert {v["name"] for v in cli.json("vault", "list")} == {"secure", "fromfile"}

@@ -259,6 +259,12 @@ def test_vault_delete_keeps_backend_keys(make_vault: Callable[[str], str], cli: 
 def test_pkcs11_pin_from_a_file(cli: Cli, softhsm: SoftHsm, tmp_path: Any) -> None:
     pin_file = tmp_path / "pin"
     pin_file.write_text(softhsm.pin + "\n")
+    pin_file.chmod(0o644)
+    r = cli("vault", "create", "hsm-file", "--pkcs11", softhsm.uri(), "--pin-file", str(pin_file),
+            ok=False)
+    assert_one_line_error(r, "accessible by others", "chmod 0600")
+    assert cli.json("vault", "list") == []
+    pin_file.chmod(0o600)
     shown = cli.json("vault", "create", "hsm-file", "--pkcs11", softhsm.uri(), "--pin-file", str(pin_file))
     assert shown["pin_file"] == str(pin_file) and "pin_env" not in shown
     assert cli.json("identity", "create", "p", "--vault", "hsm-file")["vault"] == "hsm-file"

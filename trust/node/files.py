@@ -9,16 +9,26 @@
 * ``node.log``   the node's log (and anything it prints).
 * ``control.sock`` the control endpoint (a Unix socket) when its path fits the 107-byte limit,
   else ``control.json``: ``{"host": "127.0.0.1", "port": N, "token": "<hex>"}`` (mode 0600).
+
+These files are read as hostile input (anyone who can write them could also have planted them):
+each is opened without following a symbolic link and without blocking on a FIFO, must be a
+regular file of at most :data:`MAX_RECORD_BYTES`, and its JSON must be an object whose known
+fields have their types (:data:`RECORD_FIELDS`); ``control.json`` (it holds a token) must also be
+private to this user. Anything else is a :class:`~trust.errors.StorageError` naming the file.
+Unknown fields are kept, so newer records can add some.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
 import shutil
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +36,15 @@ from trust.errors import NotFoundError, StorageError, UsageError
 from trust.home import ensure_dir, ensure_home, home_dir
 
 __all__ = [
+    "MAX_RECORD_BYTES",
+    "RECORD_FIELDS",
     "UNIX_PATH_LIMIT",
     "NodePaths",
     "list_node_names",
     "nodes_dir",
     "pid_alive",
     "read_json",
+    "read_record",
     "validate_node_name",
     "write_json",
 ]
@@ -57,7 +70,8 @@ def list_node_names(home: str | os.PathLike[str] | None = None) -> list[str]:
     d = nodes_dir(home)
     if not d.is_dir():
         return []
-    return sorted(p.name for p in d.iterdir() if p.is_dir() and _NAME.match(p.name))
+    return sorted(p.name for p in d.iterdir()
+                  if _NAME.match(p.name) and p.is_dir() and not p.is_symlink())
 
 
 def pid_alive(pid: int) -> bool:
@@ -72,15 +86,117 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or ``None`` when it does not exist (or is half written)."""
+MAX_RECORD_BYTES = 65536
+"""Largest node record read (ours are a few hundred bytes)."""
+
+MAX_PID = 1 << 22  # Linux's highest pid_max
+_PID_TEXT = re.compile(rb"^[0-9]{1,7}\n?$")
+_TOKEN = re.compile(r"^[0-9a-f]{32,128}$")
+
+
+def _optional_str(limit: int = 1024) -> Callable[[Any], bool]:
+    return lambda v: v is None or (isinstance(v, str) and len(v) <= limit)
+
+
+def _str(limit: int = 1024) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and len(v) <= limit
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: type(v) is int and lo <= v <= hi
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and len(v) <= 1024 and all(isinstance(x, str) and len(x) <= 1024
+                                                          for x in v)
+
+
+def _object(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+_TIME = _int_in(0, 1 << 40)
+
+RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "node.json": {"name": _str(63), "identity": _optional_str(), "identifier": _optional_str(),
+                  "tcp_listener_address": _optional_str(), "created_at": _TIME},
+    "state.json": {"name": _str(63), "pid": _int_in(1, MAX_PID), "status": _str(32),
+                   "listeners": _str_list, "identity": _optional_str(),
+                   "identifier": _optional_str(), "control": _object, "started_at": _TIME},
+    "control.json": {"transport": lambda v: v == "tcp", "host": _str(255),
+                     "port": _int_in(1, 65535),
+                     "token": lambda v: isinstance(v, str) and _TOKEN.match(v) is not None},
+}
+"""Per record file: the known fields and the test each value must pass when present (a record
+owner adding a field adds its test here)."""
+
+_REQUIRED = {"node.json": ("name",), "control.json": ("port", "token")}
+_PRIVATE = {"control.json"}
+
+
+def read_record(path: Path, *, limit: int = MAX_RECORD_BYTES, private: bool = False) -> bytes | None:
+    """The bytes of node record ``path`` (``None`` when it does not exist). A symbolic link, a
+    FIFO or other non-regular file, a file over ``limit`` bytes or (``private``) one that another
+    user owns or others can access is a :class:`StorageError` naming it."""
     try:
-        data = json.loads(path.read_text())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StorageError(f"{path} is a symbolic link; refusing it") from None
+        raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StorageError(f"{path} is not a regular file")
+        if private and (st.st_uid != os.geteuid() or st.st_mode & 0o077):
+            raise StorageError(f"{path} is not private to this user (mode "
+                               f"{st.st_mode & 0o777:04o}, uid {st.st_uid}); run: chmod 0600 {path}")
+        if st.st_size > limit:
+            raise StorageError(f"{path} is too large ({st.st_size} bytes, at most {limit})")
+        data = b""
+        while len(data) <= limit:
+            try:
+                chunk = os.read(fd, limit + 1 - len(data))
+            except OSError as e:
+                raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > limit:
+            raise StorageError(f"{path} is too large (more than {limit} bytes)")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in record ``path``, or ``None`` when it does not exist. Records are written
+    atomically, so anything else (not a regular file, too large, not a JSON object, a known field
+    of the wrong type: see :data:`RECORD_FIELDS`) is a :class:`StorageError` naming the file."""
+    data = read_record(path, private=path.name in _PRIVATE)
+    if data is None:
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise StorageError(f"{path} is not valid JSON (tampered with? remove the node and create "
+                           "it again)") from None
+    if not isinstance(doc, dict):
+        raise StorageError(f"{path} does not hold a JSON object")
+    fields = RECORD_FIELDS.get(path.name, {})
+    for key in _REQUIRED.get(path.name, ()):
+        if key not in doc:
+            raise StorageError(f"{path} has no {key!r}")
+    for key, valid in fields.items():
+        if key in doc and not valid(doc[key]):
+            raise StorageError(f"{path}: {key!r} has a wrong type or value")
+    return doc
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -121,11 +237,22 @@ class NodePaths:
         return self.config.is_file()
 
     def require(self) -> dict[str, Any]:
-        """The node's configuration; :class:`NotFoundError` when there is no such node."""
+        """The node's configuration; :class:`NotFoundError` when there is no such node,
+        :class:`StorageError` when its ``node.json`` is malformed."""
         config = read_json(self.config)
         if config is None:
             raise NotFoundError(f"no node named {self.name}")
+        if config["name"] != self.name:
+            raise StorageError(f"{self.config} names another node")
         return config
+
+    def read_state(self) -> dict[str, Any] | None:
+        """What the running node wrote to ``state.json`` (``None`` when absent)."""
+        return read_json(self.state)
+
+    def read_control(self) -> dict[str, Any] | None:
+        """The TCP control endpoint and token from ``control.json`` (``None`` when absent)."""
+        return read_json(self.control_tcp)
 
     def create_dir(self) -> None:
         ensure_home(self.home)
@@ -139,11 +266,17 @@ class NodePaths:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def read_pid(self) -> int | None:
-        try:
-            text = self.pid.read_text().strip()
-        except OSError:
+        """The pid in ``pid`` (``None`` when absent or still being written); a file that is not
+        a regular file or does not hold a pid is a :class:`StorageError`."""
+        data = read_record(self.pid, limit=16)
+        if data is None or not data:
             return None
-        return int(text) if text.isdigit() else None
+        if not _PID_TEXT.match(data):
+            raise StorageError(f"{self.pid} does not hold a process id")
+        pid = int(data)
+        if not 0 < pid <= MAX_PID:
+            raise StorageError(f"{self.pid} does not hold a process id")
+        return pid
 
     def is_running(self) -> bool:
         """True while a node process holds the lock."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
-from trust.errors import ConflictError, NotFoundError
+from trust.errors import ConflictError, NotFoundError, StorageError
 from trust.storage.database import Database
 from trust.vault_config import VaultConfig
 
@@ -18,6 +19,25 @@ SCHEMA = [
         created_at INTEGER NOT NULL
     )""",
 ]
+
+
+MAX_PARAMS_TEXT = 65536
+
+
+def _config(row: Any) -> VaultConfig:
+    """A stored row as a :class:`VaultConfig`; :class:`StorageError` when it was tampered with."""
+    name, backend, text, created_at = row
+    try:
+        if not isinstance(text, str) or len(text) > MAX_PARAMS_TEXT:
+            raise ValueError("too long")
+        params = json.loads(text)
+    except (ValueError, RecursionError):
+        params = None
+    if not isinstance(name, str) or not isinstance(backend, str) or not isinstance(params, dict) \
+            or type(created_at) is not int \
+            or not all(isinstance(v, (str, int, float, bool)) for v in params.values()):
+        raise StorageError(f"the stored configuration of vault {name!r} is malformed")
+    return VaultConfig(name, backend, params, created_at)
 
 
 class SqliteVaultConfigs:
@@ -38,7 +58,7 @@ class SqliteVaultConfigs:
                                 (name,))
         if row is None:
             raise NotFoundError(f"no vault named {name!r} (see: truststack vault list)")
-        return VaultConfig(row[0], row[1], json.loads(row[2]), row[3])
+        return _config(row)
 
     def find(self, name: str) -> VaultConfig | None:
         try:
@@ -48,7 +68,7 @@ class SqliteVaultConfigs:
 
     def list(self) -> list[VaultConfig]:
         rows = self.db.query_all("SELECT name, backend, params, created_at FROM vault ORDER BY name")
-        return [VaultConfig(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+        return [_config(r) for r in rows]
 
     def delete(self, name: str) -> None:
         with self.db.transaction() as c:
