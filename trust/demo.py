@@ -174,17 +174,21 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
 
 
 async def _route_messages() -> tuple[str, dict[str, Any]]:
-    """Three nodes on 127.0.0.1: A reaches C's echo through B's hop; without the hop, B's flow
-    control refuses to pass a message from one TCP connection to another."""
+    """Three nodes on 127.0.0.1: A reaches C's echo through B's hop (B allows its hop to
+    connect to C: ``hop_allow``); without the hop, B's flow control refuses to pass a message
+    from one TCP connection to another."""
     from trust.node import Node
     from trust.routing import parse_multiaddr
 
-    a, b, c = Node("demo-a"), Node("demo-b"), Node("demo-c")
+    a, c = Node("demo-a"), Node("demo-c")
+    nodes = [a, c]
     try:
-        for node in (a, b, c):
+        lc = await c.create_tcp_listener("127.0.0.1:0")
+        b = Node("demo-b", hop_allow=[lc.address])  # `node create --hop-allow HOST:PORT`
+        nodes.append(b)
+        for node in nodes:
             await node.start_services()
         lb = await b.create_tcp_listener("127.0.0.1:0")
-        lc = await c.create_tcp_listener("127.0.0.1:0")
         text = (f"/ip4/127.0.0.1/tcp/{lb.port}/service/hop"
                 f"/ip4/127.0.0.1/tcp/{lc.port}/service/echo")
         route = parse_multiaddr(text).to_route()
@@ -205,7 +209,7 @@ async def _route_messages() -> tuple[str, dict[str, Any]]:
         else:
             raise DemoFailed("B forwarded between two connections without its hop service")
     finally:
-        for node in (a, b, c):
+        for node in nodes:
             await node.stop()
     return (f"A → B (hop) → C (echo) and back: {per_trip:.0f} µs per round trip over two TCP "
             "hops; without the hop B refused to forward", {"round_trip_us": round(per_trip, 1)})

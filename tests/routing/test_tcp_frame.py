@@ -161,3 +161,46 @@ def test_buffered_protocol_interface() -> None:
         pos += n
         out.extend(d)
     assert len(out) == 50 and d.buffered == 0
+
+
+def test_an_idle_decoder_holds_no_buffer() -> None:
+    """Memory follows the bytes received: nothing is allocated until bytes must be kept, and
+    the buffer is released as soon as everything in it is decoded (issue 9, item 1)."""
+    d = FrameDecoder()
+    assert d.capacity == 0
+    got: list[LocalMessage] = []
+    frame = encode_frame(Route(["echo"]), Route(["app"]), b"hello")
+    # the preamble and whole frames in one read: decoded straight from it, nothing kept
+    assert d.receive(PREAMBLE + frame * 3, got.append) is None
+    assert len(got) == 3 and d.capacity == 0
+    # a frame split across reads is kept only until it is complete
+    big = encode_frame(Route(["echo"]), Route(["app"]), bytes(300_000))
+    assert d.receive(big[:1000], got.append) is None
+    assert 1000 <= d.capacity < 300_000
+    assert d.receive(big[1000:], got.append) is None
+    assert len(got) == 4 and d.capacity == 0
+    d.feed(frame[:3])
+    assert d.capacity > 0
+    d.release()
+    assert d.capacity == 0 and d.buffered == 0
+
+
+@pytest.mark.parametrize("path", ["feed", "receive"])
+def test_a_trickled_large_frame_costs_linear_time(path: str) -> None:
+    """A frame sent one byte at a time: the bytes moved inside the buffer stay linear in the
+    frame size (the buffer grows geometrically), not quadratic (issue 9, item 5)."""
+    payload = bytes(range(256)) * 1024  # 256 KiB
+    frame = encode_frame(Route(["echo"]), Route(["app"]), payload)
+    d = FrameDecoder(preamble=False)
+    got: list[LocalMessage] = []
+    view = memoryview(frame)
+    for i in range(len(frame)):
+        if path == "feed":
+            d.feed(view[i : i + 1])
+        else:
+            d.receive(frame[i : i + 1], got.append)
+    if path == "feed":
+        got = list(d)
+    assert [m.payload for m in got] == [payload]
+    assert d.copied <= 4 * len(frame), d.copied  # exact-size growth copied ~len²/2 bytes
+    assert d.capacity == 0

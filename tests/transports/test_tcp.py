@@ -80,6 +80,7 @@ def test_multi_hop_through_hop_and_refused_without_it(loop: str) -> None:
             await c.start_worker("app", worker)
             lb = await b.create_tcp_listener()
             lc = await c.create_tcp_listener(consumers=["echo", "hop", "app"])
+            b.hop_allow.append(lc.address)  # B's hop may connect to C on A's behalf
             via_hop = parse_multiaddr(f"/ip4/127.0.0.1/tcp/{lb.port}/service/hop"
                                       f"/ip4/127.0.0.1/tcp/{lc.port}/service/app").to_route()
             assert await a.send_and_receive(via_hop, b"hi", timeout=5) == b"from C: hi"
@@ -302,6 +303,7 @@ def test_hop_does_not_open_a_way_around_flow_control() -> None:
             await b.start_worker("secret", secret)
             lb = await b.create_tcp_listener()
             lc = await c.create_tcp_listener()
+            b.hop_allow.append(lc.address)
             to_b, to_c = Address.tcp(lb.address), Address.tcp(lc.address)
             for route in (Route([to_b, "hop", "secret"]), Route([to_b, "hop", "hop", "secret"])):
                 with pytest.raises(TrustError):

@@ -48,35 +48,72 @@ def _show_plain(state: dict[str, Any]) -> str:
 @click.option("--identity", metavar="NAME",
               help="Local identity the node carries (default: one named after the node, "
                    "created on first start).")
+@click.option("--hop-allow", "hop_allow", metavar="HOST:PORT", multiple=True,
+              help="Where hop may open a new connection for a remote peer (repeatable; * for "
+                   "anywhere; default: nowhere; existing connections are always usable).")
+@click.option("--max-connections", metavar="N", default="10000", show_default=True,
+              help="Open TCP connections at most (more are closed at once).")
+@click.option("--idle-timeout", metavar="DURATION", default="5m", show_default=True,
+              help="Close a TCP connection with no bytes either way for this long.")
+@click.option("--stall-timeout", metavar="DURATION", default="60s", show_default=True,
+              help="Close a TCP connection whose peer reads nothing for this long.")
 @click.option("--foreground", is_flag=True,
               help="Run the node in this terminal until Ctrl-C (for containers).")
 @output_option
 def create(name: str, tcp_listener_address: str | None, identity: str | None,
-           foreground: bool, output: str) -> None:
+           hop_allow: tuple[str, ...], max_connections: str, idle_timeout: str,
+           stall_timeout: str, foreground: bool, output: str) -> None:
     """Create node NAME and start it in the background; returns when it is ready.
 
     \b
     Examples:
       truststack node create n1
       truststack node create relay --tcp-listener-address 0.0.0.0:4000 --identity ops
+      truststack node create b --hop-allow 10.0.0.2:5000 --idle-timeout 10m
       truststack node create n1 --foreground
     """
-    from trust.node.launcher import create_node, resolve_listener_flag
+    from trust.node.launcher import create_node, node_config, resolve_listener_flag
 
     address = resolve_listener_flag(tcp_listener_address)
+    options: dict[str, Any] = {"hop_allow": list(hop_allow),
+               "max_connections": _count("--max-connections", max_connections),
+               "idle_timeout": _duration("--idle-timeout", idle_timeout),
+               "stall_timeout": _duration("--stall-timeout", stall_timeout)}
     if foreground:
-        _run_foreground(name, address, identity, output)
+        config = node_config(name, identity=identity, tcp_listener_address=address, **options)
+        _run_foreground(name, address, config, output)
         return
-    state = create_node(name, tcp_listener_address=address, identity=identity)
+    state = create_node(name, tcp_listener_address=address, identity=identity, **options)
     state.pop("control", None)
     emit(output, state, lambda: f"Node {name} is running (pid {state['pid']}), "
                                f"listening on {_listeners(state)}")
 
 
-def _run_foreground(name: str, address: str | None, identity: str | None, output: str) -> None:
+def _count(flag: str, text: str) -> int:
+    from trust.errors import UsageError
+
+    if not (text.isascii() and text.isdigit()) or len(text) > 7 or not 1 <= int(text) <= 1_000_000:
+        raise UsageError(f"invalid {flag} {text[:40]!r} (a whole number, 1-1000000)")
+    return int(text)
+
+
+def _duration(flag: str, text: str) -> float:
+    from trust.durations import parse_duration
+    from trust.errors import UsageError
+
+    try:
+        seconds = parse_duration(text)
+    except UsageError as e:
+        raise UsageError(f"invalid {flag}: {e}") from None
+    if not 0 < seconds <= 10 * 365 * 86400:
+        raise UsageError(f"invalid {flag} {text[:40]!r}: must be positive (e.g. 30s, 5m)")
+    return seconds
+
+
+def _run_foreground(name: str, address: str | None, new_config: dict[str, Any],
+                    output: str) -> None:
     import asyncio
     import json
-    import time
 
     from trust.errors import ConflictError
     from trust.node.control import error_from_wire
@@ -84,6 +121,7 @@ def _run_foreground(name: str, address: str | None, identity: str | None, output
     from trust.node.files import NodePaths, write_json
 
     paths = NodePaths(name)
+    created = False
     try:
         paths.create_dir()
     except FileExistsError:
@@ -94,9 +132,8 @@ def _run_foreground(name: str, address: str | None, identity: str | None, output
         if paths.is_running():
             raise ConflictError(f"node {name} is already running") from None
     else:
-        write_json(paths.config, {"name": name, "identity": identity,
-                                  "tcp_listener_address": address,
-                                  "created_at": int(time.time())})
+        created = True
+        write_json(paths.config, new_config)
     _setup_logging(paths, foreground=True)
     failure: list[BaseException] = []
 
@@ -122,6 +159,8 @@ def _run_foreground(name: str, address: str | None, identity: str | None, output
         runner = asyncio.run
     runner(run_node(paths, report=report, foreground=True))
     if failure:
+        if created:  # a node that never started leaves nothing behind
+            paths.remove()
         raise failure[0]
 
 

@@ -26,16 +26,21 @@ class Context:
     :meth:`Node.context` (they receive with :meth:`receive`).
     """
 
-    __slots__ = ("_detached", "_return", "_send", "_slot", "_try_send", "address", "node")
+    __slots__ = ("_deliver", "_detached", "_return", "_slot", "address", "drop_when_full",
+                 "node")
 
     def __init__(self, node: Node, slot: _Slot) -> None:
         self.node = node
         self._slot = slot
         self.address: Address = slot.addresses[0]
         self._return = Route._of((self.address,))
-        self._send = node._send
-        self._try_send = node._try_send
+        self._deliver = node._deliver
         self._detached = slot.kind != "worker"
+        self.drop_when_full = False
+        """A shared sender (``echo``, ``hop``: :attr:`Worker.drop_when_full`) never waits on
+        one destination: when its queue is full the message is dropped and counted
+        (``node.stats.dropped_full``), and a destination that must first be connected is
+        connected in the background. Other senders wait for space."""
 
     @property
     def addresses(self) -> tuple[Address, ...]:
@@ -48,12 +53,14 @@ class Context:
     async def send(self, route: RouteLike, payload: bytes, *,
                    from_address: Address | str | None = None,
                    local_info: tuple[LocalInfo, ...] = (),
-                   tracing_context: str | None = None) -> bool:
+                   tracing_context: str | None = None,
+                   drop_when_full: bool | None = None) -> bool:
         """Send ``payload`` along ``route`` with the return route ``[from_address]``.
 
-        Waits while the next hop's mailbox (or connection) is full. Returns ``False`` when an
-        access control dropped the message; raises :class:`~trust.errors.NotFoundError` when
-        the next hop does not exist.
+        Waits while the next hop's mailbox (or connection) is full, unless ``drop_when_full``
+        (default: :attr:`drop_when_full`, set for shared workers): then the message is dropped
+        and counted. Returns ``False`` when the message was dropped (access control, or full);
+        raises :class:`~trust.errors.NotFoundError` when the next hop does not exist.
         """
         if type(route) is not Route:
             route = Route.of(route)
@@ -67,37 +74,59 @@ class Context:
             ret = Route._of((src,))
         msg = LocalMessage(route, ret, payload, local_info, tracing_context)
         outgoing = self._slot.outgoing
-        done = self._try_send(msg, src, outgoing)  # no coroutine when nothing has to wait
-        if done is None:
-            return await self._send(msg, src, outgoing)
-        return done
+        done = self._deliver(msg, src, outgoing, None, None)  # no coroutine unless it must wait
+        if done is True or done is False:
+            return done  # type: ignore[no-any-return]
+        return await self.node._send_slow(
+            msg, src, outgoing, done,
+            self.drop_when_full if drop_when_full is None else drop_when_full)
 
     async def forward(self, msg: LocalMessage, *,
-                      from_address: Address | str | None = None) -> bool:
+                      from_address: Address | str | None = None,
+                      drop_when_full: bool | None = None) -> bool:
         """Send ``msg`` as it is (its routes unchanged) to the first hop of its onward route."""
         src = self.address if from_address is None else Address.parse(from_address)
         if src not in self._slot.addresses:
             raise UsageError(f"{src} is not an address of this context")
         outgoing = self._slot.outgoing
-        done = self._try_send(msg, src, outgoing)
-        if done is None:
-            return await self._send(msg, src, outgoing)
-        return done
+        done = self._deliver(msg, src, outgoing, None, None)
+        if done is True or done is False:
+            return done  # type: ignore[no-any-return]
+        return await self.node._send_slow(
+            msg, src, outgoing, done,
+            self.drop_when_full if drop_when_full is None else drop_when_full)
 
     def send_nowait(self, route: RouteLike, payload: bytes) -> bool:
         """Send without waiting (for :class:`~trust.node.worker.InlineWorker`).
 
         Returns ``False``, having sent nothing, when the next hop is full or must first be
-        connected; ``True`` when the message was delivered or dropped by access control.
+        connected; ``True`` when the message was delivered or dropped (access control; or,
+        for a shared sender (:attr:`drop_when_full`), full: it never has to wait).
         """
         if type(route) is not Route:
             route = Route.of(route)
         msg = LocalMessage(route, self._return, payload)
-        return self._try_send(msg, self.address, self._slot.outgoing) is not None
+        return self.node._send_nowait(msg, self.address, self._slot.outgoing,
+                                      self.drop_when_full)
 
     def forward_nowait(self, msg: LocalMessage) -> bool:
         """Forward without waiting; ``False`` (nothing sent) when it would have to wait."""
-        return self._try_send(msg, self.address, self._slot.outgoing) is not None
+        return self.node._send_nowait(msg, self.address, self._slot.outgoing,
+                                      self.drop_when_full)
+
+    def reply_nowait(self, msg: LocalMessage, payload: bytes) -> bool:
+        """Send ``payload`` back along ``msg``'s return route without waiting (the hot path
+        of ``echo``); ``False`` (nothing sent) when it would have to wait."""
+        ret = msg.return_route
+        if not ret._addrs:
+            return True
+        reply = LocalMessage(ret, self._return, payload)
+        done = self._deliver(reply, self.address, self._slot.outgoing, None, None)
+        if done is True or done is False:
+            return True
+        if not self.drop_when_full:
+            return False
+        return self.node._not_waiting(reply, self.address, self._slot.outgoing, done)
 
     # -- receiving -------------------------------------------------------------------------------
     async def receive(self, timeout: float | None = None) -> LocalMessage:

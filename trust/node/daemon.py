@@ -16,7 +16,9 @@ import contextlib
 import importlib
 import json
 import logging
+import logging.handlers
 import os
+import resource
 import signal
 import sys
 import time
@@ -40,6 +42,39 @@ CONTROL_EXTENSIONS: list[str] = []
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
 
+LOG_MAX_BYTES = 10 * 1024 * 1024
+"""The node log rotates at this size (``node.log`` → ``node.log.1`` …)."""
+LOG_BACKUPS = 3
+"""Rotated logs kept: the log takes at most ``LOG_MAX_BYTES * (LOG_BACKUPS + 1)`` bytes."""
+
+
+def node_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``Node(...)`` options recorded in a node's configuration (``node create`` flags)."""
+    options: dict[str, Any] = {}
+    for key in ("max_connections", "idle_timeout", "stall_timeout"):
+        if config.get(key) is not None:
+            options[key] = config[key]
+    hop_allow = config.get("hop_allow")
+    if hop_allow is not None:
+        if not isinstance(hop_allow, list):
+            raise UsageError("the node's hop_allow setting must be a list of HOST:PORT")
+        options["hop_allow"] = hop_allow
+    return options
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-files soft limit to its hard limit; return the new limit."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft == resource.RLIM_INFINITY or soft >= hard:
+            return soft if soft != resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    except (OSError, ValueError):
+        return -1
+
 
 class NodeRuntime:
     """One running node process: the node, its files and its control server."""
@@ -48,7 +83,7 @@ class NodeRuntime:
         self.paths = paths
         self.config = config
         self.name = paths.name
-        self.node = Node(paths.name)
+        self.node = Node(paths.name, **node_options(config))
         self.control = ControlServer()
         self.identity: Any = None
         self.started_at = 0
@@ -64,11 +99,17 @@ class NodeRuntime:
             raise ConflictError(f"node {self.name} is already running")
         paths.pid.write_text(f"{os.getpid()}\n")
         self.started_at = int(now())
-        self.identity = await self._load_identity()
-        self.node.identity = self.identity
+        limit = raise_open_files_limit()
+        max_connections = self.node.tcp_options["max_connections"]
+        if 0 <= limit < max_connections + 64:
+            log.warning("the open-files limit (%d) is below max_connections (%d)", limit,
+                        max_connections)
         await self.node.start_services()
+        # the listener first: a taken port fails before the identity is created
         await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
                                             or "127.0.0.1:0")
+        self.identity = await self._load_identity()
+        self.node.identity = self.identity
         self._register_methods()
         if paths.unix_socket_fits:
             await self.control.start_unix(paths.socket)
@@ -209,17 +250,50 @@ class NodeRuntime:
         return {}
 
 
+class _NodeLogHandler(logging.handlers.RotatingFileHandler):
+    """The node log, rotated by size. In the background the process's stderr is the log too
+    (for what does not go through logging): it follows each rotation."""
+
+    def __init__(self, path: str, *, follow_stderr: bool) -> None:
+        super().__init__(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
+                         encoding="utf-8", errors="backslashreplace")
+        self.follow_stderr = follow_stderr
+        self._redirect()
+
+    def _redirect(self) -> None:
+        if self.follow_stderr and self.stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+                sys.stdout.flush()
+                os.dup2(self.stream.fileno(), 1)
+                os.dup2(self.stream.fileno(), 2)
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self._redirect()
+
+
 def _setup_logging(paths: NodePaths, foreground: bool) -> None:
+    """The node's log: ``node.log`` (rotated by size, at most ``LOG_BACKUPS`` old files), and
+    stderr in the foreground. Untrusted text is escaped where it is logged
+    (:func:`trust.logsafe.safe_text`) and repeated warnings are rate-limited."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    handler: logging.Handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(fmt)
-    root.addHandler(handler)
+    logging.captureWarnings(True)
     if foreground:
-        file_handler = logging.FileHandler(paths.log)
-        file_handler.setFormatter(fmt)
-        root.addHandler(file_handler)
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    try:
+        file_handler = _NodeLogHandler(str(paths.log), follow_stderr=not foreground)
+    except OSError as e:
+        if not foreground:
+            raise
+        log.warning("cannot write the node log %s: %s", paths.log, e)
+        return
+    file_handler.setFormatter(fmt)
+    root.addHandler(file_handler)
 
 
 async def run_node(paths: NodePaths, *, report: Callable[[dict[str, Any]], None],

@@ -15,20 +15,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from trust.errors import ConflictError, NotFoundError, TrustError, UsageError
 from trust.node.control import error_from_wire
 from trust.node.control_client import ControlClient, NodeNotRunningError
 from trust.node.files import NodePaths, list_node_names, pid_alive, read_json, write_json
-from trust.transports.tcp import split_host_port
+from trust.node.node import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STALL_TIMEOUT
+from trust.transports.tcp import check_hop_allow, split_host_port
 
 __all__ = [
     "START_TIMEOUT",
     "create_node",
     "delete_node",
     "list_nodes",
+    "node_config",
     "node_status",
     "start_node",
     "stop_node",
@@ -43,25 +45,54 @@ def _check_listener(address: str | None) -> None:
         split_host_port(address)
 
 
+def node_config(name: str, *, identity: str | None = None,
+                tcp_listener_address: str | None = None, hop_allow: Iterable[str] = (),
+                max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+                now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The configuration ``node create`` records (validated; ``node start`` reuses it)."""
+    _check_listener(tcp_listener_address)
+    hop_allow = check_hop_allow(hop_allow)
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) \
+            or not 1 <= max_connections <= 1_000_000:
+        raise UsageError(f"invalid max connections {max_connections!r} (1-1000000)")
+    for flag, value in (("idle timeout", idle_timeout), ("stall timeout", stall_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or value > 10 * 365 * 86400:
+            raise UsageError(f"invalid {flag} {value!r}: must be positive")
+    return {"name": name, "identity": identity, "tcp_listener_address": tcp_listener_address,
+            "hop_allow": hop_allow, "max_connections": max_connections,
+            "idle_timeout": float(idle_timeout), "stall_timeout": float(stall_timeout),
+            "created_at": int(now())}
+
+
 def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
                 tcp_listener_address: str | None = None, identity: str | None = None,
+                hop_allow: Iterable[str] = (),
+                max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                stall_timeout: float = DEFAULT_STALL_TIMEOUT,
                 now: Callable[[], float] = time.time,
                 timeout: float = START_TIMEOUT) -> dict[str, Any]:
     """Record node ``name`` and start it in the background; return its state when ready.
 
+    ``hop_allow`` (``HOST:PORT`` or ``*``), ``max_connections``, ``idle_timeout`` and
+    ``stall_timeout`` (seconds) are recorded for ``node start`` too (see ``Node(...)``).
     A :class:`ConflictError` when the name is taken; if the node cannot start (e.g. its port
-    is in use) its record is removed again and the node's own error is raised.
+    is in use) its record is removed again and the node's own error is raised (the node
+    opens its listener before it creates its identity: nothing is left behind).
     """
     paths = NodePaths(name, home)
-    _check_listener(tcp_listener_address)
+    config = node_config(name, identity=identity, tcp_listener_address=tcp_listener_address,
+                         hop_allow=hop_allow, max_connections=max_connections,
+                         idle_timeout=idle_timeout, stall_timeout=stall_timeout, now=now)
     try:
         paths.create_dir()
     except FileExistsError:
         raise ConflictError(f"a node named {name} already exists") from None
     try:
-        write_json(paths.config, {"name": name, "identity": identity,
-                                  "tcp_listener_address": tcp_listener_address,
-                                  "created_at": int(now())})
+        write_json(paths.config, config)
         return _spawn(paths, timeout)
     except BaseException:
         paths.remove()

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from trust.errors import ConflictError, NotFoundError, UsageError
+from trust.errors import ConflictError, NotFoundError, TrustError, UsageError
+from trust.logsafe import safe_text, warn_limited
 from trust.node.access_control import AccessControl, RelayMessage
 from trust.node.context import DEFAULT_TIMEOUT, Context
 from trust.node.errors import NodeStoppedError, UnknownAddressError
-from trust.node.flow_control import FlowControlId, FlowControls
+from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
 from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox, MailboxClosedError
 from trust.node.worker import FunctionWorker, InlineWorker, Processor, Worker
 from trust.routing import LOCAL, TCP, Address, LocalMessage, Route, RouteLike
@@ -30,7 +32,18 @@ from trust.routing import LOCAL, TCP, Address, LocalMessage, Route, RouteLike
 if TYPE_CHECKING:
     from trust.transports.tcp import TcpConnection, TcpListener, TcpTransport
 
-__all__ = ["Endpoint", "Node", "NodeStats", "TransportRouter"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_STALL_TIMEOUT",
+    "Endpoint",
+    "Node",
+    "NodeStats",
+    "Producer",
+    "TransportRouter",
+    "from_peer",
+]
 
 log = logging.getLogger("trust.node")
 
@@ -39,6 +52,20 @@ _YIELD_EVERY = 64
 
 _INLINE_DEPTH = 8
 """How many inline workers may run nested (e.g. hop → hop → echo) before messages queue."""
+
+DEFAULT_MAX_CONNECTIONS = 10_000
+"""Open TCP connections a node accepts (in and out); more are closed at once and counted."""
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""A TCP connection with no bytes in either direction for this long is closed (seconds)."""
+DEFAULT_STALL_TIMEOUT = 60.0
+"""A TCP connection whose full write buffer drains nothing for this long is closed (seconds)."""
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds an outgoing TCP connection may take to open."""
+
+PENDING_PER_DESTINATION = 64
+"""Messages a shared worker (``hop``) queues for one destination while it is being connected."""
+MAX_CONNECTING = 256
+"""Destinations shared workers may be connecting to at once; messages to more are dropped."""
 
 
 class Endpoint(Protocol):
@@ -53,15 +80,44 @@ class Endpoint(Protocol):
 
 
 class TransportRouter(Protocol):
-    """A transport that turns its addresses (e.g. ``1#host:port``) into a local sender address."""
+    """A transport that turns its addresses (e.g. ``1#host:port``) into a local sender address.
 
-    async def resolve(self, address: Address) -> Address: ...
+    ``remote``: the message came from a remote peer (see :func:`from_peer`): a new connection
+    may be opened only where the node's operator allowed (``Node(hop_allow=...)``).
+    """
+
+    async def resolve(self, address: Address, *, remote: bool = False) -> Address: ...
     async def stop(self) -> None: ...
+
+
+Deliver = Callable[[LocalMessage, Address, "AccessControl | None", "FlowControlId | None",
+                    "FlowControlId | None"], Any]
+
+
+class Producer(NamedTuple):
+    """How a producer (a TCP connection's receiver, later a secure channel's decryptor)
+    delivers the messages it produces, through the node's one delivery path.
+
+    ``deliver(msg)`` pushes the producer's address onto the return route, attaches its local
+    info and delivers to a consumer of its flow; ``redeliver(msg)`` delivers a message already
+    prepared (a retry). Both return ``None`` when the message was delivered or dropped (and
+    counted), or the :class:`Endpoint` whose queue is full: the producer must stop producing
+    (pause reading) and retry after :meth:`Endpoint.on_space`. Nothing is ever dropped for
+    lack of space: a producer's traffic pauses it instead.
+    """
+
+    deliver: Callable[[LocalMessage], Endpoint | None]
+    redeliver: Callable[[LocalMessage], Endpoint | None]
+
+
+def from_peer(msg: LocalMessage) -> bool:
+    """Did ``msg`` come from a remote peer (through a producer, e.g. a TCP connection)?"""
+    return any(info.type_identifier == FLOW_CONTROL_LOCAL_INFO for info in msg.local_info)
 
 
 @dataclass(slots=True)
 class NodeStats:
-    """Counters of dropped messages (each is also logged)."""
+    """Counters of dropped messages and closed connections (each is also logged, rate-limited)."""
 
     refused_by_flow_control: int = 0
     denied_incoming: int = 0
@@ -69,9 +125,32 @@ class NodeStats:
     unknown_address: int = 0
     worker_errors: int = 0
     disconnected_peers: int = 0
+    dropped_full: int = 0
+    """Messages a shared worker (``echo``, ``hop``) dropped because the next hop was full."""
+    unreachable: int = 0
+    """Messages dropped because their destination could not be connected (or not allowed)."""
+    hop_denied: int = 0
+    """Connections a remote peer asked for that ``hop_allow`` does not allow."""
+    refused_connections: int = 0
+    """Connections closed at once because the node had ``max_connections`` open."""
+    idle_closed: int = 0
+    """Connections closed after ``idle_timeout`` without a byte either way."""
+    stalled_closed: int = 0
+    """Connections closed after ``stall_timeout`` with a full write buffer draining nothing."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _log_worker_error(slot: _Slot, e: Exception) -> None:
+    """One line for an expected failure (a typed error: e.g. the peer that should get the
+    reply has gone), a traceback for a bug; both rate-limited."""
+    if isinstance(e, TrustError):
+        warn_limited(log, "worker_error", "worker at %s could not handle a message: %s",
+                     slot.addresses[0], safe_text(e))
+    else:
+        warn_limited(log, "worker_bug", "worker at %s failed to handle a message",
+                     slot.addresses[0], level=logging.ERROR, exc_info=True)
 
 
 class _Slot:
@@ -113,9 +192,25 @@ class Node:
     and stop it with :meth:`stop` or ``async with``.
     """
 
-    def __init__(self, name: str = "node", *, mailbox_size: int = DEFAULT_MAILBOX_SIZE) -> None:
+    def __init__(self, name: str = "node", *, mailbox_size: int = DEFAULT_MAILBOX_SIZE,
+                 hop_allow: Iterable[str] = (),
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.name = name
         self.mailbox_size = mailbox_size
+        self.hop_allow: list[str] = list(hop_allow)
+        if self.hop_allow:
+            from trust.transports.tcp import check_hop_allow
+
+            check_hop_allow(self.hop_allow)
+        """``host:port`` entries (or ``*``) where new connections may be opened on behalf of a
+        remote peer (``hop``); default none. Read by the TCP transport at each such connect."""
+        self.tcp_options: dict[str, Any] = {
+            "max_connections": max_connections, "idle_timeout": idle_timeout,
+            "stall_timeout": stall_timeout, "connect_timeout": connect_timeout}
+        """Options of the TCP transport (see :class:`~trust.transports.tcp.TcpTransport`)."""
         self.flow_controls = FlowControls()
         self._fc_consumers = self.flow_controls._consumers
         self.stats = NodeStats()
@@ -130,6 +225,9 @@ class Node:
         self._main: Context | None = None
         self._stopping = False
         self._inline_depth = 0
+        self._connecting: dict[tuple[Address, bool], deque[Any]] = {}
+        self._connect_tasks: set[asyncio.Task[None]] = set()
+        self._deliver: Deliver = self._make_deliver()
         self.stopped = False
 
     @classmethod
@@ -210,6 +308,7 @@ class Node:
         addrs = [address] if isinstance(address, (Address, str)) else list(address)
         slot = self._register(addrs, "worker", worker, incoming=incoming, outgoing=outgoing,
                               mailbox_size=mailbox_size)
+        slot.ctx.drop_when_full = bool(getattr(worker, "drop_when_full", False))
         if isinstance(worker, InlineWorker):
             slot.offer = self._inline_offer(slot, worker)
         slot.task = asyncio.get_running_loop().create_task(
@@ -231,9 +330,9 @@ class Node:
             try:
                 if handle_now(ctx, msg):
                     return True
-            except Exception:
+            except Exception as e:
                 stats.worker_errors += 1
-                log.exception("worker at %s failed to handle a message", slot.addresses[0])
+                _log_worker_error(slot, e)
                 return True
             finally:
                 self._inline_depth -= 1
@@ -330,9 +429,9 @@ class Node:
             slot.busy = True
             try:
                 await handle(ctx, msg)
-            except Exception:
+            except Exception as e:
                 stats.worker_errors += 1
-                log.exception("worker at %s failed to handle a message", slot.addresses[0])
+                _log_worker_error(slot, e)
             finally:
                 slot.busy = False
             handled += 1
@@ -355,105 +454,210 @@ class Node:
         self._unregister(slot)
         await self._shutdown_hook(slot)
 
-    # -- routing ---------------------------------------------------------------------------------
-    async def _send(self, msg: LocalMessage, source: Address,
-                    outgoing: AccessControl | None) -> bool:
-        """Route a locally sent message to its first onward hop (waiting for space)."""
-        onward = msg.onward_route._addrs
-        if not onward:
-            raise UsageError("cannot send a message with an empty onward route")
-        dst = onward[0]
-        ep = self._endpoints.get(dst)
-        if ep is None:
-            if dst.tt != LOCAL:
-                router = self._transports.get(dst.tt)
-                if router is None and dst.tt == TCP and not self._stopping:
-                    router = self.tcp
-                if router is None:
-                    raise NotFoundError(f"no transport can reach {dst} on node {self.name}")
-                dst = await router.resolve(dst)
-                msg = msg.replace_front_onward(dst)
-                ep = self._endpoints.get(dst)
+    # -- delivery: the one path every message takes ---------------------------------------------
+    def _make_deliver(self) -> Deliver:
+        """Build :attr:`_deliver` (a closure over bound locals: this is every message's path)."""
+        endpoints = self._endpoints
+        fc = self._fc_consumers
+        stats = self.stats
+        transports = self._transports
+        add_consumer = self.flow_controls.add_consumer
+        node = self
+
+        def deliver(msg: LocalMessage, source: Address, outgoing: AccessControl | None,
+                    flow: FlowControlId | None, spawner: FlowControlId | None) -> Any:
+            """Route ``msg`` from ``source`` to the first hop of its onward route.
+
+            ``outgoing`` is the sender's access control; ``flow`` (and ``spawner``) the flow
+            control id of the producer the message came out of (``None`` for local senders).
+            Returns ``True`` (delivered), ``False`` (dropped, counted and logged), ``None``
+            (the next hop is a transport address without an open connection: connect first;
+            local senders only) or the :class:`Endpoint` whose queue is full (the caller waits,
+            pauses its producer or drops). Never waits.
+            """
+            onward = msg.onward_route._addrs
+            if not onward:
+                raise UsageError("cannot send a message with an empty onward route")
+            dst = onward[0]
+            if flow is not None:
+                consumers = fc.get(flow)
+                if (consumers is None or dst not in consumers) and (
+                        spawner is None or (consumers := fc.get(spawner)) is None
+                        or dst not in consumers):
+                    node._refused(msg, flow, source)
+                    return False
+            ep = endpoints.get(dst)
             if ep is None:
-                if self._stopping:
-                    raise NodeStoppedError(f"node {self.name} is stopping")
-                raise UnknownAddressError(f"no worker at address {dst} on node {self.name}")
-        if outgoing is not None and not outgoing(RelayMessage(source, dst, msg)):
-            self.stats.denied_outgoing += 1
-            log.warning("message from %s to %s denied by outgoing access control", source, dst)
+                if flow is not None:
+                    stats.unknown_address += 1
+                    warn_limited(log, "unknown", "message from %s to unknown address %s dropped",
+                                 safe_text(source), safe_text(dst))
+                    return False
+                if dst.tt != LOCAL:
+                    router = transports.get(dst.tt)
+                    resolve_nowait = getattr(router, "resolve_nowait", None)
+                    local = resolve_nowait(dst) if resolve_nowait is not None else None
+                    if local is None:
+                        return None
+                    dst = local
+                    msg = msg.replace_front_onward(dst)
+                    ep = endpoints.get(dst)
+                if ep is None:
+                    if node._stopping:
+                        raise NodeStoppedError(f"node {node.name} is stopping")
+                    raise UnknownAddressError(
+                        f"no worker at address {safe_text(dst)} on node {node.name}")
+            if outgoing is not None and not outgoing(RelayMessage(source, dst, msg)):
+                stats.denied_outgoing += 1
+                warn_limited(log, "denied_out", "message from %s to %s denied by outgoing access "
+                             "control", safe_text(source), safe_text(dst))
+                return False
+            incoming = ep.incoming
+            if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
+                stats.denied_incoming += 1
+                warn_limited(log, "denied_in", "message from %s to %s denied by incoming access "
+                             "control", safe_text(source), safe_text(dst))
+                return False
+            if flow is None:
+                pflow = ep.producer_flow
+                if pflow is not None:  # a local sender to a producer: it may get the replies
+                    consumers = fc.get(pflow)
+                    if consumers is None or source not in consumers:
+                        add_consumer(source, pflow)
+            if ep.offer(msg):
+                return True
+            return ep
+
+        return deliver
+
+    async def _send_slow(self, msg: LocalMessage, source: Address,
+                         outgoing: AccessControl | None, result: Any, drop: bool) -> bool:
+        """The rest of a local send that :attr:`_deliver` could not finish at once (``result``
+        is ``None``: connect first, or the full :class:`Endpoint`). ``drop``: a shared sender,
+        which never waits on one destination: a full one drops the message (counted), a new
+        connection is opened in a task of its own with the message queued (bounded)."""
+        deliver = self._deliver
+        while True:
+            if result is None:
+                if drop:
+                    return self._send_later(msg, source, outgoing)
+                dst = msg.onward_route._addrs[0]
+                local = await self._router(dst).resolve(dst, remote=from_peer(msg))
+                msg = msg.replace_front_onward(local)
+            elif drop:
+                self._dropped_full(msg, source)
+                return False
+            else:
+                try:
+                    await result.wait_space()
+                except MailboxClosedError:
+                    raise UnknownAddressError(f"{safe_text(msg.onward_route._addrs[0])} stopped "
+                                              "before the message could be delivered") from None
+            result = deliver(msg, source, outgoing, None, None)
+            if result is True or result is False:
+                return result  # type: ignore[no-any-return]
+
+    def _send_nowait(self, msg: LocalMessage, source: Address, outgoing: AccessControl | None,
+                     drop: bool) -> bool:
+        """Deliver without waiting. ``False`` (nothing done) when it would have to wait; a
+        shared sender (``drop``) never has to: see :meth:`_send_slow`."""
+        result = self._deliver(msg, source, outgoing, None, None)
+        if result is True or result is False:
+            return True
+        if not drop:
             return False
-        incoming = ep.incoming
-        if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
-            self.stats.denied_incoming += 1
-            log.warning("message from %s to %s denied by incoming access control", source, dst)
-            return False
-        flow = ep.producer_flow
-        if flow is not None:
-            consumers = self._fc_consumers.get(flow)
-            if consumers is None or source not in consumers:
-                self.flow_controls.add_consumer(source, flow)
-        while not ep.offer(msg):
-            try:
-                await ep.wait_space()
-            except MailboxClosedError:
-                raise UnknownAddressError(f"{dst} stopped before the message could be "
-                                          "delivered") from None
+        return self._not_waiting(msg, source, outgoing, result)
+
+    def _not_waiting(self, msg: LocalMessage, source: Address, outgoing: AccessControl | None,
+                     result: Endpoint | None) -> bool:
+        """A shared sender's message that :attr:`_deliver` could not deliver at once: queued
+        for a destination being connected (``result`` is ``None``), else dropped (full)."""
+        if result is None:
+            self._send_later(msg, source, outgoing)
+        else:
+            self._dropped_full(msg, source)
         return True
 
-    def _try_send(self, msg: LocalMessage, source: Address,
-                  outgoing: AccessControl | None) -> bool | None:
-        """Like :meth:`_send` without waiting: ``None`` (nothing done) when it would wait,
-        else ``True`` (delivered) or ``False`` (dropped by an access control)."""
-        onward = msg.onward_route._addrs
-        if not onward:
-            raise UsageError("cannot send a message with an empty onward route")
-        dst = onward[0]
-        ep = self._endpoints.get(dst)
-        if ep is None:
-            if dst.tt != LOCAL:
-                router = self._transports.get(dst.tt)
-                resolve_nowait = getattr(router, "resolve_nowait", None)
-                local = resolve_nowait(dst) if resolve_nowait is not None else None
-                if local is None:
-                    return None
-                dst = local
-                msg = msg.replace_front_onward(dst)
-                ep = self._endpoints.get(dst)
-            if ep is None:
-                raise UnknownAddressError(f"no worker at address {dst} on node {self.name}")
-        if outgoing is not None and not outgoing(RelayMessage(source, dst, msg)):
-            self.stats.denied_outgoing += 1
-            log.warning("message from %s to %s denied by outgoing access control", source, dst)
-            return False
-        incoming = ep.incoming
-        if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
-            self.stats.denied_incoming += 1
-            log.warning("message from %s to %s denied by incoming access control", source, dst)
-            return False
-        flow = ep.producer_flow
-        if flow is not None:
-            consumers = self._fc_consumers.get(flow)
-            if consumers is None or source not in consumers:
-                self.flow_controls.add_consumer(source, flow)
-        return True if ep.offer(msg) else None
+    def _router(self, dst: Address) -> TransportRouter:
+        router = self._transports.get(dst.tt)
+        if router is None and dst.tt == TCP and not self._stopping:
+            router = self.tcp
+        if router is None:
+            if self._stopping:
+                raise NodeStoppedError(f"node {self.name} is stopping")
+            raise NotFoundError(f"no transport can reach {safe_text(dst)} on node {self.name}")
+        return router
 
-    def remote_delivery(self, flow_id: FlowControlId, spawner_id: FlowControlId | None,
-                        source: Address, local_info: tuple[Any, ...]
-                        ) -> Callable[[LocalMessage], Endpoint | None]:
-        """The delivery function of a producer (a TCP connection's receiver).
+    def _dropped_full(self, msg: LocalMessage, source: Address) -> None:
+        self.stats.dropped_full += 1
+        warn_limited(log, "full", "message from %s to %s dropped: its queue is full",
+                     safe_text(source), safe_text(msg.onward_route._addrs[0]))
 
-        It pushes ``source`` (the connection's sender address) onto each message's return
-        route, attaches ``local_info``, then delivers like :meth:`deliver_remote`: ``None``
-        when delivered or dropped, else the endpoint whose mailbox is full.
-        """
-        fc = self._fc_consumers
-        endpoints = self._endpoints
+    def _send_later(self, msg: LocalMessage, source: Address,
+                    outgoing: AccessControl | None) -> bool:
+        """Queue ``msg`` for a destination being connected (at most
+        :data:`PENDING_PER_DESTINATION` messages each), connecting in a task of its own."""
+        dst = msg.onward_route._addrs[0]
+        key = (dst, from_peer(msg))
+        pending = self._connecting.get(key)
+        if pending is None:
+            if self._stopping:
+                return False
+            if len(self._connecting) >= MAX_CONNECTING:
+                self.stats.unreachable += 1
+                warn_limited(log, "connecting", "message to %s dropped: %d destinations are "
+                             "being connected", safe_text(dst), MAX_CONNECTING)
+                return False
+            pending = self._connecting[key] = deque()
+            task = asyncio.get_running_loop().create_task(self._connect_then_send(key, pending))
+            self._connect_tasks.add(task)
+            task.add_done_callback(self._connect_tasks.discard)
+        if len(pending) >= PENDING_PER_DESTINATION:
+            self._dropped_full(msg, source)
+            return False
+        pending.append((msg, source, outgoing))
+        return True
+
+    async def _connect_then_send(self, key: tuple[Address, bool], pending: deque[Any]) -> None:
+        dst, remote = key
+        try:
+            try:
+                local = await self._router(dst).resolve(dst, remote=remote)
+            except TrustError as e:
+                self.stats.unreachable += len(pending)
+                warn_limited(log, "unreachable", "%d message(s) to %s dropped: %s", len(pending),
+                             safe_text(dst), safe_text(e))
+                return
+            deliver = self._deliver
+            while pending:
+                msg, source, outgoing = pending.popleft()
+                try:
+                    result = deliver(msg.replace_front_onward(local), source, outgoing, None,
+                                     None)
+                except TrustError as e:
+                    self.stats.unreachable += 1
+                    warn_limited(log, "unreachable", "message to %s dropped: %s", safe_text(dst),
+                                 safe_text(e))
+                    continue
+                if result is not True and result is not False:
+                    self._dropped_full(msg, source)
+        finally:
+            if self._connecting.get(key) is pending:
+                del self._connecting[key]
+
+    def producer(self, flow_id: FlowControlId, source: Address, *,
+                 spawner: FlowControlId | None = None,
+                 local_info: tuple[Any, ...] = ()) -> Producer:
+        """The delivery functions of a producer of ``flow_id`` at ``source`` (a TCP
+        connection's receiver; later a secure channel's decryptor), which ``spawner`` (e.g.
+        a TCP listener's flow) may have spawned. See :class:`Producer`."""
+        deliver = self._deliver
         prefix = (source,)
         new_route = Route._of
         last_ret: Route | None = None
         last_pushed: Route | None = None
 
-        def deliver(msg: LocalMessage) -> Endpoint | None:
+        def produce(msg: LocalMessage) -> Endpoint | None:
             nonlocal last_ret, last_pushed
             ret = msg.return_route
             if ret is last_ret:
@@ -462,66 +666,20 @@ class Node:
                 last_ret = ret
                 last_pushed = msg.return_route = new_route(prefix + ret._addrs)
             msg.local_info = local_info
-            dst = msg.onward_route._addrs[0]
-            consumers = fc.get(flow_id)
-            if (consumers is None or dst not in consumers) and (
-                    spawner_id is None or (consumers := fc.get(spawner_id)) is None
-                    or dst not in consumers):
-                self._refused(msg, flow_id, source)
-                return None
-            ep = endpoints.get(dst)
-            if ep is None:
-                self.stats.unknown_address += 1
-                log.warning("message from %s to unknown address %s dropped", source, dst)
-                return None
-            incoming = ep.incoming
-            if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
-                self.stats.denied_incoming += 1
-                log.warning("message from %s to %s denied by incoming access control", source,
-                            dst)
-                return None
-            if ep.offer(msg):
-                return None
-            return ep  # type: ignore[no-any-return]
+            result = deliver(msg, source, None, flow_id, spawner)
+            return None if result is True or result is False else result  # type: ignore[no-any-return]
 
-        return deliver
+        def redeliver(msg: LocalMessage) -> Endpoint | None:
+            result = deliver(msg, source, None, flow_id, spawner)
+            return None if result is True or result is False else result  # type: ignore[no-any-return]
+
+        return Producer(produce, redeliver)
 
     def _refused(self, msg: LocalMessage, flow_id: FlowControlId, source: Address) -> None:
-        dst = msg.onward_route._addrs[0]
+        dst = safe_text(msg.onward_route._addrs[0])
         self.stats.refused_by_flow_control += 1
-        log.warning("message from %s to %s refused: %s does not accept messages of flow %s",
-                    source, dst, dst, flow_id)
-
-    def deliver_remote(self, msg: LocalMessage, flow_id: FlowControlId,
-                       spawner_id: FlowControlId | None, source: Address) -> Endpoint | None:
-        """Deliver a message that came out of a producer of ``flow_id`` (a TCP receiver),
-        which ``spawner_id`` (a TCP listener's flow, if any) spawned.
-
-        Drops (and counts) messages the flow does not admit. Returns ``None`` when the
-        message was delivered or dropped, or the endpoint whose mailbox is full: the caller
-        stops reading and retries after :meth:`Endpoint.on_space`.
-        """
-        dst = msg.onward_route._addrs[0]
-        fc = self._fc_consumers
-        consumers = fc.get(flow_id)
-        if (consumers is None or dst not in consumers) and (
-                spawner_id is None or (consumers := fc.get(spawner_id)) is None
-                or dst not in consumers):
-            self._refused(msg, flow_id, source)
-            return None
-        ep = self._endpoints.get(dst)
-        if ep is None:
-            self.stats.unknown_address += 1
-            log.warning("message from %s to unknown address %s dropped", source, dst)
-            return None
-        incoming = ep.incoming
-        if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
-            self.stats.denied_incoming += 1
-            log.warning("message from %s to %s denied by incoming access control", source, dst)
-            return None
-        if ep.offer(msg):
-            return None
-        return ep  # type: ignore[no-any-return]
+        warn_limited(log, "refused", "message from %s to %s refused: %s does not accept messages "
+                     "of flow %s", safe_text(source), dst, dst, safe_text(flow_id))
 
     # -- messaging shortcuts ---------------------------------------------------------------------
     async def send(self, route: RouteLike, payload: bytes) -> bool:
@@ -547,7 +705,7 @@ class Node:
         if self._tcp is None:
             from trust.transports.tcp import TcpTransport
 
-            self._tcp = TcpTransport(self)
+            self._tcp = TcpTransport(self, hop_allow=self.hop_allow, **self.tcp_options)
         return self._tcp
 
     async def create_tcp_listener(self, address: str = "127.0.0.1:0", *,
@@ -585,6 +743,7 @@ class Node:
                 self._unregister(slot)
             tasks = [s.task for s in slots if s.task is not None and not s.task.done()
                      and s.task is not asyncio.current_task()]
+            tasks += [t for t in self._connect_tasks if not t.done()]
             for t in tasks:
                 t.cancel()
             if tasks:

@@ -19,23 +19,30 @@ __all__ = ["Echo", "Hop"]
 
 
 class Echo(InlineWorker):
-    """Reply with the same payload to the sender."""
+    """Reply with the same payload to the sender (a shared worker: a reply whose next hop is
+    full is dropped and counted, never waited for)."""
+
+    drop_when_full = True
 
     def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
-        ret = msg.return_route
-        if not ret._addrs:
-            return True
-        # ctx.send_nowait(ret, msg.payload), inlined: this is every echo's hot path
-        reply = LocalMessage(ret, ctx._return, msg.payload)
-        return ctx._try_send(reply, ctx.address, ctx._slot.outgoing) is not None
+        return ctx.reply_nowait(msg, msg.payload)
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-        if msg.return_route._addrs:
+        if msg.return_route._addrs:  # (never waits: drop_when_full)
             await ctx.send(msg.return_route, msg.payload)
 
 
 class Hop(InlineWorker):
-    """Forward to the rest of the onward route; replies come back through this hop."""
+    """Forward to the rest of the onward route; replies come back through this hop.
+
+    A shared worker: it never waits on one destination. A message whose next hop is full is
+    dropped (counted in ``node.stats.dropped_full``); a destination that must first be
+    connected is connected in a task of its own (with the node's connect timeout), holding at
+    most a few messages for it meanwhile; on behalf of a remote peer, only to destinations
+    the node's ``hop_allow`` lists (existing connections aside).
+    """
+
+    drop_when_full = True
 
     @staticmethod
     def _next(ctx: Context, msg: LocalMessage) -> LocalMessage | None:
@@ -57,5 +64,5 @@ class Hop(InlineWorker):
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
         nxt = self._next(ctx, msg)
-        if nxt is not None:
+        if nxt is not None:  # (never waits: drop_when_full)
             await ctx.forward(nxt)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from trust.routing import LocalMessage
 
@@ -24,6 +24,11 @@ Handler = Callable[["Context", LocalMessage], Awaitable[None]]
 
 class Worker(abc.ABC):
     """Subclass and override :meth:`handle_message` (and optionally the lifecycle hooks)."""
+
+    drop_when_full: ClassVar[bool] = False
+    """``True`` for a worker that serves many peers (``echo``, ``hop``, a relay): its context
+    never waits on one destination; a message whose next hop is full is dropped and counted
+    (see :attr:`Context.drop_when_full`). ``False``: sends wait for space."""
 
     async def initialize(self, ctx: Context) -> None:
         """Called once, before the first message."""

@@ -400,30 +400,37 @@ def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, en
 # incremental decoder
 
 
+_EMPTY: Final = bytearray()
+_EMPTY_VIEW: Final = memoryview(_EMPTY)
+
+
 class FrameDecoder:
     """Incremental decoder of one direction of a TCP connection.
 
     Feed bytes with :meth:`feed` (or read straight into :meth:`get_buffer` and report with
     :meth:`buffer_updated`), then pull messages with :meth:`next_message` until it returns
-    ``None``. The buffer is reused; it grows to hold one large frame and shrinks back after.
+    ``None``. The buffer is allocated only when bytes must be kept (a frame split across
+    reads), grows geometrically (a frame trickled byte by byte costs linear time) and is
+    released as soon as everything buffered is decoded, so an idle decoder holds no buffer:
+    memory follows the bytes received, not the number of connections.
     The decoder remembers the encoded routes of the last few frames, so a conversation that
     keeps the same routes skips decoding them again.
     """
 
-    DEFAULT_BUFFER_SIZE: Final = 256 * 1024
-    _KEEP_LIMIT: Final = 1024 * 1024
+    DEFAULT_BUFFER_SIZE: Final = 4096
+    """The smallest buffer allocated when bytes must be kept."""
     _MIN_FREE: Final = 16 * 1024
     _ROUTE_CACHE: Final = 4
     _ROUTE_CACHE_MAX_BYTES: Final = 512
 
     __slots__ = ("_buf", "_end", "_error", "_limit", "_max", "_mv", "_need_preamble", "_routes",
-                 "_size", "_start", "heartbeats")
+                 "_size", "_start", "copied", "heartbeats")
 
     def __init__(self, *, preamble: bool = True, max_frame_size: int = MAX_FRAME_SIZE,
                  buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         self._size = max(buffer_size, 64)
-        self._buf = bytearray(self._size)
-        self._mv = memoryview(self._buf)
+        self._buf = _EMPTY
+        self._mv = _EMPTY_VIEW
         self._start = 0
         self._end = 0
         self._need_preamble = preamble
@@ -434,6 +441,8 @@ class FrameDecoder:
         """Recent frames' encoded routes: (bytes, onward, return, 0x83 + bytes)."""
         self.heartbeats = 0
         """Heartbeat frames seen (checked, then skipped)."""
+        self.copied = 0
+        """Bytes moved inside the buffer (compaction and growth): linear in the bytes fed."""
 
     # -- input -----------------------------------------------------------------------------------
     @property
@@ -443,42 +452,52 @@ class FrameDecoder:
 
     @property
     def capacity(self) -> int:
-        """Size of the internal buffer (for memory accounting)."""
+        """Size of the internal buffer (for memory accounting; 0 when nothing is kept)."""
         return len(self._buf)
 
     def _make_room(self, want: int) -> None:
-        """Ensure ``want`` free bytes after the buffered data (compact, or grow)."""
+        """Ensure ``want`` free bytes after the buffered data (compact, or grow geometrically)."""
         start, end = self._start, self._end
         size = len(self._buf)
         if size - end >= want:
             return
         used = end - start
-        if used + want <= size:
+        if used + want <= size and used <= size // 2:
             if used:
                 self._mv[0:used] = self._mv[start:end]
+                self.copied += used
             self._start, self._end = 0, used
             return
-        new = bytearray(max(used + want, self._size))
-        new[0:used] = self._mv[start:end]
-        self._mv.release()
+        new = bytearray(max(used + want, 2 * size, self._size))
+        if used:
+            new[0:used] = self._mv[start:end]
+            self.copied += used
+        if self._buf is not _EMPTY:
+            self._mv.release()
         self._buf = new
         self._mv = memoryview(new)
         self._start, self._end = 0, used
+
+    def release(self) -> None:
+        """Drop the buffer and anything buffered (e.g. when the connection closes)."""
+        self._start = self._end = 0
+        if self._buf is not _EMPTY:
+            self._mv.release()
+            self._buf = _EMPTY
+            self._mv = _EMPTY_VIEW
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable view to receive into (for ``asyncio.BufferedProtocol.get_buffer``)."""
         end = self._end
         if self._start == end:  # everything decoded (the usual case): the whole buffer
-            self._start = self._end = 0
-            return self._mv
-        free = len(self._buf) - end
-        if free < self._MIN_FREE:
+            self._start = self._end = end = 0
+        if len(self._buf) - end < self._MIN_FREE:
             start = self._start
             want = self._MIN_FREE
             if end - start >= 4 and not self._need_preamble:
                 n = _unpack_u32(self._buf, start)[0]
-                if n <= self._max:
-                    want = max(want, 4 + n - (end - start))
+                if n <= self._max:  # room for the frame, but at most double what is buffered
+                    want = max(want, min(4 + n - (end - start), 2 * (end - start)))
             self._make_room(want)
             end = self._end
         return self._mv[end:]
@@ -502,7 +521,7 @@ class FrameDecoder:
     # -- output ----------------------------------------------------------------------------------
     def _fail(self, e: DecodeError) -> DecodeError:
         self._error = e
-        self._start = self._end = 0
+        self.release()
         self._limit = -1  # every later frame header hits the (checking) oversize branch
         return e
 
@@ -520,8 +539,8 @@ class FrameDecoder:
                     continue
                 if not avail:
                     self._start = self._end = 0
-                    if len(buf) > self._KEEP_LIMIT:
-                        self._shrink()
+                    if buf is not _EMPTY:
+                        self.release()
                 return None
             if self._need_preamble:
                 self._check_preamble()
@@ -546,12 +565,6 @@ class FrameDecoder:
                 self.heartbeats += 1
                 continue
             return msg
-
-    def _shrink(self) -> None:
-        """Release a buffer grown for a big frame (only when it is empty)."""
-        self._mv.release()
-        self._buf = bytearray(self._size)
-        self._mv = memoryview(self._buf)
 
     def _check_preamble(self) -> None:
         b = self._buf[self._start]
@@ -599,8 +612,8 @@ class FrameDecoder:
             start, end = self._start, self._end
             if start == end:  # all decoded (the usual way out)
                 self._start = self._end = 0
-                if len(self._buf) > self._KEEP_LIMIT:
-                    self._shrink()
+                if self._buf is not _EMPTY:
+                    self.release()
                 return None
             if not self._need_preamble:
                 start, msg, result = _drain_fast(self._buf, self._mv, start, end, self._limit,
@@ -625,11 +638,22 @@ class FrameDecoder:
         When nothing is buffered, complete frames are decoded straight from ``data`` (no
         copy into the buffer); only what is left over is buffered.
         """
-        if self._start != self._end or self._need_preamble or type(data) is not bytes:
+        if self._start != self._end or type(data) is not bytes:
             self.feed(data)
             return self.drain(deliver)
+        begin = 0
+        if self._need_preamble:
+            if not data or self._error is not None:
+                self.feed(data)
+                return self.drain(deliver)
+            if data[0] != 1:
+                raise self._fail(DecodeError(f"unsupported protocol version {data[0]} "
+                                             "(expected 1)", field="preamble"))
+            self._need_preamble = False
+            begin = 1
         end = len(data)
-        start, msg, result = _drain_fast(data, data, 0, end, self._limit, self._routes, deliver)
+        start, msg, result = _drain_fast(data, data, begin, end, self._limit, self._routes,
+                                         deliver)
         if start != end:
             self.feed(memoryview(data)[start:])
             if msg is None:

@@ -14,20 +14,30 @@ workers:
   peer's writes block instead of growing this node's memory.
 
 ``1#host:port`` addresses in routes are resolved by :meth:`TcpTransport.resolve`: one outgoing
-connection per peer text, reused. A peer that sends garbage or an oversize frame is
+connection per peer text, reused, opened within ``connect_timeout``; on behalf of a remote peer
+only to destinations ``hop_allow`` lists. A peer that sends garbage or an oversize frame is
 disconnected; other connections are unaffected.
+
+Limits (each a :class:`TcpTransport` option, ``Node(...)`` option and ``node create`` flag):
+at most ``max_connections`` open connections (more are closed at once), a connection with no
+byte in either direction for ``idle_timeout`` is closed, and one whose full write buffer
+drains nothing for ``stall_timeout`` is closed. Memory follows the bytes received: an idle
+connection holds no read buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import gc
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from trust.errors import ConflictError, DecodeError, TrustError, UsageError
+from trust.errors import ConflictError, DecodeError, TrustError, UntrustedError, UsageError
+from trust.logsafe import safe_text, warn_limited
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
 from trust.node.mailbox import MailboxClosedError
 from trust.routing import TCP, Address, LocalInfo, LocalMessage, Route
@@ -53,6 +63,7 @@ __all__ = [
     "TcpConnection",
     "TcpListener",
     "TcpTransport",
+    "check_hop_allow",
     "split_host_port",
 ]
 
@@ -75,15 +86,63 @@ class ConnectionFailedError(TrustError):
 
 
 def split_host_port(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:4000"`` → ``("127.0.0.1", 4000)``; ``"[::1]:4000"`` → ``("::1", 4000)``."""
+    """``"127.0.0.1:4000"`` → ``("127.0.0.1", 4000)``; ``"[::1]:4000"`` → ``("::1", 4000)``.
+
+    The port is 0-65535 in ASCII digits (0: a free port, for listeners)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise UsageError(f"invalid TCP address {text!r} (expected HOST:PORT)")
+    if not sep or not host or len(text) > 300:
+        raise UsageError(f"invalid TCP address {safe_text(text, 80)!r} (expected HOST:PORT)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise UsageError(f"invalid TCP address {text!r}: bad port {port!r}")
+    if not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
+        raise UsageError(f"invalid TCP address {safe_text(text, 80)!r}: bad port "
+                         f"{safe_text(port, 20)!r} (0-65535)")
+    if not host or not host.isprintable() or any(c.isspace() for c in host):
+        raise UsageError(f"invalid TCP address {safe_text(text, 80)!r}: bad host")
     return host, int(port)
+
+
+def check_hop_allow(entries: Iterable[str]) -> list[str]:
+    """Validate ``hop_allow`` entries: ``HOST:PORT`` or ``*`` (any destination)."""
+    out = []
+    for e in entries:
+        if not isinstance(e, str):
+            raise UsageError("a hop-allow entry is HOST:PORT or *")
+        if e != "*":
+            try:
+                split_host_port(e)
+            except UsageError:
+                raise UsageError(f"invalid hop-allow entry {safe_text(e, 80)!r} (expected "
+                                 "HOST:PORT or *)") from None
+        out.append(e)
+    return out
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; nothing
+    elsewhere): after many connections close, the memory they held is returned."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError, ImportError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+_TRIM_AFTER: Final = 256
+"""Connections closed before the free heap is given back (see :func:`release_free_memory`)."""
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def _host_port(sockname: Any) -> str:
@@ -127,6 +186,10 @@ class TcpListener:
         return f"TcpListener({self.address})"
 
 
+def _nothing(msg: LocalMessage) -> None:
+    return None
+
+
 class TcpConnection(asyncio.Protocol):
     """One TCP connection: a sender endpoint at :attr:`sender_address` and a receiver."""
 
@@ -148,6 +211,13 @@ class TcpConnection(asyncio.Protocol):
         self._local_info: tuple[LocalInfo, ...] = ()
         self._pending: tuple[LocalMessage, Endpoint] | None = None
         self._deliver: Callable[[LocalMessage], Endpoint | None] = lambda msg: None
+        self._redeliver: Callable[[LocalMessage], Endpoint | None] = lambda msg: None
+        self._registered = False
+        self.active = True
+        """Set by every read and write; the transport's sweep clears it (idle detection)."""
+        self.idle_since = 0.0
+        self.stall_since = 0.0
+        self.stall_size = 0
         self._last_onward: Route | None = None
         self._last_return: Route | None = None
         self._last_routes: bytes | None = None
@@ -173,7 +243,16 @@ class TcpConnection(asyncio.Protocol):
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)
         self._transport = transport
-        if self._tcp.stopping:
+        tcp = self._tcp
+        if tcp.stopping:
+            transport.abort()
+            return
+        if len(tcp._connections) >= tcp.max_connections:
+            self.closing = True
+            self._node.stats.refused_connections += 1
+            warn_limited(log, "max_connections", "connection from %s closed: %d connections are "
+                         "open (max_connections)", safe_text(transport.get_extra_info("peername")),
+                         len(tcp._connections))
             transport.abort()
             return
         _tune_socket(transport)
@@ -183,26 +262,35 @@ class TcpConnection(asyncio.Protocol):
         self._local_info = (LocalInfo(TCP_LOCAL_INFO, self.peer.encode()),
                             LocalInfo(FLOW_CONTROL_LOCAL_INFO, self.flow_control_id.encode()))
         node = self._node
-        self._deliver = node.remote_delivery(self.flow_control_id, self._spawner,
-                                             self.sender_address, self._local_info)
+        self._deliver, self._redeliver = node.producer(
+            self.flow_control_id, self.sender_address, spawner=self._spawner,
+            local_info=self._local_info)
         node.register_endpoint(self.sender_address, self)
         node.flow_controls.add_producer(self.sender_address, self.flow_control_id,
                                         spawner=self._spawner)
-        self._tcp._connections.add(self)
+        self._registered = True
+        tcp._connections.add(self)
+        self.idle_since = tcp.now()
+        tcp._schedule_sweep()
         transport.write(PREAMBLE)
         log.debug("%s connected", self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        node = self._node
-        node.unregister_endpoint(self.sender_address)
-        node.flow_controls.remove_flow(self.flow_control_id)
+        self._decoder.release()
+        if self._registered:
+            self._registered = False
+            node = self._node
+            node.unregister_endpoint(self.sender_address)
+            node.flow_controls.remove_flow(self.flow_control_id)
         self._tcp._forget(self)
         self._pending = None
         self._wake_writers()
+        self._deliver = self._redeliver = _nothing
         if not self.closed.done():
             self.closed.set_result(None)
-        log.debug("%s closed%s", self, f": {exc}" if exc else "")
+        log.debug("%s closed%s", self, f": {safe_text(exc)}" if exc else "")
+        self._transport = None  # no cycle with the transport: freed at once, not by the gc
 
     def eof_received(self) -> bool:
         return False
@@ -210,6 +298,7 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.active = True
         if self._pending is not None:  # (reading is paused; a last chunk is kept, not lost)
             self._decoder.feed(data)
             return
@@ -225,9 +314,15 @@ class TcpConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        tcp = self._tcp
+        self.stall_since = tcp.now()
+        self.stall_size = self._transport.get_write_buffer_size()  # type: ignore[union-attr]
+        tcp._paused.add(self)
+        tcp._schedule_sweep()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._tcp._paused.discard(self)
         self._wake_writers()
 
     # -- receiver --------------------------------------------------------------------------------
@@ -251,8 +346,7 @@ class TcpConnection(asyncio.Protocol):
         if pending is None or self.closing:
             return
         msg, _ = pending
-        ep = self._node.deliver_remote(msg, self.flow_control_id, self._spawner,
-                                       self.sender_address)
+        ep = self._redeliver(msg)
         if ep is not None:
             self._pending = (msg, ep)
             ep.on_space(self._retry)
@@ -264,7 +358,8 @@ class TcpConnection(asyncio.Protocol):
 
     def _protocol_error(self, e: DecodeError) -> None:
         self._node.stats.disconnected_peers += 1
-        log.warning("disconnecting %s: malformed data: %s", self.peer, e)
+        warn_limited(log, "malformed", "disconnecting %s: malformed data: %s",
+                     safe_text(self.peer), safe_text(e))
         self.abort()
 
     # -- sender (the Endpoint interface) ---------------------------------------------------------
@@ -272,6 +367,7 @@ class TcpConnection(asyncio.Protocol):
         """Write ``msg`` (minus this sender's own address) unless the write buffer is full."""
         if self._write_paused or self.closing:
             return False
+        self.active = True
         payload = msg.payload
         n = len(payload)
         if n < 256 and msg.tracing_context is None:
@@ -353,15 +449,82 @@ class TcpConnection(asyncio.Protocol):
 
 
 class TcpTransport:
-    """TCP listeners and connections of one node (``node.tcp``)."""
+    """TCP listeners and connections of one node (``node.tcp``; its options come from
+    ``Node(...)``): ``max_connections`` open at once, ``idle_timeout`` and ``stall_timeout``
+    (seconds) before a silent or a stalled connection is closed, ``connect_timeout`` for
+    outgoing connections, and ``hop_allow``: where a connection may be opened on behalf of a
+    remote peer (``host:port`` entries matched against the resolved IP and port, or ``*``)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, hop_allow: list[str] | None = None,
+                 max_connections: int = 10_000, idle_timeout: float = 300.0,
+                 stall_timeout: float = 60.0, connect_timeout: float = 10.0) -> None:
+        for name, value in (("max_connections", max_connections),
+                            ("idle_timeout", idle_timeout), ("stall_timeout", stall_timeout),
+                            ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise UsageError(f"{name} must be a positive number, not {value!r}")
         self.node = node
         self.stopping = False
+        if hop_allow is None:
+            hop_allow = []
+        check_hop_allow(hop_allow)
+        self.hop_allow = hop_allow
+        """Checked at each connect on behalf of a remote peer (the node's own list: changes
+        to ``node.hop_allow`` apply)."""
+        self.max_connections = int(max_connections)
+        self.idle_timeout = float(idle_timeout)
+        self.stall_timeout = float(stall_timeout)
+        self.connect_timeout = float(connect_timeout)
         self._listeners: list[TcpListener] = []
         self._connections: set[TcpConnection] = set()
+        self._paused: set[TcpConnection] = set()
         self._outgoing: dict[str, TcpConnection | asyncio.Future[TcpConnection]] = {}
+        self._loop = asyncio.get_running_loop()
+        self.now = self._loop.time
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._closed_since_trim = 0
+        self._last_trim = -1e9
+        self._trim_handle: asyncio.TimerHandle | None = None
         node.register_transport(TCP, self)
+
+    # -- idle and stalled connections ------------------------------------------------------------
+    def _schedule_sweep(self) -> None:
+        if self._sweep_handle is None and not self.stopping:
+            interval = min(self.idle_timeout, self.stall_timeout, 60.0) / 4
+            self._sweep_handle = self._loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for ``idle_timeout`` or stalled for ``stall_timeout``."""
+        self._sweep_handle = None
+        now = self.now()
+        stats = self.node.stats
+        for c in list(self._paused):
+            t = c._transport
+            if c.closing or t is None:
+                self._paused.discard(c)
+                continue
+            size = t.get_write_buffer_size()
+            if size < c.stall_size:  # something drained
+                c.stall_size = size
+                c.stall_since = now
+            elif now - c.stall_since >= self.stall_timeout:
+                stats.stalled_closed += 1
+                warn_limited(log, "stalled", "closing %s: it read nothing for %gs",
+                             safe_text(c.peer), self.stall_timeout)
+                self._paused.discard(c)
+                c.abort()
+        idle = self.idle_timeout
+        for c in list(self._connections):
+            if c.active:
+                c.active = False
+                c.idle_since = now
+            elif now - c.idle_since >= idle and not c.closing:
+                stats.idle_closed += 1
+                warn_limited(log, "idle", "closing %s: no bytes either way for %gs",
+                             safe_text(c.peer), idle, level=logging.INFO)
+                c.abort()
+        if self._connections or self._paused:
+            self._schedule_sweep()
 
     @property
     def listeners(self) -> list[TcpListener]:
@@ -408,29 +571,41 @@ class TcpTransport:
         self.node.flow_controls.remove_flow(listener.flow_control_id)
 
     # -- connecting ------------------------------------------------------------------------------
-    async def connect(self, address: str) -> TcpConnection:
-        """The open connection to ``host:port``, or a new one."""
+    async def connect(self, address: str, *, remote: bool = False) -> TcpConnection:
+        """The open connection to ``host:port``, or a new one (within ``connect_timeout``).
+
+        ``remote``: on behalf of a remote peer (e.g. ``hop``): a new connection only to a
+        destination :attr:`hop_allow` allows (an :class:`~trust.errors.UntrustedError` else).
+        """
         existing = self._outgoing.get(address)
         if isinstance(existing, TcpConnection) and not existing.closing:
             return existing
-        if isinstance(existing, asyncio.Future):
-            return await asyncio.shield(existing)
         if self.stopping:
             raise UsageError("the TCP transport is stopped")
         host, port = split_host_port(address)
+        if remote:
+            await self.check_allowed(host, port)
+        if isinstance(existing, asyncio.Future):
+            return await asyncio.shield(existing)
+        if len(self._connections) >= self.max_connections:
+            raise ConnectionFailedError(f"cannot connect to {safe_text(address)}: "
+                                        f"{len(self._connections)} connections are open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[TcpConnection] = loop.create_future()
         self._outgoing[address] = fut
         try:
-            _, proto = await loop.create_connection(
-                lambda: TcpConnection(self, outgoing=True), host, port)
+            async with asyncio.timeout(self.connect_timeout):
+                _, proto = await loop.create_connection(
+                    lambda: TcpConnection(self, outgoing=True), host, port)
         except (OSError, asyncio.CancelledError) as e:
             if self._outgoing.get(address) is fut:
                 del self._outgoing[address]
             if isinstance(e, asyncio.CancelledError):
                 fut.cancel()
                 raise
-            err = ConnectionFailedError(f"cannot connect to {address}: {e.strerror or e}")
+            reason = (f"timed out after {self.connect_timeout:g}s" if isinstance(e, TimeoutError)
+                      else safe_text(e.strerror or e))
+            err = ConnectionFailedError(f"cannot connect to {safe_text(address)}: {reason}")
             fut.set_exception(err)
             fut.exception()  # retrieved: waiters (if any) get it too
             raise err from None
@@ -445,10 +620,51 @@ class TcpTransport:
         fut.set_result(proto)
         return proto
 
-    async def resolve(self, address: Address) -> Address:
+    async def resolve(self, address: Address, *, remote: bool = False) -> Address:
         """The sender address of the connection to a ``1#host:port`` address."""
-        conn = await self.connect(address.name)
+        conn = await self.connect(address.name, remote=remote)
         return conn.sender_address
+
+    async def check_allowed(self, host: str, port: int) -> None:
+        """May a connection to ``host:port`` be opened on behalf of a remote peer?
+
+        Yes when :attr:`hop_allow` has ``*``, lists ``host:port`` itself, or ``host`` is an IP
+        address that a listed entry (an IP, or a listed name once resolved) has with ``port``.
+        A name that is not listed is refused without being resolved.
+        """
+        allow = self.hop_allow
+        if "*" in allow:
+            return
+        ip = _ip(host)
+        names: list[tuple[str, int]] = []
+        for entry in allow:
+            try:
+                ehost, eport = split_host_port(entry)
+            except UsageError:
+                continue
+            if eport != port:
+                continue
+            eip = _ip(ehost)
+            if eip is None:
+                if ehost.lower() == host.lower():
+                    return
+                names.append((ehost, eport))
+            elif ip is not None and eip == ip:
+                return
+        if ip is not None and names:  # an IP address: listed names may resolve to it
+            loop = asyncio.get_running_loop()
+            for name, eport in names:
+                try:
+                    async with asyncio.timeout(self.connect_timeout):
+                        infos = await loop.getaddrinfo(name, eport, type=socket.SOCK_STREAM)
+                except (OSError, UnicodeError):
+                    continue
+                if any(_ip(str(i[4][0])) == ip for i in infos):
+                    return
+        self.node.stats.hop_denied += 1
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise UntrustedError(f"a remote peer asked for a connection to {safe_text(shown)}, "
+                             "which this node's hop-allow list does not allow")
 
     def resolve_nowait(self, address: Address) -> Address | None:
         """The sender address of an open connection to ``address``, or ``None``."""
@@ -459,13 +675,32 @@ class TcpTransport:
 
     def _forget(self, conn: TcpConnection) -> None:
         self._connections.discard(conn)
+        self._paused.discard(conn)
         if conn.key is not None and self._outgoing.get(conn.key) is conn:
             del self._outgoing[conn.key]
+        self._closed_since_trim += 1
+        if (self._closed_since_trim >= max(_TRIM_AFTER, len(self._connections))
+                and self._trim_handle is None):
+            # many closed (more than are open): give their memory back, soon and at most
+            # every few seconds
+            delay = max(0.2, self._last_trim + 5.0 - self._loop.time())
+            self._trim_handle = self._loop.call_later(delay, self._trim)
+
+    def _trim(self) -> None:
+        self._trim_handle = None
+        self._closed_since_trim = 0
+        self._last_trim = self._loop.time()
+        gc.collect()  # (also empties the interpreter's free lists: their arenas can go)
+        release_free_memory()
 
     # -- stopping --------------------------------------------------------------------------------
     async def stop(self, timeout: float = 2.0) -> None:
         """Close listeners and connections and wait until every socket is closed."""
         self.stopping = True
+        for handle in (self._sweep_handle, self._trim_handle):
+            if handle is not None:
+                handle.cancel()
+        self._sweep_handle = self._trim_handle = None
         for listener in list(self._listeners):
             await self.stop_listener(listener)
         conns = list(self._connections)
