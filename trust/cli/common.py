@@ -329,9 +329,17 @@ def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
     return asyncio.run(_wrap())
 
 
+MAX_ERROR_LINE = 1000
+"""Error lines are cut to this many characters (a hostile value may be 100 kB long)."""
+
+
 def _one_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
-    return terminal_safe(" ".join(text.split()), backslash=False)
+    return _cut(terminal_safe(" ".join(text.split()), backslash=False))
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_ERROR_LINE else line[: MAX_ERROR_LINE - 3] + "..."
 
 
 _QUOTED_OPTION = re.compile(r"'(--?[A-Za-z0-9][A-Za-z0-9-]*)'")
@@ -346,8 +354,8 @@ def _usage_line(e: click.ClickException) -> str:
         message = message[0].lower() + message[1:]
     ctx = getattr(e, "ctx", None)
     if isinstance(e, click.UsageError) and ctx is not None:
-        message += f" (see: {ctx.command_path} --help)"
-    return terminal_safe(message, backslash=False)
+        message = _cut(message) + f" (see: {ctx.command_path} --help)"
+    return _cut(terminal_safe(message, backslash=False))
 
 
 def run_cli(group: click.Command, args: list[str]) -> int:
@@ -359,8 +367,8 @@ def run_cli(group: click.Command, args: list[str]) -> int:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
-            click.echo(f"error: argument {i} ({terminal_safe(arg)}) is not valid UTF-8 text",
-                       err=True)
+            click.echo(f"error: argument {i} ({_cut(terminal_safe(arg))}) is not valid UTF-8 "
+                       "text", err=True)
             return 2
     try:
         rv = group.main(args=args, prog_name="truststack", standalone_mode=False)

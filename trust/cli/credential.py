@@ -135,11 +135,16 @@ def _verified_json(v: VerifiedCredential, typed: dict[str, Any]) -> dict[str, An
     }
 
 
-def _show_value(v: Any) -> str:
-    """One value for plain output: text as it is, other values as JSON, always terminal-safe."""
+def _value_text(v: Any) -> str:
+    """A typed attribute value as text: a string as it is, other values as JSON."""
     import json
 
-    return terminal_safe(v if isinstance(v, str) else json.dumps(v))
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _show_value(v: Any) -> str:
+    """One value for plain output: :func:`_value_text`, made terminal-safe."""
+    return terminal_safe(_value_text(v))
 
 
 def _verified_plain(data: dict[str, Any], extra: list[str] | None = None) -> str:
@@ -563,4 +568,4 @@ def attributes(subject: str | None, at: int | None, output: str) -> None:
 
     items = _with_service(go)
     emit_table(output, items, ATTRIBUTE_COLUMNS,
-               formats={"value": _show_value, "expires_at": iso_time})
+               formats={"value": _value_text, "expires_at": iso_time})

@@ -195,7 +195,7 @@ def export(name: str | None, binary: str | None, output: str) -> None:
       truststack identity export alice > alice.hex
     """
     n = run(_manager().get(name))
-    if binary:
+    if binary is not None:
         write_bytes_file(binary, n.identity.export(), "change history")
     emit(output, {"name": n.name, "identifier": n.identifier,
                   "change_history": n.identity.export_hex()}, n.identity.export_hex())

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trust.cli.common import emit, output_option, run
+from trust.cli.common import emit, emit_table, output_option, run, terminal_safe
 
 if TYPE_CHECKING:
     from trust.credentials.schemas import Schema
@@ -24,8 +24,8 @@ def _schemas() -> SqliteSchemas:
 def _plain(s: Schema) -> str:
     lines = [f"Schema: {s.id}"]
     if s.description:
-        lines.append(f"Description: {s.description}")
-    lines += [f"  {n}: {t.value}" for n, t in s.attributes]
+        lines.append(f"Description: {terminal_safe(s.description)}")
+    lines += [f"  {terminal_safe(n)}: {t.value}" for n, t in s.attributes]
     return "\n".join(lines)
 
 
@@ -88,15 +88,21 @@ def show(schema_id: str, output: str) -> None:
 def list_(output: str) -> None:
     """List the schemas of this home.
 
+    Plain output: one line per schema, tab-separated: id, attributes (NAME:TYPE,...),
+    description.
+
     \b
     Example:
       truststack schema list --output json
     """
     items = run(_schemas().list())
-    data: list[dict[str, Any]] = [s.to_json() for s in items]
-    emit(output, data, lambda: "\n".join(
-        f"{s.id}\t" + ", ".join(f"{n}:{t.value}" for n, t in s.attributes) for s in items)
-        or "no schemas")
+    if output == "json":
+        data: list[dict[str, Any]] = [s.to_json() for s in items]
+        emit(output, data)
+        return
+    emit_table(output, [{"id": s.id, "attributes": ",".join(f"{n}:{t.value}" for n, t in s.attributes),
+                         "description": s.description} for s in items],
+               ("id", "attributes", "description"))
 
 
 @cli.command("delete")

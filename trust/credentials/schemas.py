@@ -230,7 +230,7 @@ class Schema:
                 name, sep, kind = spec.rpartition(":")
                 if not sep:
                     raise UsageError(f"an attribute is NAME:TYPE, got {spec!r}")
-                pairs.append((check_attribute_name(name.strip()), AttributeType.parse(kind)))
+                pairs.append((check_attribute_name(name.strip(" ")), AttributeType.parse(kind)))
         names = [n for n, _ in pairs]
         if len(set(names)) != len(names):
             raise UsageError("an attribute is named twice in the schema")
