@@ -52,6 +52,7 @@ _REKEY_NONCE: Final = _ZERO4 + b"\xff" * 8
 _ZEROS32: Final = bytes(32)
 _MASK64: Final = (1 << 64) - 1
 _REKEY_MASK: Final = KEY_RENEWAL_INTERVAL - 1
+_MAX_START: Final = 1 << 20
 
 
 def rekey(key: bytes) -> bytes:
@@ -67,13 +68,28 @@ class Encryptor:
     def __init__(self, key: bytes, *, nonce: int = 0) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
             raise UsageError("a record key is 32 bytes")
-        if not 0 <= nonce <= MAX_NONCE + 1:
-            raise UsageError("nonce out of range")
+        if not 0 <= nonce <= _MAX_START:
+            raise UsageError(f"a starting nonce is between 0 and {_MAX_START} (see resume())")
         for _ in range((nonce - 1) // KEY_RENEWAL_INTERVAL if nonce else 0):
             key = rekey(key)  # the key of nonce - 1; encrypt() rekeys at the next boundary
         self._key = key
         self._aead = AESGCM(key)
         self._nonce = nonce
+
+    @classmethod
+    def resume(cls, key: bytes, nonce: int) -> Encryptor:
+        """Continue a channel: ``nonce`` is the next record's, ``key`` the key of the record
+        before it (the current key of a saved encryptor, see :attr:`state`)."""
+        if not 0 < nonce <= MAX_NONCE + 1:
+            raise UsageError("nonce out of range")
+        enc = cls(key)
+        enc._nonce = nonce
+        return enc
+
+    @property
+    def state(self) -> tuple[bytes, int]:
+        """``(current key, next nonce)``, what :meth:`resume` takes."""
+        return self._key, self._nonce
 
     @property
     def nonce(self) -> int:
