@@ -151,8 +151,9 @@ def _sessions() -> tuple[RecordSession, RecordSession]:
 def test_session_round_trips_every_message() -> None:
     a, b = _sessions()
     route = Route(["1#127.0.0.1:4000", "echoer"])
-    messages: list[ChannelMessage] = [Payload(route, Route(["app"]), b"x"), Close(), RefreshCredentials(v.ELIXIR_HISTORY),
-                Payload(Route([]), Route([]), b"")]
+    messages: list[ChannelMessage] = [
+        Payload(route, Route(["app"]), b"x"), Close(), RefreshCredentials(v.ELIXIR_HISTORY),
+        Payload(Route([]), Route([]), b"")]
     for m in messages:
         assert b.decrypt(a.encrypt(m)) == m
         assert a.decrypt(b.encrypt(m)) == m
