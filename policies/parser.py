@@ -10,7 +10,7 @@ from typing import Literal
 from policies.boolean import parse_boolean
 from policies.errors import PolicyError
 from policies.expr import Expr, canonical_operator
-from policies.lexer import IDCHARS, MAX_POLICY_CHARS, Source, skip_space
+from policies.lexer import IDCHARS, MAX_POLICY_CHARS, Source, read_string, skip_space
 from policies.sexpr import parse_sexpr
 
 __all__ = ["Grammar", "parse"]
@@ -42,7 +42,7 @@ def parse(text: str | bytes) -> tuple[Expr, Grammar]:
         return parse_sexpr(src), "s-expression"
     except PolicyError as e:
         sexpr_error = e
-    raise _choose(src, boolean_error, sexpr_error)
+    raise _mixed(src) or _choose(src, boolean_error, sexpr_error)
 
 
 # `(` then an operator other than `not`: never valid in the boolean form.
@@ -87,3 +87,97 @@ def _choose(src: Source, boolean: PolicyError, sexpr: PolicyError) -> PolicyErro
     if c == "(":
         return sexpr if s >= b else boolean
     return sexpr if s > b else boolean
+
+
+# -- mixing the two forms --------------------------------------------------------------------
+
+_INFIX = frozenset({"and", "or"})
+
+
+def _loose_tokens(src: Source) -> list[tuple[str, str, int]]:
+    """(kind, text, offset) of words, brackets and strings, skipping space and comments; stops
+    quietly at the first lexical error (this only looks for a form's landmarks)."""
+    text = src.text
+    n = len(text)
+    out: list[tuple[str, str, int]] = []
+    try:
+        i = skip_space(src, 0)
+        while i < n:
+            c = text[i]
+            if c in "()[],":
+                out.append((c, c, i))
+                i += 1
+            elif c == '"':
+                value, j = read_string(src, i)
+                out.append(("str", value, i))
+                i = j
+            elif c in IDCHARS:
+                j = i + 1
+                while j < n and text[j] in IDCHARS:
+                    j += 1
+                out.append(("word", text[i:j], i))
+                i = j
+            else:
+                break
+            i = skip_space(src, i)
+    except PolicyError:
+        pass
+    return out
+
+
+def _is_call(tokens: list[tuple[str, str, int]], k: int) -> bool:
+    """Whether tokens[k] is '(' followed by an operator other than ``not`` (s-expression only)."""
+    if tokens[k][0] != "(" or k + 1 >= len(tokens) or tokens[k + 1][0] != "word":
+        return False
+    word = tokens[k + 1][1]
+    return word != "not" and canonical_operator(word) is not None
+
+
+def _ends_operand(tok: tuple[str, str, int]) -> bool:
+    kind, word, _ = tok
+    return kind in (")", "]", "str") or (kind == "word" and canonical_operator(word) is None)
+
+
+def _starts_operand(tok: tuple[str, str, int]) -> bool:
+    kind, word, _ = tok
+    return kind in ("(", "[", "str") or (kind == "word" and canonical_operator(word) is None)
+
+
+def _landmarks(tokens: list[tuple[str, str, int]]) -> list[tuple[str, int, str]]:
+    """(form, offset, what) of the pieces only one form has, in order."""
+    out: list[tuple[str, int, str]] = []
+    for k, (kind, word, offset) in enumerate(tokens):
+        if _is_call(tokens, k):
+            out.append(("s-expression", offset, f"an s-expression ({tokens[k + 1][1]} ...)"))
+        elif kind == "[":
+            out.append(("s-expression", offset, "a sequence [...]"))
+        elif kind != "word":
+            continue
+        elif k == 0 and word != "not" and canonical_operator(word) is not None:
+            out.append(("s-expression", offset, f"an s-expression ({word} ...)"))
+        elif (word in _INFIX and k > 0 and _ends_operand(tokens[k - 1])
+              and k + 1 < len(tokens) and _starts_operand(tokens[k + 1])):
+            out.append(("boolean", offset, f"'{word}' between two expressions"))
+        elif (word.endswith("=") and canonical_operator(word) is None and k + 1 < len(tokens)
+              and tokens[k + 1][0] == "str" and tokens[k + 1][2] == offset + len(word)):
+            out.append(("boolean", offset, f'{word}"..."'))
+    return out
+
+
+def _mixed(src: Source) -> PolicyError | None:
+    """The error for a policy that mixes the two forms, at the first piece of the form it did
+    not start in; None when it does not look mixed."""
+    marks = _landmarks(_loose_tokens(src))
+    if not marks:
+        return None
+    first = marks[0][0]
+    for form, offset, what in marks:
+        if form != first:
+            if form == "boolean":
+                fix = ("write (and a b)" if "'and'" in what else "write (or a b)" if "'or'" in what
+                       else f'write (= subject.{what[:-6]} "...")')
+            else:
+                fix = "write the whole policy in one form"
+            return src.error(offset, f"this policy mixes the two forms: it is written in the "
+                                     f"{first} form, and {what} belongs to the {form} form; {fix}")
+    return None

@@ -26,12 +26,16 @@ class TrustError(Exception):
 
 
 class DecodeError(TrustError):
-    """Malformed bytes. ``field`` names the part of the object that was wrong."""
+    """Malformed bytes. ``field`` names the part of the object that was wrong and ``offset``,
+    when known, the byte (from the start of the input) where the problem is."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None,
+                 offset: int | None = None) -> None:
         self.field = field
         self.message = message
-        super().__init__(f"{field}: {message}" if field else message)
+        self.offset = offset
+        text = f"{field}: {message}" if field else message
+        super().__init__(text if offset is None else f"{text} (at byte {offset})")
 
 
 class VerificationError(TrustError):

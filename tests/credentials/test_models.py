@@ -126,7 +126,7 @@ def test_every_artifact_kind_decodes_by_shape() -> None:
         got = decode_artifact(raw)
         assert type(got) is type(obj) and got.encode() == raw
     assert CredentialAndPurposeKey.decode(held.credential.encode()).credential.is_selective
-    for bad, needle in [(b"", "unexpected end"), (b"\x82", "unexpected end"),
+    for bad, needle in [(b"", "the data ends"), (b"\x82", "truncated"),
                         (b"\x82\x01\x02", "not a credential"), (b"\x83\x01\x02\x03", "array of 2"),
                         (b"\xa0", "expected array")]:
         with pytest.raises(DecodeError, match=needle):

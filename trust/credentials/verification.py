@@ -32,7 +32,7 @@ from trust.models.credential import (
     SelectiveCredentialData,
 )
 from trust.models.memo import ENTRY_OVERHEAD, BoundedCache, CacheInfo
-from trust.models.primitives import Signature, identifier_from_text, identifier_text
+from trust.models.primitives import Signature, identifier_from_text, identifier_text, time_text
 from trust.models.purpose_key import Purpose, PurposeKeyAttestation, PurposeKeyAttestationData
 from vaults.verify import verify_signature
 
@@ -116,9 +116,14 @@ def _verify_attestation(issuer: Identity, att: PurposeKeyAttestation, now: int,
         if data is not None:
             # The time-independent checks passed before; the clock checks run every time.
             if data.created_at > now + MAX_ALLOWED_TIME_DRIFT:
-                raise VerificationError("the attestation was created in the future")
+                # the same words as the cold path (verify_purpose_key_attestation)
+                raise VerificationError(
+                    f"the attestation was created in the future: at {time_text(data.created_at)}, "
+                    f"checked at {time_text(now)} ({MAX_ALLOWED_TIME_DRIFT} s of clock drift "
+                    "allowed)")
             if data.expires_at < now:
-                raise VerificationError("the attestation has expired")
+                raise VerificationError(f"the attestation expired at {time_text(data.expires_at)}, "
+                                        f"checked at {time_text(now)}")
             return data
     data = verify_purpose_key_attestation(issuer, att, now=now, purpose=Purpose.CREDENTIAL_SIGNING)
     if cache:
@@ -152,10 +157,12 @@ def verify_attested_credential(credential: Credential, attested: PurposeKeyAttes
     if payload.expires_at > attested.expires_at:
         raise VerificationError("the credential expires after its signing key")
     if payload.created_at > t + MAX_ALLOWED_TIME_DRIFT:
-        raise VerificationError(f"the credential is not valid yet (created at {payload.created_at}"
-                                f", now {t}, {MAX_ALLOWED_TIME_DRIFT} s of drift allowed)")
+        raise VerificationError(f"the credential is not valid yet: created at "
+                                f"{time_text(payload.created_at)}, checked at {time_text(t)} "
+                                f"({MAX_ALLOWED_TIME_DRIFT} s of clock drift allowed)")
     if payload.expires_at < t:
-        raise VerificationError(f"the credential expired at {payload.expires_at} (now {t})")
+        raise VerificationError(f"the credential expired at {time_text(payload.expires_at)}, "
+                                f"checked at {time_text(t)}")
     if subject_identity is not None:
         if subject_identity.identifier_bytes != payload.subject:
             raise VerificationError(f"the history given for the subject is of "

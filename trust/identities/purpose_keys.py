@@ -14,7 +14,7 @@ import time
 
 from trust.errors import VerificationError
 from trust.identities.identity import Identity
-from trust.models.primitives import Signature, identifier_text
+from trust.models.primitives import Signature, identifier_text, time_text
 from trust.models.purpose_key import (
     Purpose,
     PurposeKeyAttestation,
@@ -85,9 +85,12 @@ def verify_purpose_key_attestation(subject: Identity, attestation: PurposeKeyAtt
     if data.created_at < change.attestations_valid_from:
         raise VerificationError("the attestation was created before the attesting key's validity")
     if data.created_at > t + MAX_ALLOWED_TIME_DRIFT:
-        raise VerificationError("the attestation was created in the future")
+        raise VerificationError(f"the attestation was created in the future: at "
+                                f"{time_text(data.created_at)}, checked at {time_text(t)} "
+                                f"({MAX_ALLOWED_TIME_DRIFT} s of clock drift allowed)")
     if data.expires_at < t:
-        raise VerificationError("the attestation has expired")
+        raise VerificationError(f"the attestation expired at {time_text(data.expires_at)}, "
+                                f"checked at {time_text(t)}")
     if purpose is not None and data.public_key.purpose is not purpose:
         raise VerificationError(f"the attested key is not a {purpose.label} key")
     key = change.primary_public_key

@@ -3,7 +3,9 @@
 Encoding produces exactly the bytes minicbor produces (shortest heads, definite lengths, maps in
 the order given). Decoding accepts exactly that: definite lengths, shortest integer heads, no
 indefinite items, no tags, no floats, no trailing bytes. Every failure is a :class:`DecodeError`
-naming the field being read.
+naming the field being read, saying what is wrong in words, with the byte offset where it is
+(``offset``: from the start of the reader's data; decoders of nested objects :func:`relocate`
+an inner error to the outer input).
 
 :class:`Reader` is a cursor for hand-written, field-by-field decoders (fast, precise errors);
 :func:`loads` decodes one generic item (ints, bytes, text, bool, null, arrays, maps).
@@ -120,7 +122,8 @@ class Reader:
         data = self.data
         pos = self.pos
         if pos >= len(data):
-            raise DecodeError("unexpected end of data", field=field)
+            raise DecodeError("the data ends where this item should start (truncated)",
+                              field=field, offset=pos)
         ib = data[pos]
         major = ib >> 5
         info = ib & 0x1F
@@ -129,10 +132,12 @@ class Reader:
             return major, info
         if info == 24:
             if pos + 2 > len(data):
-                raise DecodeError("unexpected end of data", field=field)
+                raise DecodeError("the data ends inside this item's head (truncated)",
+                                  field=field, offset=pos)
             n = data[pos + 1]
             if n < 24:
-                raise DecodeError("integer head is not in its shortest form", field=field)
+                raise DecodeError("a length or integer is not in its shortest form (not the "
+                                  "canonical encoding)", field=field, offset=pos)
             self.pos = pos + 2
             return major, n
         if info == 25:
@@ -142,75 +147,94 @@ class Reader:
         elif info == 27:
             end, minimum = pos + 9, 0x100000000
         elif info == 31:
-            raise DecodeError("indefinite-length items are not allowed", field=field)
+            raise DecodeError(f"byte 0x{ib:02x} starts an indefinite-length item, which is not "
+                              "allowed (malformed or not our encoding)", field=field, offset=pos)
         else:
-            raise DecodeError(f"reserved additional information {info}", field=field)
+            raise DecodeError(f"byte 0x{ib:02x} does not start any valid CBOR item (malformed "
+                              "data)", field=field, offset=pos)
         if end > len(data):
-            raise DecodeError("unexpected end of data", field=field)
+            raise DecodeError("the data ends inside this item's head (truncated)",
+                              field=field, offset=pos)
         n = int.from_bytes(data[pos + 1 : end], "big")
         if n < minimum:
-            raise DecodeError("integer head is not in its shortest form", field=field)
+            raise DecodeError("a length or integer is not in its shortest form (not the "
+                              "canonical encoding)", field=field, offset=pos)
         self.pos = end
         return major, n
 
     def _expect(self, field: str, want: int) -> int:
+        start = self.pos
         major, n = self._head(field)
         if major != want:
+            self.pos = start
             if major == 7:
                 raise DecodeError(f"expected {_MAJOR_NAMES[want]}, found {_simple_name(n)}",
-                                  field=field)
+                                  field=field, offset=start)
             raise DecodeError(f"expected {_MAJOR_NAMES[want]}, found {_MAJOR_NAMES[major]}",
-                              field=field)
+                              field=field, offset=start)
         return n
 
     # -- typed reads ---------------------------------------------------------------------------
     def array(self, field: str, length: int | None = None, *,
               min_len: int | None = None, max_len: int | None = None) -> int:
+        start = self.pos
         n = self._expect(field, 4)
         if length is not None and n != length:
-            raise DecodeError(f"expected an array of {length} elements, found {n}", field=field)
+            raise DecodeError(f"expected an array of {length} elements, found {n}", field=field,
+                              offset=start)
         if min_len is not None and n < min_len:
-            raise DecodeError(f"expected at least {min_len} elements, found {n}", field=field)
+            raise DecodeError(f"expected at least {min_len} elements, found {n}", field=field,
+                              offset=start)
         if max_len is not None and n > max_len:
-            raise DecodeError(f"expected at most {max_len} elements, found {n}", field=field)
+            raise DecodeError(f"expected at most {max_len} elements, found {n}", field=field,
+                              offset=start)
         return n
 
     def map(self, field: str) -> int:
         return self._expect(field, 5)
 
     def uint(self, field: str, *, max_value: int | None = None) -> int:
+        item = self.pos
         n = self._expect(field, 0)
         if max_value is not None and n > max_value:
-            raise DecodeError(f"value {n} is larger than {max_value}", field=field)
+            raise DecodeError(f"value {n} is larger than {max_value}", field=field, offset=item)
         return n
 
     def bytes(self, field: str, size: int | None = None) -> bytes:
+        item = self.pos
         n = self._expect(field, 2)
         start = self.pos
         end = start + n
         if end > len(self.data):
-            raise DecodeError("byte string runs past the end of the data", field=field)
+            raise DecodeError(f"a byte string of {n} bytes runs past the end of the data "
+                              f"({len(self.data) - start} bytes left: truncated)", field=field,
+                              offset=item)
         if size is not None and n != size:
-            raise DecodeError(f"expected {size} bytes, found {n}", field=field)
+            raise DecodeError(f"expected {size} bytes, found {n}", field=field, offset=item)
         self.pos = end
         return bytes(self.data[start:end])
 
     def text(self, field: str) -> str:
+        item = self.pos
         n = self._expect(field, 3)
         start = self.pos
         end = start + n
         if end > len(self.data):
-            raise DecodeError("text string runs past the end of the data", field=field)
+            raise DecodeError(f"a text string of {n} bytes runs past the end of the data "
+                              f"({len(self.data) - start} bytes left: truncated)", field=field,
+                              offset=item)
         self.pos = end
         try:
             return bytes(self.data[start:end]).decode("utf-8")
-        except UnicodeDecodeError:
-            raise DecodeError("text string is not valid UTF-8", field=field) from None
+        except UnicodeDecodeError as e:
+            raise DecodeError("text string is not valid UTF-8", field=field,
+                              offset=start + e.start) from None
 
     def bool(self, field: str) -> bool:
         pos = self.pos
         if pos >= len(self.data):
-            raise DecodeError("unexpected end of data", field=field)
+            raise DecodeError("the data ends where this item should start (truncated)",
+                              field=field, offset=pos)
         b = self.data[pos]
         if b == 0xF4:
             self.pos = pos + 1
@@ -218,7 +242,7 @@ class Reader:
         if b == 0xF5:
             self.pos = pos + 1
             return True
-        raise DecodeError(f"expected a boolean, found {self._describe()}", field=field)
+        raise DecodeError(f"expected a boolean, found {self._describe()}", field=field, offset=pos)
 
     def peek_null(self) -> builtins.bool:
         """True (and consume it) when the next item is ``null``."""
@@ -233,7 +257,8 @@ class Reader:
     def end(self, field: str) -> None:
         """Require that nothing follows."""
         if self.pos != len(self.data):
-            raise DecodeError(f"{len(self.data) - self.pos} trailing bytes", field=field)
+            raise DecodeError(f"{len(self.data) - self.pos} trailing bytes after the end of the "
+                              "item", field=field, offset=self.pos)
 
     def raw_item(self, field: str) -> builtins.bytes:
         """Skip one well-formed item and return its bytes."""
@@ -319,6 +344,13 @@ class Reader:
 def _simple_name(n: int) -> str:
     return {20: "false", 21: "true", 22: "null", 23: "undefined", 25: "a float", 26: "a float",
             27: "a float"}.get(n, f"simple value {n}")
+
+
+def relocate(e: DecodeError, field: str | None, base: int) -> DecodeError:
+    """``e``, raised while decoding bytes that start at ``base`` in an outer input, as an error
+    of that input: its field renamed to ``field`` and its offset moved by ``base`` (an error
+    without an offset points at the start of the inner bytes)."""
+    return DecodeError(e.message, field=field, offset=base + (e.offset or 0))
 
 
 def check_size(data: bytes, what: str, limit: int = MAX_OBJECT_SIZE) -> None:

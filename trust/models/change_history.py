@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
-from trust.models.cbor import Reader, check_size, enc_bool, enc_bytes, enc_uint, head
+from trust.models.cbor import Reader, check_size, enc_bool, enc_bytes, enc_uint, head, relocate
 from trust.models.fastpath import FastPathMiss, arg, signature
 from trust.models.primitives import (
     CHANGE_DATA_TYPE,
@@ -78,7 +78,11 @@ class Change:
 
     def __post_init__(self) -> None:
         payload = read_versioned(self.data, CHANGE_DATA_TYPE, "change.data")
-        object.__setattr__(self, "change_data", ChangeData.decode(payload))
+        try:
+            change_data = ChangeData.decode(payload)
+        except DecodeError as e:  # the payload ends the VersionedData
+            raise relocate(e, e.field, len(self.data) - len(payload)) from None
+        object.__setattr__(self, "change_data", change_data)
         object.__setattr__(self, "change_hash", hashlib.sha256(self.data).digest())
 
     @property
@@ -100,12 +104,13 @@ class Change:
         if not first and n == 2:
             raise DecodeError("a later change must carry a previous_signature", field=field_name)
         data = r.bytes(f"{field_name}.data")
+        at = r.pos - len(data)
         sig = read_signature(r, f"{field_name}.signature")
         prev = read_signature(r, f"{field_name}.previous_signature") if n == 3 else None
         try:
             return cls(data, sig, prev)
         except DecodeError as e:
-            raise DecodeError(e.message, field=f"{field_name}.{e.field or 'data'}") from None
+            raise relocate(e, f"{field_name}.{e.field or 'data'}", at) from None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
-from trust.models.cbor import Reader, check_size, enc_bytes, enc_text, enc_uint, head
+from trust.models.cbor import Reader, check_size, enc_bytes, enc_text, enc_uint, head, relocate
 from trust.models.change_history import ChangeHistory
 from trust.models.fastpath import FastPathMiss, arg, signature
 from trust.models.memo import BoundedCache, CacheInfo, decoded_size
@@ -125,18 +125,22 @@ def decode_cache_info() -> dict[str, CacheInfo]:
     return {"attestations": _ATTESTATIONS.info(), "holder_histories": _HISTORIES.info()}
 
 
-def _split_versioned(data: bytes, f: str) -> tuple[int, bytes]:
-    """(data_type, payload) of a VersionedData whose version is 1; nothing may follow."""
+def _split_versioned(data: bytes, f: str) -> tuple[int, bytes, int]:
+    """(data_type, payload, payload's offset) of a VersionedData whose version is 1; nothing may
+    follow."""
     r = Reader(data)
     r.array(f, 3)
+    at = r.pos
     version = r.uint(f + ".version")
     if version != VERSION:
-        raise DecodeError(f"unknown version {version}", field=f + ".version")
+        raise DecodeError(f"unknown version {version} (only version {VERSION} exists)",
+                          field=f + ".version", offset=at)
     dt = r.uint(f + ".data_type")
     payload, pos = _bstr(data, r.pos, f + ".data")
     if pos != len(data):
-        raise DecodeError(f"{len(data) - pos} trailing bytes", field=f)
-    return dt, payload
+        raise DecodeError(f"{len(data) - pos} trailing bytes after the end of the item", field=f,
+                          offset=pos)
+    return dt, payload, pos - len(payload)
 
 
 AttributeMapping = Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes]
@@ -147,8 +151,9 @@ def _as_bytes(v: str | bytes) -> bytes:
     return v.encode("utf-8") if isinstance(v, str) else bytes(v)
 
 
-def _sub(e: DecodeError, prefix: str) -> DecodeError:
-    return DecodeError(e.message, field=f"{prefix}.{e.field}" if e.field else prefix)
+def _sub(e: DecodeError, prefix: str, base: int) -> DecodeError:
+    """``e`` from bytes that start at ``base`` inside the field ``prefix`` (see :func:`relocate`)."""
+    return relocate(e, f"{prefix}.{e.field}" if e.field else prefix, base)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,14 +208,17 @@ class Attributes:
         data = r.data
         pos = r.pos
         if 2 * n > len(data) - pos:
-            raise DecodeError("map longer than the data", field=fm)
+            raise DecodeError(f"a map of {n} entries is longer than the data (truncated)",
+                              field=fm, offset=pos)
         fk, fv = fm + ".key", fm + ".value"
         entries = []
         prev = b""
         for i in range(n):
+            at = pos
             k, pos = _bstr(data, pos, fk)
             if i and k <= prev:
-                raise DecodeError("attribute names must be unique and sorted bytewise", field=fm)
+                raise DecodeError("attribute names must be unique and sorted bytewise", field=fm,
+                                  offset=at)
             prev = k
             v, pos = _bstr(data, pos, fv)
             entries.append((k, v))
@@ -374,7 +382,7 @@ def _read_disclosures(r: Reader, f: str) -> tuple[Disclosure, ...]:
         try:
             out.append(Disclosure(raw))
         except DecodeError as e:
-            raise _sub(e, f"{f}[{i}]") from None
+            raise _sub(e, f"{f}[{i}]", r.pos - len(raw)) from None
     return tuple(out)
 
 
@@ -388,16 +396,17 @@ def _encode_disclosures(disclosures: tuple[Disclosure, ...]) -> bytes:
 
 def _credential_payload_strict(data: bytes) -> tuple[int, CredentialData | SelectiveCredentialData]:
     f = "credential.data"
-    dt, payload = _split_versioned(data, f)
+    dt, payload, at = _split_versioned(data, f)
     if dt not in (CREDENTIAL_DATA_TYPE, SELECTIVE_CREDENTIAL_DATA_TYPE):
         raise DecodeError(f"expected data type {CREDENTIAL_DATA_TYPE} or "
-                          f"{SELECTIVE_CREDENTIAL_DATA_TYPE}, found {dt}", field=f + ".data_type")
+                          f"{SELECTIVE_CREDENTIAL_DATA_TYPE}, found {dt}", field=f + ".data_type",
+                          offset=2)
     try:
         if dt == CREDENTIAL_DATA_TYPE:
             return dt, CredentialData.decode(payload)
         return dt, SelectiveCredentialData.decode(payload)
     except DecodeError as e:
-        raise _sub(e, f) from None
+        raise _sub(e, f, at) from None
 
 
 @dataclass(frozen=True)
@@ -452,6 +461,7 @@ class Credential:
     def read(cls, r: Reader, f: str = "credential") -> Credential:
         r.array(f, 2)
         data, r.pos = _bstr(r.data, r.pos, f + ".data")
+        at = r.pos - len(data)
         sig = read_signature(r, f + ".signature")
         try:
             return cls(data, sig)
@@ -459,7 +469,7 @@ class Credential:
             field_name = e.field or "data"
             if field_name.startswith("credential."):
                 field_name = field_name[len("credential."):]
-            raise DecodeError(e.message, field=f"{f}.{field_name}") from None
+            raise relocate(e, f"{f}.{field_name}", at) from None
 
     @classmethod
     def decode(cls, data: bytes) -> Credential:
@@ -495,13 +505,14 @@ class CredentialAndPurposeKey:
         fa = f + ".purpose_key_attestation"
         r.array(fa, 2)
         data, r.pos = _bstr(r.data, r.pos, fa + ".data")
+        at = r.pos - len(data)
         sig = read_signature(r, fa + ".signature")
         att = _ATTESTATIONS.get((data, sig))
         if att is None:
             try:
                 att = PurposeKeyAttestation(data, sig)
             except DecodeError as e:
-                raise DecodeError(e.message, field=f"{fa}.{e.field or 'data'}") from None
+                raise relocate(e, f"{fa}.{e.field or 'data'}", at) from None
             _ATTESTATIONS.put((data, sig), att, decoded_size(data))
         return cls(cred, att)
 
@@ -585,7 +596,7 @@ class PresentationData:
         try:
             cpk = CredentialAndPurposeKey.decode(credential_raw)
         except DecodeError as e:
-            raise _sub(e, fc) from None
+            raise _sub(e, fc, r.pos - len(credential_raw)) from None
         disclosures = _read_disclosures(r, f + ".disclosures")
         fh = f + ".holder"
         holder_raw, r.pos = _bstr(data, r.pos, fh)
@@ -594,7 +605,7 @@ class PresentationData:
             try:
                 holder = ChangeHistory.decode(holder_raw)
             except DecodeError as e:
-                raise _sub(e, fh) from None
+                raise _sub(e, fh, r.pos - len(holder_raw)) from None
             _HISTORIES.put(holder_raw, holder, decoded_size(holder_raw))
         audience = _read_short_text(r, f + ".audience")
         nonce = _read_short_text(r, f + ".nonce")
@@ -605,14 +616,14 @@ class PresentationData:
 
 
 def _presentation_data_strict(data: bytes) -> PresentationData:
-    dt, payload = _split_versioned(data, "presentation.data")
+    dt, payload, at = _split_versioned(data, "presentation.data")
     if dt != PRESENTATION_DATA_TYPE:
         raise DecodeError(f"expected data type {PRESENTATION_DATA_TYPE}, found {dt}",
-                          field="presentation.data.data_type")
+                          field="presentation.data.data_type", offset=2)
     try:
         return PresentationData.decode(payload)
     except DecodeError as e:
-        raise _sub(e, "presentation.data") from None
+        raise _sub(e, "presentation.data", at) from None
 
 
 def _read_short_text(r: Reader, f: str) -> str:
@@ -650,9 +661,11 @@ class Presentation:
         outer = _signed_fast(r.data, 0)
         if outer is not None and outer[2] == len(r.data):
             raw, sig = outer[0], outer[1]
+            at = -1  # found only when needed: ``[data, signature]`` ends the input
         else:
             r.array(f, 2)
             raw, r.pos = _bstr(r.data, r.pos, f + ".data")
+            at = r.pos - len(raw)
             sig = read_signature(r, f + ".signature")
             r.end(f)
         try:
@@ -661,7 +674,9 @@ class Presentation:
             field_name = e.field or "data"
             if not field_name.startswith("presentation."):
                 field_name = "presentation." + field_name
-            raise DecodeError(e.message, field=field_name) from None
+            if at < 0:
+                at = len(r.data) - len(encode_signature(sig)) - len(raw)
+            raise relocate(e, field_name, at) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -871,7 +886,8 @@ def decode_artifact(data: bytes) -> Artifact:
     r = _reader(data, "credential")
     r.array("credential", 2)
     if r.at_end():
-        raise DecodeError("unexpected end of data", field="credential")
+        raise DecodeError("the data ends where the credential should start (truncated)",
+                          field="credential", offset=r.pos)
     major = r.data[r.pos] >> 5
     if major == 2:
         inner = r.bytes("credential.data")
@@ -884,7 +900,7 @@ def decode_artifact(data: bytes) -> Artifact:
         return Credential.decode(data)
     if major != 4:
         raise DecodeError("not a credential, credential with purpose key, disclosable "
-                          "credential or presentation", field="credential")
+                          "credential or presentation", field="credential", offset=r.pos)
     r.array("credential.credential", 2)
     if not r.at_end() and r.data[r.pos] >> 5 == 4:
         return DisclosableCredential.decode(data)

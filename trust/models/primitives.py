@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from trust.errors import DecodeError
 from trust.models.cbor import Reader, enc_bytes, enc_uint, head
@@ -28,6 +29,7 @@ __all__ = [
     "read_public_key",
     "read_signature",
     "read_versioned",
+    "time_text",
 ]
 
 VERSION = 1
@@ -93,15 +95,29 @@ def read_versioned(data: bytes, data_type: int, field: str) -> bytes:
     """The payload of a VersionedData, checking version 1 and ``data_type``; nothing may follow."""
     r = Reader(data)
     r.array(field, 3)
+    at = r.pos
     version = r.uint(f"{field}.version")
     if version != VERSION:
-        raise DecodeError(f"unknown version {version}", field=f"{field}.version")
+        raise DecodeError(f"unknown version {version} (only version {VERSION} exists)",
+                          field=f"{field}.version", offset=at)
+    at = r.pos
     dt = r.uint(f"{field}.data_type")
     if dt != data_type:
-        raise DecodeError(f"expected data type {data_type}, found {dt}", field=f"{field}.data_type")
+        raise DecodeError(f"expected data type {data_type}, found {dt}", field=f"{field}.data_type",
+                          offset=at)
     payload = r.bytes(f"{field}.data")
     r.end(field)
     return payload
+
+
+def time_text(t: int) -> str:
+    """A point in time for messages: unix seconds and the UTC date,
+    ``1800000000 (2027-01-15 08:00:00 UTC)``."""
+    try:
+        when = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return str(t)
+    return f"{t} ({when})"
 
 
 def identifier_text(identifier: bytes) -> str:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
-from trust.models.cbor import Reader, check_size, enc_bytes, enc_uint
+from trust.models.cbor import Reader, check_size, enc_bytes, enc_uint, relocate
 from trust.models.primitives import (
     IDENTIFIER_SIZE,
     PURPOSE_KEY_ATTESTATION_DATA_TYPE,
@@ -115,7 +115,11 @@ class PurposeKeyAttestation:
 
     def __post_init__(self) -> None:
         payload = read_versioned(self.data, PURPOSE_KEY_ATTESTATION_DATA_TYPE, "attestation.data")
-        object.__setattr__(self, "attestation_data", PurposeKeyAttestationData.decode(payload))
+        try:
+            attestation_data = PurposeKeyAttestationData.decode(payload)
+        except DecodeError as e:  # the payload ends the VersionedData
+            raise relocate(e, e.field, len(self.data) - len(payload)) from None
+        object.__setattr__(self, "attestation_data", attestation_data)
         object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
 
     def encode(self) -> bytes:
@@ -125,11 +129,12 @@ class PurposeKeyAttestation:
     def read(cls, r: Reader, field_name: str = "attestation") -> PurposeKeyAttestation:
         r.array(field_name, 2)
         data = r.bytes(f"{field_name}.data")
+        at = r.pos - len(data)
         sig = read_signature(r, f"{field_name}.signature")
         try:
             return cls(data, sig)
         except DecodeError as e:
-            raise DecodeError(e.message, field=f"{field_name}.{e.field or 'data'}") from None
+            raise relocate(e, f"{field_name}.{e.field or 'data'}", at) from None
 
     @classmethod
     def decode(cls, data: bytes) -> PurposeKeyAttestation:
