@@ -44,12 +44,38 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         assert run_cli(cli, ["identity", "create", "alice"]) == 0
         assert run_cli(cli, ["schema", "create", "7", "--attribute", "level:int",
                              "--attribute", "groups:list"]) == 0
+        from trust.credentials.service import CredentialService
+
+        async def credential() -> str:
+            s = CredentialService.open(home)
+            try:
+                return (await s.issue("alice", "alice", {"role": "x"}, ttl=3600)).hex()
+            finally:
+                await s.close()
+
+        import asyncio
+
+        cred = asyncio.run(credential())
         (root / "latin1.txt").write_bytes(b"caf\xe9 \xff\xfe")
         (root / "nul.txt").write_bytes(b"81\x0082")
         (root / "garbage.bin").write_bytes(bytes(range(256)) * 4)
         (root / "dir").mkdir()
         os.mkfifo(root / "fifo")
-        yield {"root": str(root), "home": str(home)}
+        os.environ["TRUSTSTACK_HOME"] = str(root / "elsewhere")
+        from trust.identities.manager import IdentityManager
+
+        async def strangers() -> list[str]:
+            m = IdentityManager.open(root / "elsewhere")
+            try:
+                return [(await m.create_identity(f"stranger{i}")).identity.export_hex()
+                        for i in range(8)]
+            finally:
+                await m.close()
+
+        histories = asyncio.run(strangers())
+        os.environ["TRUSTSTACK_HOME"] = str(home)
+        yield {"root": str(root), "home": str(home), "cred": cred,
+               **{f"history{i}": h for i, h in enumerate(histories)}}
     finally:
         if old is None:
             os.environ.pop("TRUSTSTACK_HOME", None)
@@ -61,7 +87,8 @@ def _r(env: dict[str, str], name: str) -> str:
     return str(Path(env["root"]) / name)
 
 
-# Each case: arguments, with {root} standing for the directory of hostile files.
+# Each case: arguments; {root} stands for the directory of hostile files, {cred} for a valid
+# credential about alice, {historyN} for the change history of a stranger (one per case).
 CASES: list[tuple[str, ...]] = [
     # shared options, unknown nouns and verbs
     ("--output", "xml", "identity", "list"),
@@ -164,6 +191,15 @@ CASES: list[tuple[str, ...]] = [
     ("credential", "list", "--time", HUGE),
     ("credential", "attributes", "nobody" + ESC),
     ("credential", "attributes", "--time", f"1{ARABIC_3}"),
+    # a valid history given with a command that then fails is not stored
+    ("credential", "verify", "00", "--authority", "{history0}"),
+    ("credential", "verify", "{cred}", "--authority", "{history1}"),
+    ("credential", "verify", "{cred}", "--authority", "alice", "--subject", "{history2}"),
+    ("credential", "store", "{cred}", "--authority", "{history3}", "--identity", "alice"),
+    ("credential", "issue", "--subject", "{history4}", "--identity", "nobody"),
+    ("credential", "issue", "--subject", "{history5}", "--key-vault", "no-such-vault"),
+    ("credential", "verify-presentation", "00", "--authority", "{history6}", "--audience", "a",
+     "--nonce", "n"),
     # schema
     *[("schema", "create", sid, "--attribute", "a:string")
       for sid in (HUGE, "-1", ARABIC_3, "", "x", "18446744073709551616", "7")],
@@ -203,7 +239,11 @@ def test_hostile_argument_is_one_typed_line_and_changes_nothing(
     from trust.cli.common import run_cli
     from trust.cli.main import cli
 
-    argv = [a.replace("{root}", env["root"]) for a in args]
+    argv = []
+    for a in args:
+        for key, value in env.items():
+            a = a.replace("{" + key + "}", value)
+        argv.append(a)
     home = Path(env["home"])
     before = _snapshot(home)
     capfd.readouterr()

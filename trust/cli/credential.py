@@ -96,7 +96,16 @@ def _ref(value: str) -> str:
 
 
 async def _authorities(service: CredentialService, refs: tuple[str, ...]) -> list[Identity]:
-    return await service.resolve([_ref(a) for a in refs])
+    """The trusted issuers, verified but not stored yet (see :func:`_remember`)."""
+    return await service.resolve([_ref(a) for a in refs], store=False)
+
+
+async def _remember(service: CredentialService, *identities: Identity | None) -> None:
+    """Once a command has succeeded, keep the histories it was given as known identities (a
+    failed command stores nothing)."""
+    for identity in identities:
+        if identity is not None:
+            await service.identities.remember(identity)
 
 
 def _parse_attributes(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -217,8 +226,10 @@ def issue(issuer: str | None, subject: str, attributes: tuple[str, ...], ttl: st
     now = _now(at)
 
     async def go(s: CredentialService) -> tuple[Any, dict[str, Any]]:
-        result = await s.issue(issuer, _ref(subject), values, ttl=seconds, schema_id=sid,
+        subject_identity = await s.identities.resolve(_ref(subject), store=False)
+        result = await s.issue(issuer, subject_identity, values, ttl=seconds, schema_id=sid,
                                selective=selective, decoys=decoys, key_vault=key_vault, now=now)
+        await _remember(s, subject_identity)
         if isinstance(result, DisclosableCredential):
             attrs = {d.name: d.value for d in result.disclosures}
         else:
@@ -263,8 +274,9 @@ def verify(credential: str | None, file: str | None, authorities: tuple[str, ...
 
     async def go(s: CredentialService) -> dict[str, Any]:
         auths = await _authorities(s, authorities)
-        subj = await s.identities.resolve(_ref(subject)) if subject else None
+        subj = await s.identities.resolve(_ref(subject), store=False) if subject else None
         v = await s.verify(obj, auths, subject=subj, now=_now(at))
+        await _remember(s, *auths, subj)
         return _verified_json(v, await _typed(s, v.schema, v.attributes))
 
     data = _with_service(go)
@@ -416,6 +428,7 @@ def store(credential: str | None, file: str | None, holder: str | None,
     async def go(s: CredentialService) -> dict[str, Any]:
         auths = await _authorities(s, authorities)
         sc = await s.store(holder, obj, auths, now=now)
+        await _remember(s, *auths)
         local = await s.identities.local.by_identifier(sc.holder)
         return _stored_json(sc, {sc.holder: local.name} if local else {}, now)
 
@@ -522,9 +535,10 @@ def verify_presentation(presentation: str | None, file: str | None, authorities:
 
     async def go(s: CredentialService) -> dict[str, Any]:
         auths = await _authorities(s, authorities)
-        subj = await s.identities.resolve(_ref(subject)) if subject else None
+        subj = await s.identities.resolve(_ref(subject), store=False) if subject else None
         vp = await s.verify_presentation(obj, auths, audience=audience, nonce=nonce,
                                          subject=subj, now=_now(at))
+        await _remember(s, *auths, subj)
         v = vp.credential
         return {**_verified_json(v, await _typed(s, v.schema, v.attributes)),
                 "holder": vp.holder.identifier, "audience": vp.audience, "nonce": vp.nonce,

@@ -36,7 +36,7 @@ from trust.credentials.schemas import Schema, prepare_attributes, typed_attribut
 from trust.credentials.verification import VerifiedCredential, verify_credential
 from trust.errors import UsageError, VerificationError
 from trust.identities.identity import Identity, verify_change_history
-from trust.identities.manager import CREDENTIAL_SIGNING, IdentityManager
+from trust.identities.manager import CREDENTIAL_SIGNING, IdentityManager, IdentityRef
 from trust.identities.purpose_keys import DEFAULT_PURPOSE_KEY_TTL
 from trust.models.credential import (
     Attributes,
@@ -89,10 +89,10 @@ class CredentialService:
         return SubjectAttributes(self.attributes, self.schemas)
 
     # -- lookups ---------------------------------------------------------------------------------
-    async def resolve(self, refs: Iterable[str]) -> list[Identity]:
-        """Identities named by local names, known identifiers or change histories (hex; verified
-        and imported)."""
-        out = [await self.identities.resolve(r) for r in refs]
+    async def resolve(self, refs: Iterable[IdentityRef], *, store: bool = True) -> list[Identity]:
+        """Identities named by objects, local names, known identifiers or change histories (hex;
+        verified, and imported unless ``store`` is false)."""
+        out = [await self.identities.resolve(r, store=store) for r in refs]
         if not out:
             raise UsageError("give at least one authority")
         return out
