@@ -268,7 +268,7 @@ def test_schema_commands(cli: Cli) -> None:
                                                 "description": "demo"}
     assert "  a: int" in cli("schema", "show", "42").out
     assert [s["id"] for s in cli.json("schema", "list")] == [42, (1 << 64) - 1]
-    assert cli("schema", "list").out.splitlines()[0] == "42\ta:int, b:list"
+    assert cli("schema", "list").out.splitlines()[0] == "42\ta:int,b:list\tdemo"
     assert_one_line_error(cli("schema", "create", "42", "--attribute", "a:int", ok=False),
                           "already exists")
     for bad in (["create", "43", "--attribute", "a:number"], ["create", "x", "--attribute", "a:int"],
