@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import assert_one_line_error
+from trust.node.files import pid_alive
 
 ADMIN = '(= subject.role "admin")'
 
@@ -49,7 +54,36 @@ def test_create_show_list_delete(cli: Any) -> None:
     assert cli("policy", "list").out == "no policies at node default"
 
 
-def test_nodes_keep_policies_apart(cli: Any) -> None:
+@pytest.fixture
+def stopped_nodes(cli: Any, home: Path) -> Iterator[None]:
+    """Nodes n1 and n2 exist (created, then stopped; killed at the end even on failure)."""
+    try:
+        for name in ("n1", "n2"):
+            cli("node", "create", name)
+            cli("node", "stop", name)
+        yield
+    finally:
+        for name in ("n1", "n2"):
+            cli("node", "stop", name, ok=None)
+            with contextlib.suppress(OSError, ValueError):
+                pid = int((home / "nodes" / name / "pid").read_text())
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_create_refuses_a_node_that_does_not_exist(cli: Any) -> None:
+    r = cli("policy", "create", "--resource", "web", "--allow", "web", "--at", "n9", ok=False)
+    assert_one_line_error(r, "no node named n9", "node create n9")
+    r = cli("policy", "create", "--resource", "web", "--allow", "web", "--at", "bad name",
+            ok=False)
+    assert_one_line_error(r, "invalid node name")
+    assert cli.json("policy", "list", "--at", "n9") == []
+    # the default scope needs no node, named or not
+    cli("policy", "create", "--resource", "web", "--allow", "web", "--at", "default")
+    assert [p["node"] for p in cli.json("policy", "list")] == ["default"]
+
+
+def test_nodes_keep_policies_apart(cli: Any, stopped_nodes: None) -> None:
     cli("policy", "create", "--resource", "web", "--allow", "web", "--at", "n1")
     cli("policy", "create", "--resource", "web", "--allow", "db", "--at", "n2")
     assert cli("policy", "show", "--resource", "web", "--at", "n1").out == (

@@ -35,6 +35,18 @@ def _describe(resource: str | None, resource_type: str | None, node: str) -> str
     return f"{what} at node {node}"
 
 
+def _require_node(node: str) -> None:
+    """Refuse to write policies for a node that does not exist (a typo would store them where
+    no node reads them). The default scope needs no node."""
+    if node == DEFAULT_NODE:
+        return
+    from trust.node.files import NodePaths
+
+    if not NodePaths(node).exists():
+        raise NotFoundError(f"no node named {node}: create it first (truststack node create "
+                            f"{node}) or leave out --at for the default scope")
+
+
 def _parse(text: str) -> Policy:
     from policies import Policy
 
@@ -82,6 +94,7 @@ def create(resource: str | None, resource_type: str | None, node: str, expressio
           --allow '(= subject.has_credential true)'
     """
     key = _target(resource, resource_type)
+    _require_node(node)
     policy = _parse(read_value(expression, file, what="policy (--allow)"))
     entry = run(_store().set_policy(policy, scope=node, **key))
     warnings = [str(w) for w in policy.lint()]
