@@ -31,7 +31,7 @@ from policies.errors import PolicyError
 from policies.values import Value, as_number
 
 __all__ = ["RESERVED", "SCHEMA_TYPES", "Environment", "TextAttributes", "check_schema", "convert",
-           "text_attributes"]
+           "key_cache_size", "text_attributes"]
 
 SCHEMA_TYPES: Final = frozenset({"string", "int", "float", "bool", "list"})
 
@@ -47,6 +47,7 @@ _ATTR_KEY = re.compile(r"[a-zA-Z0-9!$%&*/<=>?~_^.+\-:@]+")
 _NAME = re.compile(r"[a-zA-Z!$%&*/<=>?~_^][a-zA-Z0-9!$%&*/<=>?~_^.+\-:@]*")
 _INT = re.compile(r"[+-]?[0-9]{1,300}")
 _KEY_CACHE_LIMIT: Final = 4096
+_KEY_CACHE_MAX_KEY: Final = 128
 # namespace -> {attribute key -> full name, or "" when the key is unusable or reserved}
 _KEY_CACHE: dict[str, dict[object, str]] = {ns: {} for ns in RESERVED}
 _SUBJECT_KEYS = _KEY_CACHE["subject"]
@@ -62,13 +63,19 @@ def _full_name(ns: str, key: object) -> str:
         full = ""
     else:
         full = f"{ns}.{key}"
-    if isinstance(key, str):
-        cache[key] = full
+    if isinstance(key, str) and len(key) <= _KEY_CACHE_MAX_KEY:
+        cache[key] = full  # short keys only: the cache holds at most 4096 x 128 characters
     return full
 
 
 AttributeMap = Mapping[str, object] | Mapping[bytes, object] | Mapping[str | bytes, object]
 """Attribute names (text, or UTF-8 bytes as credentials carry them) to values."""
+
+
+def key_cache_size() -> int:
+    """Characters held by the attribute-name cache (bounded: at most 4096 keys of 128)."""
+    return sum(len(k) + len(v) for cache in _KEY_CACHE.values() for k, v in cache.items()
+               if isinstance(k, str))
 
 
 def _shown(raw: bytes) -> str:

@@ -177,3 +177,14 @@ def test_create_refuses_what_could_not_be_read_back(cli: Cli, tmp_path: Path) ->
 def test_json_lint_reports_the_position(cli: Cli) -> None:
     r = cli("policy", "lint", "(= subject.x 1e999)", "--output", "json", ok=False)
     assert json.loads(r.stdout)["error"]["column"] == 14
+
+
+def test_the_attribute_name_cache_is_bounded_by_size() -> None:
+    from policies.environment import key_cache_size
+
+    for i in range(300):
+        long_name = f"a{i}" + "x" * 100_000
+        env = Environment.build(subject={long_name: "1", f"k{i}": "2"})
+        assert env[f"subject.{long_name}"] == "1"
+    # before: every distinct key was kept (300 x 100 KB here), now only short ones
+    assert key_cache_size() < 4096 * 2 * (128 + 16)
