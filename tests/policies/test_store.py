@@ -237,3 +237,19 @@ def test_a_corrupted_row_is_a_storage_error(tmp_path: Path) -> None:
             run(s.get_policy(resource="web"))
         with pytest.raises(StorageError, match="does not parse"):
             run(SqlitePolicyRepository(db).policy_for("web"))
+
+
+def test_the_compiled_policy_cache_is_bounded_by_size(tmp_path: Path) -> None:
+    """Lookups of many distinct long resource names (a peer picks them) keep the cache bounded."""
+    db = Database(tmp_path / "state.sqlite")
+    try:
+        store = SqlitePolicyRepository(db)
+        run(store.set_policy(ADMIN, resource_type="tcp-outlet"))
+        peak = 0
+        for i in range(400):
+            name = f"r{i}-" + "x" * 200_000
+            assert run(store.policy_for(name, "tcp-outlet")) == ADMIN
+            peak = max(peak, store.cached_bytes)
+        assert 0 < peak <= 32 * 1024 * 1024
+    finally:
+        db.close()

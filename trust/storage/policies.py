@@ -41,6 +41,9 @@ SCHEMA: Final = [
 ]
 
 _CACHE_LIMIT: Final = 10_000
+_CACHE_BYTES: Final = 32 * 1024 * 1024
+"""The compiled-policy cache is dropped when it holds this much (estimated: names, canonical text
+and its compiled closures, about 8 bytes per character) or :data:`_CACHE_LIMIT` entries."""
 
 
 class SqlitePolicyRepository:
@@ -58,6 +61,7 @@ class SqlitePolicyRepository:
         self._resources = self._cache["resource"]
         self._types = self._cache["resource_type"]
         self._cached = 0
+        self._cached_bytes = 0
         self._version = self._read_version()
         self._deadline = clock() + recheck
 
@@ -71,6 +75,7 @@ class SqlitePolicyRepository:
         self._resources.clear()
         self._types.clear()
         self._cached = 0
+        self._cached_bytes = 0
 
     def _fresh(self) -> None:
         """Drop the cache if another store object changed a policy since we last looked."""
@@ -86,11 +91,18 @@ class SqlitePolicyRepository:
             "SELECT expression FROM abac_policy WHERE node_name = ? AND kind = ? AND name = ?",
             (scope, kind, name))
         policy = None if row is None else self._parse(row[0], scope, kind, name)
-        if self._cached >= _CACHE_LIMIT:
+        size = 256 + len(scope) + len(name) + (0 if policy is None else 8 * len(policy.text))
+        if self._cached >= _CACHE_LIMIT or self._cached_bytes + size > _CACHE_BYTES:
             self._clear()
         self._cached += 1
+        self._cached_bytes += size
         self._cache[kind].setdefault(scope, {})[name] = policy
         return policy
+
+    @property
+    def cached_bytes(self) -> int:
+        """The estimated size of the compiled-policy cache."""
+        return self._cached_bytes
 
     @staticmethod
     def _parse(text: str, scope: str, kind: str, name: str) -> Policy:
