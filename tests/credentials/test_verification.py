@@ -78,7 +78,8 @@ def test_valid_until_exactly_expires_at(world: World) -> None:
     cpk = run(world.issue(ttl=100))
     v = check(world, cpk, NOW + 100)
     assert v.expires_at == NOW + 100 and v.attributes[b"role"] == b"admin"
-    with pytest.raises(VerificationError, match=r"expired at 1800000100 \(now 1800000101\)"):
+    with pytest.raises(VerificationError, match=r"expired at 1800000100 \(2027-01-15 08:01:40 UTC\), "
+                       r"checked at 1800000101 "):
         check(world, cpk, NOW + 101)
 
 
@@ -117,7 +118,7 @@ def test_attestation_clock_edges_cold_and_warm() -> None:
     with pytest.raises(VerificationError, match="attestation was created in the future"):
         check(w, cpk, NOW - 1)
     check(w, cpk, NOW + 1000)  # attestation and credential expire exactly now
-    with pytest.raises(VerificationError, match="attestation has expired"):
+    with pytest.raises(VerificationError, match="attestation expired at"):
         check(w, cpk, NOW + 1001)
 
 
