@@ -3,12 +3,26 @@ policies and secure channels."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from trust.credentials.repositories import AttributeRecord, AttributeRepository, SchemaRepository
 from trust.credentials.schemas import Schema, text_of
 from trust.models.memo import ENTRY_OVERHEAD, BoundedCache
+
+
+class HasIdentifier(Protocol):
+    @property
+    def identifier(self) -> str: ...
+
+
+def _subject_id(subject: str | HasIdentifier) -> str:
+    return subject if isinstance(subject, str) else subject.identifier
+
+
+def _now(now: int | None) -> int:
+    return int(time.time()) if now is None else int(now)
 
 
 @dataclass(frozen=True)
@@ -40,9 +54,12 @@ class SubjectAttributes:
         self._schemas.put(schema_id, schema, size)
         return schema
 
-    async def records(self, subject: str, *, now: int) -> list[TypedAttribute]:
+    async def records(self, subject: str | HasIdentifier, *, now: int | None = None
+                      ) -> list[TypedAttribute]:
+        """Every unexpired attribute record of ``subject`` (an identifier, or an identity) at
+        ``now`` (default: the clock)."""
         out = []
-        for r in await self.attributes.get(subject, now=now):
+        for r in await self.attributes.get(_subject_id(subject), now=_now(now)):
             out.append(await self._typed(r))
         return out
 
@@ -52,8 +69,10 @@ class SubjectAttributes:
         return TypedAttribute(text_of(r.name), value, r.issuer, r.schema, r.created_at,
                               r.expires_at)
 
-    async def get(self, subject: str, *, now: int) -> dict[str, Any]:
-        """``{name: typed value}`` for ``subject`` at ``now``."""
+    async def get(self, subject: str | HasIdentifier, *, now: int | None = None
+                  ) -> dict[str, Any]:
+        """``{name: typed value}`` for ``subject`` (an identifier, or an identity) at ``now``
+        (default: the clock)."""
         best: dict[str, TypedAttribute] = {}
         for a in await self.records(subject, now=now):
             cur = best.get(a.name)

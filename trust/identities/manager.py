@@ -41,20 +41,36 @@ SECURE_CHANNEL = "secure_channel"
 CREDENTIAL_SIGNING = "credential_signing"
 
 
-@dataclass(frozen=True)
-class NamedIdentity:
-    """A local identity: its name, where its key is, and its verified history."""
+@dataclass(frozen=True, eq=False)
+class NamedIdentity(Identity):
+    """A local identity: an :class:`Identity` (so it goes wherever one is meant, e.g. the
+    authorities of ``verify_credential``) with its local name and where its primary key is."""
 
     name: str
-    identity: Identity
     vault: str
     key_handle: str
     is_default: bool
     created_at: int
 
+    @classmethod
+    def of(cls, name: str, identity: Identity, vault: str, key_handle: str, is_default: bool,
+           created_at: int) -> NamedIdentity:
+        return cls(identity.change_history, identity.raw, name, vault, key_handle, is_default,
+                   created_at)
+
     @property
-    def identifier(self) -> str:
-        return self.identity.identifier
+    def identity(self) -> Identity:
+        """The bare verified history (equal to any other :class:`Identity` of the same bytes)."""
+        return Identity(self.change_history, self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NamedIdentity):
+            return (self.raw, self.name, self.vault, self.key_handle) == \
+                (other.raw, other.name, other.vault, other.key_handle)
+        return isinstance(other, Identity) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
 
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)
@@ -206,7 +222,7 @@ class IdentityManager:
         raw = await self.known.get(local.identifier)
         if raw is None:
             raise NotFoundError(f"the history of identity {local.name!r} is missing")
-        return NamedIdentity(local.name, verify_change_history(raw, cache=True), local.vault,
+        return NamedIdentity.of(local.name, verify_change_history(raw, cache=True), local.vault,
                              local.key_handle, local.is_default, local.created_at)
 
     async def get(self, name: IdentityRef | None = None) -> NamedIdentity:
