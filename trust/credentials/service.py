@@ -110,6 +110,12 @@ class CredentialService:
     async def close(self) -> None:
         await self.identities.close()
 
+    async def __aenter__(self) -> CredentialService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     def subject_attributes(self) -> SubjectAttributes:
         """Typed ``subject.*`` attributes from the attribute store."""
         return SubjectAttributes(self.attributes, self.schemas)

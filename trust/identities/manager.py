@@ -127,6 +127,12 @@ class IdentityManager:
             await v.close()
         self._vaults.clear()
 
+    async def __aenter__(self) -> IdentityManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     # -- vaults --------------------------------------------------------------------------------
     async def vault(self, name: str | None = None) -> tuple[str, SigningVault]:
         """The vault ``name`` (default: the file vault ``default``, created on first use)."""
