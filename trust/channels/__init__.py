@@ -27,8 +27,7 @@ from trust.channels.messages import (
 )
 from trust.channels.noise import MAX_MESSAGE_SIZE, PROTOCOL_NAME, SplitKeys
 from trust.channels.peer import VerifiedPeer
-from trust.channels.records import Decryptor, Encryptor
-from trust.channels.session import RecordSession
+from trust.channels.records import Decryptor, Encryptor, RecordSession
 from trust.channels.trust_policies import (
     AllTrust,
     AnyTrust,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -142,7 +143,7 @@ def _check_size(data: bytes, what: str) -> bytes:
 
 
 class _Noise:
-    __slots__ = ("_e", "_re", "_rs", "_s", "_ss", "_step")
+    __slots__ = ("_e", "_re", "_re_key", "_rs", "_s", "_ss", "_step")
 
     def __init__(self, static: DhKey, ephemeral: DhKey | None, protocol_name: bytes,
                  prologue: bytes) -> None:
@@ -150,6 +151,7 @@ class _Noise:
         self._e = ephemeral
         self._ss = SymmetricState(protocol_name, prologue)
         self._re: bytes | None = None
+        self._re_key: X25519PublicKey | None = None
         self._rs: bytes | None = None
         self._step = _Step.START
 
@@ -166,6 +168,7 @@ class _Noise:
         self._step = _Step.FAILED
         self._ss.wipe()
         self._e = None
+        self._re_key = None
 
     def _expect(self, step: _Step, what: str) -> None:
         if self._step is not step:
@@ -223,6 +226,7 @@ class NoiseInitiator(_Noise):
             self._fail()
             raise
         self._re = re_bytes
+        self._re_key = re
         self._rs = rs_bytes
         self._step = _Step.SEND_3
         return payload
@@ -235,9 +239,9 @@ class NoiseInitiator(_Noise):
             self._fail()
             raise UsageError("the payload does not fit in a handshake message")
         ss = self._ss
-        assert self._re is not None
+        assert self._re_key is not None
         enc_s = ss.encrypt_and_hash(self._s.public)
-        ss.mix_key(self._s.dh(peer_public_key(self._re)))
+        ss.mix_key(self._s.dh(self._re_key))
         enc_p = ss.encrypt_and_hash(payload)
         k1, k2 = ss.split()
         self._step = _Step.DONE
@@ -267,7 +271,7 @@ class NoiseResponder(_Noise):
                 raise RemoteProtocolError(f"handshake message 1 of {len(data)} bytes is too short "
                                           "(32 at least)")
             re_bytes = data[:32]
-            peer_public_key(re_bytes)
+            self._re_key = peer_public_key(re_bytes)
             ss = self._ss
             ss.mix_hash(re_bytes)
             payload = data[32:]
@@ -289,8 +293,8 @@ class NoiseResponder(_Noise):
             self._e = X25519KeyPair.generate()
         ss = self._ss
         e = self._e
-        assert self._re is not None
-        re = peer_public_key(self._re)
+        re = self._re_key
+        assert re is not None
         try:
             ss.mix_hash(e.public)
             ss.mix_key(e.dh(re))

@@ -11,7 +11,8 @@ aad = "", plaintext)``. Each direction has its own key and a nonce counter start
   rotation) changes **only after** the record decrypted: a forged record changes nothing.
 
 Both are sans-IO objects over bytes. One ``AESGCM`` object is kept per key; the nonce bytes come
-from one ``struct`` call.
+from one ``struct`` call. :class:`RecordSession` joins them with the message codec: messages in,
+records out, and back.
 """
 
 from __future__ import annotations
@@ -23,7 +24,18 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from trust.channels.errors import DecryptionError, ReplayError
+from trust.channels.messages.padded import MAX_PLAINTEXT_SIZE, ChannelMessage, decode_message
+from trust.channels.messages.payload import (
+    PAYLOAD_PREFIX,
+    Payload,
+    bstr_head,
+    payload_at,
+    routes_prefix,
+)
+from trust.channels.noise import SplitKeys
 from trust.errors import DecodeError, UsageError
+from trust.routing.route import Route
+from trust.routing.route_cbor import read_route
 
 __all__ = [
     "KEY_RENEWAL_INTERVAL",
@@ -32,6 +44,7 @@ __all__ = [
     "WINDOW",
     "Decryptor",
     "Encryptor",
+    "RecordSession",
     "rekey",
 ]
 
@@ -196,6 +209,18 @@ class Decryptor:
             raise DecodeError(f"a record has {RECORD_OVERHEAD} bytes at least, found "
                               f"{len(record)}", field="record")
         n = _unpack(record)[0]
+        cur = self._current
+        if cur < n <= cur + WINDOW and n - self._start < KEY_RENEWAL_INTERVAL and \
+                type(record) is bytes:
+            # the common case: a newer record under the current key
+            try:
+                pt = self._aead.decrypt(_ZERO4 + record[:8], record[8:], None)
+            except InvalidTag:
+                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
+                                      "key)") from None
+            self._bitmap = ((self._bitmap << (n - cur)) | 1) & _MASK64
+            self._current = n
+            return pt
         aead, key = self._check(n)
         try:
             pt = aead.decrypt(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None)
@@ -224,3 +249,122 @@ class Decryptor:
                                   "key)") from None
         self._commit(n, aead, key)
         return size
+
+
+_LARGE: Final = 16 * 1024
+"""Records at least this large are decrypted into a reused buffer."""
+_ROUTES_MAX: Final = 512
+"""The longest encoded routes a session remembers."""
+_NO_PADDING: Final = b"\x40"
+_new_tuple = tuple.__new__
+
+
+class RecordSession:
+    """Both directions of an open channel, from the keys of a completed handshake: encrypts
+    messages for the peer, decrypts the peer's records into messages. A conversation keeps its
+    routes: the session remembers the encoded routes of the last Payload each way and skips
+    encoding or decoding them again. (The common record is handled inline: this is the hot
+    path.)"""
+
+    __slots__ = ("_buf", "_dec", "_dec_last", "_enc", "_enc_on", "_enc_ret", "_enc_size", "decryptor",
+                 "encryptor")
+
+    def __init__(self, keys: SplitKeys) -> None:
+        if not isinstance(keys, SplitKeys):
+            raise UsageError("keys must be the SplitKeys of a completed handshake")
+        self.encryptor = Encryptor(keys.encrypt_key)
+        self.decryptor = Decryptor(keys.decrypt_key)
+        self._buf = bytearray()
+        self._enc_on: Route | None = None
+        self._enc_ret: Route | None = None
+        self._enc = b""
+        self._enc_size = -1
+        """The last Payload's routes and size, and its bytes before the payload."""
+        self._dec: tuple[bytes, Route, Route] | None = None
+        """The last Payload received: its routes' bytes and routes."""
+        self._dec_last: tuple[bytes, int, Route, Route] | None = None
+        """The same with its length head: its bytes before the payload, and its size."""
+
+    def encrypt_payload(self, onward_route: Route, return_route: Route, payload: bytes) -> bytes:
+        """The record of a Payload message (the common case)."""
+        size = len(payload)
+        if onward_route is self._enc_on and return_route is self._enc_ret and size == self._enc_size:
+            pt = b"".join((self._enc, payload, _NO_PADDING))
+        else:
+            prefix = routes_prefix(onward_route, return_route) + bstr_head(size)
+            if len(prefix) <= _ROUTES_MAX:
+                self._enc_on, self._enc_ret, self._enc = onward_route, return_route, prefix
+                self._enc_size = size
+            pt = b"".join((prefix, payload, _NO_PADDING))
+        enc = self.encryptor
+        n = enc._nonce
+        if n & _REKEY_MASK == 0 or n > MAX_NONCE:
+            return enc.encrypt(pt)  # a new key, or no nonce left: the checking path
+        enc._nonce = n + 1
+        nb = _pack(n)
+        return nb + enc._aead.encrypt(_ZERO4 + nb, pt, None)
+
+    def encrypt(self, message: ChannelMessage) -> bytes:
+        """The record of any channel message (Payload, RefreshCredentials, Close)."""
+        return self.encryptor.encrypt(message.encode())
+
+    def _decode(self, data: bytes | bytearray, end: int) -> ChannelMessage:
+        known = self._dec
+        if known is not None and data.startswith(known[0], 0, end):
+            fast = payload_at(data, len(known[0]), end, known[1], known[2])
+            if fast is not None:
+                return fast
+        elif end >= 9 and data.startswith(PAYLOAD_PREFIX):
+            onward, pos = read_route(data, 5, end, "payload.onward_route")
+            ret, pos = read_route(data, pos, end, "payload.return_route")
+            fast = payload_at(data, pos, end, onward, ret)
+            if fast is not None:
+                if pos <= _ROUTES_MAX:
+                    self._dec = (bytes(data[:pos]), onward, ret)
+                return fast
+        return decode_message(data, end)
+
+    def decrypt(self, record: bytes | bytearray | memoryview) -> ChannelMessage:
+        """The message in ``record``; typed errors (and no change of state) for a replayed,
+        forged or malformed record."""
+        size = len(record) - RECORD_OVERHEAD
+        if size < _LARGE:
+            d = self.decryptor
+            if size >= 0 and type(record) is bytes:
+                n = _unpack(record)[0]
+                cur = d._current
+                if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
+                    # a newer record under the current key (as Decryptor.decrypt, inline)
+                    try:
+                        pt = d._aead.decrypt(_ZERO4 + record[:8], record[8:], None)
+                    except InvalidTag:
+                        raise DecryptionError(f"record {n} does not decrypt (changed bytes, or "
+                                              "another key)") from None
+                    d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
+                    d._current = n
+                else:
+                    pt = d.decrypt(record)
+            else:
+                pt = d.decrypt(record)
+            last = self._dec_last
+            if last is not None and len(pt) == last[1] and pt.startswith(last[0]) and \
+                    pt[-1] == 0x40:
+                # the routes and size of the last Payload (its end checked by the length)
+                return _new_tuple(Payload, (last[2], last[3], pt[len(last[0]) : -1]))
+            message = self._decode(pt, len(pt))
+            if type(message) is Payload and self._dec is not None:
+                prefix = self._dec[0] + bstr_head(len(message.payload))
+                self._dec_last = (prefix, len(prefix) + len(message.payload) + 1, *self._dec[1:])
+            return message
+        if size > MAX_PLAINTEXT_SIZE:
+            raise DecodeError(f"a record of {len(record)} bytes is larger than the "
+                              f"{MAX_PLAINTEXT_SIZE}-byte limit", field="record")
+        buf = self._buf
+        if len(buf) < size:
+            self._buf = buf = bytearray(size)
+        n = self.decryptor.decrypt_into(record, buf)
+        try:
+            return self._decode(buf, n)
+        finally:
+            if len(buf) > 4 * _LARGE and n < len(buf) // 4:
+                self._buf = bytearray()  # do not keep a large buffer for small records

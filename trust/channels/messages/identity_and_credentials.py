@@ -15,13 +15,23 @@ from trust.errors import DecodeError, UsageError
 from trust.models.cbor import Reader, check_size
 from trust.models.change_history import ChangeHistory
 from trust.models.credential import CredentialAndPurposeKey
+from trust.models.memo import BoundedCache, decoded_size
 from trust.models.purpose_key import PurposeKeyAttestation
 
-__all__ = ["MAX_IDENTITY_PAYLOAD_SIZE", "IdentityAndCredentials"]
+__all__ = ["MAX_IDENTITY_PAYLOAD_SIZE", "IdentityAndCredentials", "clear_decode_cache"]
 
 MAX_IDENTITY_PAYLOAD_SIZE: Final = 65535 - 32 - 48 - 16
 """The largest payload that fits in handshake message 2 (65,535 bytes with the ephemeral key,
 the encrypted static key and the tag)."""
+
+_DECODED: BoundedCache[bytes, IdentityAndCredentials] = BoundedCache(
+    "channels.identity_payloads", 8 * 1024 * 1024, max_entry=decoded_size(b"\0" * 4096))
+"""Decoded payloads by their bytes: a peer that comes back sends the same bytes, and decoding
+is a pure function of them (nothing is verified here; verification runs on every handshake)."""
+
+
+def clear_decode_cache() -> None:
+    _DECODED.clear()
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,12 @@ class IdentityAndCredentials:
         f = "identity_and_credentials"
         if not isinstance(data, (bytes, bytearray)):
             raise DecodeError(f"expected bytes, got {type(data).__name__}", field=f)
+        data = bytes(data)
+        known = _DECODED.get(data)
+        if known is not None:
+            return known
         check_size(data, f, MAX_IDENTITY_PAYLOAD_SIZE)
-        r = Reader(bytes(data))
+        r = Reader(data)
         r.array(f, 3)
         history, raw = read_change_history(r, f"{f}.change_history")
         att = PurposeKeyAttestation.read(r, f"{f}.purpose_key_attestation")
@@ -73,4 +87,5 @@ class IdentityAndCredentials:
         object.__setattr__(value, "purpose_key_attestation", att)
         object.__setattr__(value, "credentials", credentials)
         object.__setattr__(value, "change_history", history)
+        _DECODED.put(data, value, decoded_size(data))
         return value

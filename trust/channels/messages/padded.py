@@ -12,7 +12,11 @@ from __future__ import annotations
 from typing import Final
 
 from trust.channels.messages.close import CLOSE_VARIANT, Close
-from trust.channels.messages.payload import PAYLOAD_VARIANT, Payload, decode_payload_fast
+from trust.channels.messages.payload import (
+    PAYLOAD_VARIANT,
+    Payload,
+    decode_payload_fast,
+)
 from trust.channels.messages.refresh_credentials import REFRESH_CREDENTIALS_VARIANT, RefreshCredentials
 from trust.errors import DecodeError
 from trust.models.cbor import Reader, enc_bytes

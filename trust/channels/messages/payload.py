@@ -12,15 +12,15 @@ is built from cached route bytes, and decoding recognises the common shape with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Final
+from struct import Struct
+from typing import Final, NamedTuple
 
 from trust.models.cbor import Reader, head
 from trust.routing.route import Route
 from trust.routing.route_cbor import encode_route, read_route
 
-__all__ = ["PAYLOAD_PREFIX", "PAYLOAD_VARIANT", "Payload", "decode_payload_fast", "encode_payload",
-           "payload_parts"]
+__all__ = ["PAYLOAD_PREFIX", "PAYLOAD_VARIANT", "Payload", "bstr_head", "decode_payload_fast",
+           "encode_payload", "payload_at", "payload_parts", "routes_prefix"]
 
 PAYLOAD_VARIANT: Final = 0
 PAYLOAD_PREFIX: Final = b"\x82\x82\x00\x81\x83"
@@ -28,22 +28,26 @@ PAYLOAD_PREFIX: Final = b"\x82\x82\x00\x81\x83"
 
 _BSTR_HEADS: Final = tuple(head(2, i) for i in range(256))
 _NO_PADDING: Final = b"\x40"
+_new_tuple = tuple.__new__
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """A message for the peer's node: its onward route there, its return route, its bytes."""
+class Payload(NamedTuple):
+    """A message for the peer's node: its onward route there, its return route, its bytes.
+    (Immutable; a named tuple, cheap to build on the record path.)"""
 
     onward_route: Route
     return_route: Route
     payload: bytes
-    variant: ClassVar[int] = PAYLOAD_VARIANT
+
+    @property
+    def variant(self) -> int:
+        return PAYLOAD_VARIANT
 
     def encode_message(self) -> bytes:
         """The ``SecureChannelMessage`` item."""
         return b"".join(payload_parts(self.onward_route, self.return_route, self.payload))[1:-1]
 
-    def encode(self, padding: bytes = b"") -> bytes:
+    def encode(self, padding: bytes = b"") -> bytes:  # type: ignore[override]
         """The padded message."""
         if padding:
             from trust.channels.messages.padded import pad
@@ -61,28 +65,44 @@ class Payload:
         return cls(onward, ret, r.bytes(f"{field}.payload"))
 
 
+_H16: Final = Struct(">BH").pack
+_H32: Final = Struct(">BI").pack
+
+
+def bstr_head(n: int) -> bytes:
+    """The head of a byte string of ``n`` bytes."""
+    if n < 256:
+        return _BSTR_HEADS[n]
+    if n < 0x10000:
+        return _H16(0x59, n)
+    if n < 0x100000000:
+        return _H32(0x5A, n)
+    return head(2, n)
+
+
 def payload_parts(onward: Route, ret: Route, payload: bytes) -> tuple[bytes, ...]:
     """The padded message's bytes in pieces (join them, or encrypt their concatenation)."""
-    n = len(payload)
-    return (PAYLOAD_PREFIX + encode_route(onward) + encode_route(ret)
-            + (_BSTR_HEADS[n] if n < 256 else head(2, n)), payload, _NO_PADDING)
+    return (PAYLOAD_PREFIX + encode_route(onward) + encode_route(ret) + bstr_head(len(payload)),
+            payload, _NO_PADDING)
+
+
+def routes_prefix(onward: Route, ret: Route) -> bytes:
+    """The padded Payload's bytes before the payload's length: a channel that keeps its routes
+    keeps this prefix."""
+    return PAYLOAD_PREFIX + encode_route(onward) + encode_route(ret)
 
 
 def encode_payload(onward: Route, ret: Route, payload: bytes) -> bytes:
     """The padded Payload message (empty padding), built from cached route bytes."""
-    n = len(payload)
     return b"".join((PAYLOAD_PREFIX, encode_route(onward), encode_route(ret),
-                     _BSTR_HEADS[n] if n < 256 else head(2, n), payload, _NO_PADDING))
+                     bstr_head(len(payload)), payload, _NO_PADDING))
 
 
-def decode_payload_fast(data: bytes | bytearray, end: int) -> Payload | None:
-    """The Payload in ``data[:end]`` when it has the usual shape (empty padding, short heads);
-    None for anything else (the general decoder then decides). Raises DecodeError only for a
-    malformed route."""
-    if not data.startswith(PAYLOAD_PREFIX) or end < 9:
-        return None
-    onward, pos = read_route(data, 5, end, "payload.onward_route")
-    ret, pos = read_route(data, pos, end, "payload.return_route")
+def payload_at(data: bytes | bytearray, pos: int, end: int, onward: Route,
+                ret: Route) -> Payload | None:
+    """The Payload whose routes were read (``onward``, ``ret``) and whose payload byte string
+    starts at ``pos``, followed by an empty padding that ends at ``end``; None for any other
+    shape (the general decoder then decides)."""
     if pos >= end:
         return None
     h = data[pos]
@@ -110,5 +130,16 @@ def decode_payload_fast(data: bytes | bytearray, end: int) -> Payload | None:
     if stop + 1 != end or data[stop] != 0x40:
         return None
     if type(data) is bytes:
-        return Payload(onward, ret, data[pos:stop])
-    return Payload(onward, ret, bytes(memoryview(data)[pos:stop]))
+        return _new_tuple(Payload, (onward, ret, data[pos:stop]))
+    return _new_tuple(Payload, (onward, ret, bytes(memoryview(data)[pos:stop])))
+
+
+def decode_payload_fast(data: bytes | bytearray, end: int) -> Payload | None:
+    """The Payload in ``data[:end]`` when it has the usual shape (empty padding, shortest heads);
+    None for anything else (the general decoder then decides). Raises DecodeError only for a
+    malformed route."""
+    if end < 9 or not data.startswith(PAYLOAD_PREFIX):
+        return None
+    onward, pos = read_route(data, 5, end, "payload.onward_route")
+    ret, pos = read_route(data, pos, end, "payload.return_route")
+    return payload_at(data, pos, end, onward, ret)
