@@ -158,3 +158,19 @@ def test_an_identity_is_named_by_object_name_or_identifier(tmp_path: Path) -> No
             await m.close()
 
     run(go())
+
+
+def test_rotate_refuses_the_current_key_and_a_key_of_the_wrong_type(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with IdentityManager.open(tmp_path) as m:
+            alice = await m.create_identity("alice")
+            other = await m.create_identity("other", key_type="p256")
+            with pytest.raises(UsageError, match="already the current key"):
+                await m.rotate("alice", key_id=alice.key_handle)
+            with pytest.raises(UsageError, match="not a ed25519 key"):
+                await m.rotate("alice", key_id=other.key_handle, key_type="ed25519")
+            assert len((await m.get("alice")).changes) == 1
+            rotated = await m.rotate("alice", key_id=other.key_handle, key_type="p256")
+            assert len(rotated.changes) == 2
+
+    run(go())

@@ -332,6 +332,12 @@ class IdentityManager:
         created_key = False
         if key_id is not None:
             handle = await new_vault.resolve_key(key_id)
+            public = await new_vault.public_key(handle)
+            if key_type is not None and public.key_type is not KeyType(key_type):
+                raise UsageError(f"key {key_id} is not a {KeyType(key_type).value} key")
+            if public == named.identity.latest_public_key:
+                raise UsageError(f"key {key_id} is already the current key of {named.name!r}; "
+                                 "a rotation needs another key")
         else:
             kt = KeyType(key_type) if key_type is not None else (
                 named.identity.latest_public_key.key_type
