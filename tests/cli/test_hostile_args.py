@@ -206,6 +206,7 @@ CASES: list[tuple[str, ...]] = [
     *[("schema", "create", "8", "--attribute", a)
       for a in ("a", "a:nope", ":string", "a\n:string", LONG + ":string", "a" + ESC + ":string")],
     ("schema", "create", "8", "--attribute", "a:string", "--attribute", "a:int"),
+    ("schema", "create", "8", "--attribute", "a:string", "--description", LONG),
     *[("schema", verb, sid) for verb in ("show", "delete")
       for sid in (HUGE, "-1", ARABIC_3, "x", "", "999")],
 ]

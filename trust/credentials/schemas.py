@@ -37,6 +37,8 @@ _FLOAT_INPUT_RE = re.compile(r"[+-]?([0-9]{1,400}(\.[0-9]{0,400})?|\.[0-9]{1,400
 _SCHEMA_ID_RE = re.compile(r"[0-9]{1,20}", re.ASCII)
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}", re.ASCII)
 MAX_LIST_TEXT = 1 << 20
+MAX_SCHEMA_ATTRIBUTES = 1024
+MAX_DESCRIPTION = 4096
 
 TypedValue = str | int | float | bool | list[str]
 
@@ -236,6 +238,11 @@ class Schema:
             raise UsageError("an attribute is named twice in the schema")
         if not pairs:
             raise UsageError("a schema names at least one attribute")
+        if len(pairs) > MAX_SCHEMA_ATTRIBUTES:
+            raise UsageError(f"a schema names at most {MAX_SCHEMA_ATTRIBUTES} attributes")
+        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+            raise UsageError(f"a schema description is text of at most {MAX_DESCRIPTION} "
+                             "characters")
         return cls(sid, tuple(pairs), description)
 
     @property
