@@ -83,7 +83,7 @@ def create(name: str | None, vault: str | None, key_type: str | None, key_id: st
            output: str) -> None:
     """Create an identity NAME with a new key (plain output: its identifier).
 
-    Without NAME a name is chosen (identity-XXXXXX) and printed on stderr.
+    Without NAME a name is chosen (identity-XXXXXX) and printed on stderr (plain output).
 
     \b
     Example:
@@ -98,7 +98,7 @@ def create(name: str | None, vault: str | None, key_type: str | None, key_id: st
             await m.close()
 
     n = run(go())
-    if name is None:
+    if name is None and output != "json":  # JSON names it anyway
         click.echo(f"created identity {terminal_safe(n.name)} (no NAME was given)", err=True)
     emit(output, _named_json(n), n.identifier)
 
