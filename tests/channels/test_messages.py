@@ -12,6 +12,7 @@ from tests.channels.helpers import world
 from tests.strategies import mutations_of
 from trust.channels import Close, IdentityAndCredentials, Payload, RefreshCredentials, decode_message
 from trust.channels.messages import MAX_IDENTITY_PAYLOAD_SIZE, MAX_PLAINTEXT_SIZE, pad
+from trust.channels.messages.identity_and_credentials import decode_fast as identity_payload_fast
 from trust.errors import DecodeError, UsageError
 from trust.routing import Route
 from trust.routing.route_cbor import encode_route, read_route
@@ -123,6 +124,19 @@ def test_identity_payload_decodes_or_fails_typed(raw: bytes) -> None:
     except DecodeError:
         return
     assert m.encode() == raw
+
+
+@_FAST
+@given(mutations_of([v.RESPONDER_PAYLOAD, v.INITIATOR_PAYLOAD]))
+def test_identity_payload_fast_path_agrees_with_the_strict_decoder(raw: bytes) -> None:
+    fast = identity_payload_fast(raw)
+    try:
+        strict = IdentityAndCredentials.decode_strict(raw)
+    except DecodeError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == strict and fast.change_history == strict.change_history
 
 
 @_FAST

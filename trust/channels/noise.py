@@ -66,16 +66,24 @@ class SplitKeys:
     decrypt_key: bytes = field(repr=False)
 
 
+_INITIAL: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+"""(ck, h) after InitializeSymmetric and MixHash(prologue), by protocol name and prologue."""
+
+
 class SymmetricState:
     """Noise's SymmetricState (with its CipherState): ``h``, ``ck``, the key and its nonce."""
 
     __slots__ = ("_aead", "ck", "h", "n")
 
     def __init__(self, protocol_name: bytes = PROTOCOL_NAME, prologue: bytes = b"") -> None:
-        h = protocol_name.ljust(32, b"\0") if len(protocol_name) <= 32 else \
-            _sha256(protocol_name).digest()
-        self.ck = h
-        self.h = _sha256(h + prologue).digest()
+        start = _INITIAL.get((protocol_name, prologue))
+        if start is None:
+            h = protocol_name.ljust(32, b"\0") if len(protocol_name) <= 32 else \
+                _sha256(protocol_name).digest()
+            start = (h, _sha256(h + prologue).digest())
+            if len(_INITIAL) < 16:
+                _INITIAL[(protocol_name, prologue)] = start
+        self.ck, self.h = start
         self._aead: AESGCM | None = None
         self.n = 0
 

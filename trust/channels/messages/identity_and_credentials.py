@@ -15,10 +15,11 @@ from trust.errors import DecodeError, UsageError
 from trust.models.cbor import Reader, check_size
 from trust.models.change_history import ChangeHistory
 from trust.models.credential import CredentialAndPurposeKey
+from trust.models.fastpath import FastPathMiss, arg, signature
 from trust.models.memo import BoundedCache, decoded_size
 from trust.models.purpose_key import PurposeKeyAttestation
 
-__all__ = ["MAX_IDENTITY_PAYLOAD_SIZE", "IdentityAndCredentials", "clear_decode_cache"]
+__all__ = ["MAX_IDENTITY_PAYLOAD_SIZE", "IdentityAndCredentials", "clear_decode_cache", "decode_fast"]
 
 MAX_IDENTITY_PAYLOAD_SIZE: Final = 65535 - 32 - 48 - 16
 """The largest payload that fits in handshake message 2 (65,535 bytes with the ephemeral key,
@@ -76,6 +77,16 @@ class IdentityAndCredentials:
         if known is not None:
             return known
         check_size(data, f, MAX_IDENTITY_PAYLOAD_SIZE)
+        value = decode_fast(data)
+        if value is None:
+            value = cls.decode_strict(data)
+        _DECODED.put(data, value, decoded_size(data))
+        return value
+
+    @classmethod
+    def decode_strict(cls, data: bytes) -> IdentityAndCredentials:
+        """The general decoder (precise errors); :meth:`decode` tries a fast path first."""
+        f = "identity_and_credentials"
         r = Reader(data)
         r.array(f, 3)
         history, raw = read_change_history(r, f"{f}.change_history")
@@ -87,5 +98,43 @@ class IdentityAndCredentials:
         object.__setattr__(value, "purpose_key_attestation", att)
         object.__setattr__(value, "credentials", credentials)
         object.__setattr__(value, "change_history", history)
-        _DECODED.put(data, value, decoded_size(data))
         return value
+
+
+def decode_fast(b: bytes) -> IdentityAndCredentials | None:
+    """The usual shape (a history of short changes, an attestation, no credential) with direct
+    indexing; None for anything else (the strict decoder then decides and names the field)."""
+    try:
+        count = b[1] - 0x80
+        if b[0] != 0x83 or not 1 <= count < 24:
+            return None
+        i = 2
+        for k in range(count):
+            head_byte = b[i]
+            if head_byte != (0x82 if k == 0 else 0x83):
+                return None
+            size, i = arg(b, i + 1, 0x40)
+            i += size
+            i = signature(b, i)[1]
+            if head_byte == 0x83:
+                i = signature(b, i)[1]
+        raw = b[1:i]
+        if b[i] != 0x82:
+            return None
+        size, i = arg(b, i + 1, 0x40)
+        att_data = b[i : i + size]
+        if len(att_data) != size:
+            return None
+        sig, i = signature(b, i + size)
+        if i + 1 != len(b) or b[i] != 0x80:
+            return None
+        history = ChangeHistory.decode(raw)
+        attestation = PurposeKeyAttestation(att_data, sig)
+    except (IndexError, FastPathMiss, DecodeError):
+        return None
+    value = object.__new__(IdentityAndCredentials)
+    object.__setattr__(value, "change_history_raw", raw)
+    object.__setattr__(value, "purpose_key_attestation", attestation)
+    object.__setattr__(value, "credentials", ())
+    object.__setattr__(value, "change_history", history)
+    return value
