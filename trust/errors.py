@@ -9,6 +9,7 @@ from vaults.errors import VaultError
 __all__ = [
     "ConflictError",
     "DecodeError",
+    "MissingExtraError",
     "NotFoundError",
     "PolicyError",
     "RemoteProtocolError",
@@ -64,3 +65,13 @@ class RemoteProtocolError(TrustError):
 
 class UsageError(TrustError):
     """The caller did something wrong (bad argument, missing option). The CLI exits 2."""
+
+
+class MissingExtraError(UsageError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        super().__init__(f"{feature} needs the optional dependencies of the '{extra}' extra: "
+                         f"pip install 'truststack[{extra}]'")

@@ -8,6 +8,7 @@ CLI starts fast. Backends register themselves in :data:`BACKENDS`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 from trust import vault_backends
 from trust.errors import ConflictError, StorageError, UsageError
 from trust.home import home_dir
+from trust.progress import enabled as progress_enabled
+from trust.progress import progress
 from vaults.errors import VaultError, WrongPassphraseError
 from vaults.signing import SigningVault
 
@@ -95,7 +98,13 @@ async def open_vault(config: VaultConfig, home: str | os.PathLike[str] | None = 
     opener = BACKENDS.get(config.backend)
     if opener is None:
         raise VaultError(f"vault {config.name!r} uses the unknown backend {config.backend!r}")
-    return await opener(config, home)
+    if not progress_enabled() or config.backend == "file":
+        return await opener(config, home)
+    label = f"vault {config.name} ({config.backend})"
+    with progress(f"{label}: opening"):
+        vault = await opener(config, home)
+    wrapped: SigningVault = vault_backends.ProgressVault(vault, label)
+    return wrapped
 
 
 async def _create_file(name: str, params: dict[str, Any],
@@ -183,7 +192,9 @@ async def create_vault(store: VaultConfigStore, name: str, backend: str,
     if creator is None:
         raise UsageError(f"unknown vault backend {backend!r}")
     clean = {k: v for k, v in params.items() if v is not None and v is not False}
-    stored = await creator(name, clean, home)
+    with progress(f"vault {name} ({backend}): checking the backend") if backend != "file" \
+            else contextlib.nullcontext():
+        stored = await creator(name, clean, home)
     config = VaultConfig(name, backend, stored, int(time.time()))
     try:
         store.add(config)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from trust.cli import common
+from trust.cli import common, progress
 
 NOUNS: dict[str, tuple[str, str]] = {
     "identity": ("trust.cli.identity", "Create, rotate, export, import and verify identities."),
@@ -66,6 +66,7 @@ class LazyGroup(click.Group):
 def cli(verbose: bool, output: str | None) -> None:
     """truststack: identities, credentials, policies and secure channels (Ockam-compatible)."""
     common.STATE.verbose = verbose
+    progress.install()  # a spinner on stderr (terminals only) while an HSM or a KMS answers
     if output is not None:
         common.STATE.output = output
 
