@@ -24,7 +24,7 @@ NAN_POLICIES = [
     "(not (< subject.x nan))", "(not (= subject.x nan))", "(if (< subject.x nan) true false)",
     "(= subject.x subject.y nan)", "(< subject.x nan 1)", "(member? subject.x [nan])",
     "(member? nan [subject.x 1.5])", "(or (< subject.x nan) (= subject.y \"a\"))",
-    "(and (!= subject.x nan) true)",
+    "(and (!= subject.x nan) true)", "(or (< subject.missing nan) true)",
 ]
 ENVS: list[dict[str, Any]] = [
     {}, {"subject.x": "1"}, {"subject.x": 1.5}, {"subject.x": float("nan")},
@@ -77,6 +77,10 @@ def test_name_against_literal_matches_explain(op: str, lit: str, v: Any, swap: b
 
 
 def test_policy_test_agrees_with_evaluate_on_nan(cli: Cli) -> None:
+    # before: evaluate() raised TypeError inside and denied, while policy test said allowed
+    text = "(or (< subject.missing nan) true)"
+    assert cli.json("policy", "test", "--allow", text)["allowed"] is True
+    assert Policy.parse(text).evaluate({}) is True
     for text in ("(!= subject.x nan)", "(not (< subject.x nan))", "(!= subject.x nan)"):
         out = cli.json("policy", "test", "--allow", text)
         assert out["allowed"] is Policy.parse(text).evaluate({}) is False
