@@ -78,7 +78,7 @@ def pages() -> list[Path]:
     """README.md, then the docs it links in its order, then every other page of docs/."""
     readme = ROOT / "README.md"
     linked = [ROOT / p for p in re.findall(r"\]\((docs/[\w-]+\.md)\)", readme.read_text())]
-    ordered = [readme] + list(dict.fromkeys(p for p in linked if p.exists()))
+    ordered = [readme, *dict.fromkeys(p for p in linked if p.exists())]
     return ordered + sorted(p for p in (ROOT / "docs").glob("*.md") if p not in ordered)
 
 
@@ -131,8 +131,6 @@ class Session:
         env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
                "HOME": str(tmp), "TRUSTSTACK_HOME": str(self.home), "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        for keep in ("SOFTHSM2_CONF",):
-            env.pop(keep, None)
         self.state.write_text(json.dumps({"env": env, "cwd": str(work)}))
         self.python: subprocess.Popen[str] | None = None
 
@@ -148,7 +146,8 @@ class Session:
 
     def run_sh(self, b: Block) -> None:
         p = self.bash(b, b.code)
-        assert p.returncode == 0, f"{b.page}:{b.line}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+        assert p.returncode == 0, (f"{b.page}:{b.line}: exit {p.returncode}\n{p.stdout[-3000:]}\n"
+                                   f"{p.stderr[-3000:]}")
 
     def run_console(self, b: Block) -> None:
         commands: list[tuple[str, list[str]]] = []
