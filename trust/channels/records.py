@@ -285,8 +285,10 @@ class RecordSession:
         self._dec_last: tuple[bytes, int, Route, Route] | None = None
         """The same with its length head: its bytes before the payload, and its size."""
 
-    def encrypt_payload(self, onward_route: Route, return_route: Route, payload: bytes) -> bytes:
-        """The record of a Payload message (the common case)."""
+    def encrypt_payload(self, onward_route: Route, return_route: Route,
+                        payload: bytes) -> bytes | bytearray:
+        """The record of a Payload message (the common case); a large one (16 KiB or more) is
+        a new ``bytearray`` (encrypted in place: one copy less)."""
         size = len(payload)
         if onward_route is self._enc_on and return_route is self._enc_ret and size == self._enc_size:
             pt = b"".join((self._enc, payload, _NO_PADDING))
@@ -297,6 +299,10 @@ class RecordSession:
                 self._enc_size = size
             pt = b"".join((prefix, payload, _NO_PADDING))
         enc = self.encryptor
+        if size >= _LARGE:  # encrypt straight into the record (one copy of the payload less)
+            record = bytearray(len(pt) + RECORD_OVERHEAD)
+            enc.encrypt_into(pt, record)
+            return record
         n = enc._nonce
         if n & _REKEY_MASK == 0 or n > MAX_NONCE:
             return enc.encrypt(pt)  # a new key, or no nonce left: the checking path
