@@ -223,6 +223,8 @@ def make_node(home: Path) -> Any:
     paths = NodePaths("n1", home)
     paths.create_dir()
     write_json(paths.config, {"name": "n1", "identity": None, "tcp_listener_address": None,
+                              "hop_allow": ["127.0.0.1:4000"], "max_connections": 10000,
+                              "idle_timeout": 300.0, "stall_timeout": 60.0,
                               "created_at": 1700000000, "identifier": "I" + "ab" * 32})
     write_json(paths.state, {"name": "n1", "pid": os.getpid(), "status": "running",
                              "listeners": ["127.0.0.1:4000"], "identity": "n1",

@@ -63,7 +63,9 @@ BAD_CONFIGS: list[Any] = [
     "[" * 100_000, "NaN", '{"name": "n1", "created_at": NaN}', "[1, 2]", "\"text\"", "\xff",
     {"name": 5}, {"name": "other"}, {"identity": 5}, {"identity": ["a"]},
     {"tcp_listener_address": {"a": 1}}, {"created_at": "yesterday"}, {"created_at": True},
-    {"created_at": 10**30}, {"identifier": 1.5},
+    {"created_at": 10**30}, {"identifier": 1.5}, {"hop_allow": "*"}, {"hop_allow": [1]},
+    {"max_connections": "many"}, {"max_connections": 0}, {"max_connections": 10**12},
+    {"idle_timeout": -1}, {"idle_timeout": 1e300}, {"stall_timeout": "60s"}, {"stall_timeout": True},
 ]
 
 

@@ -117,9 +117,19 @@ def _object(v: Any) -> bool:
 
 _TIME = _int_in(0, 1 << 40)
 
+
+def _seconds(v: Any) -> bool:
+    return type(v) in (int, float) and 0 < v <= 10 * 365 * 86400
+
+
+def _optional_str_list(v: Any) -> bool:
+    return v is None or _str_list(v)
+
 RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "node.json": {"name": _str(63), "identity": _optional_str(), "identifier": _optional_str(),
-                  "tcp_listener_address": _optional_str(), "created_at": _TIME},
+                  "tcp_listener_address": _optional_str(), "created_at": _TIME,
+                  "hop_allow": _optional_str_list, "max_connections": _int_in(1, 1_000_000),
+                  "idle_timeout": _seconds, "stall_timeout": _seconds},
     "state.json": {"name": _str(63), "pid": _int_in(1, MAX_PID), "status": _str(32),
                    "listeners": _str_list, "identity": _optional_str(),
                    "identifier": _optional_str(), "control": _object, "started_at": _TIME},
