@@ -26,12 +26,14 @@ import time
 from collections.abc import Iterable
 
 from trust.channels.messages.identity_and_credentials import IdentityAndCredentials
+from trust.channels.messages.refresh_credentials import RefreshCredentials
 from trust.channels.peer import VerifiedPeer
 from trust.channels.trust_policies import Trust, TrustEveryone
 from trust.credentials.verification import VerifiedCredential, verify_credential
-from trust.errors import UntrustedError, UsageError, VerificationError
-from trust.identities.identity import Identity, verify_change_history
+from trust.errors import RemoteProtocolError, UntrustedError, UsageError, VerificationError
+from trust.identities.identity import Comparison, Identity, verify_change_history
 from trust.identities.purpose_keys import MAX_ALLOWED_TIME_DRIFT, verify_purpose_key_attestation
+from trust.models.credential import CredentialAndPurposeKey
 from trust.models.memo import ENTRY_OVERHEAD, BoundedCache, CacheInfo
 from trust.models.primitives import Signature, identifier_text
 from trust.models.purpose_key import Purpose, PurposeKeyAttestation, PurposeKeyAttestationData
@@ -140,16 +142,51 @@ class PeerAuthenticator:
         if data.public_key.x25519 != static_key:
             raise VerificationError("the attested secure-channel key is not the key the peer "
                                     "used in the handshake")
+        peer = VerifiedPeer(identity, static_key, data,
+                            self._credentials(message.credentials, identity, t))
+        self.trust.check(peer, now=t)
+        return peer
+
+    def _credentials(self, presented: tuple[CredentialAndPurposeKey, ...], identity: Identity,
+                     now: int) -> tuple[VerifiedCredential, ...]:
         credentials: tuple[VerifiedCredential, ...] = ()
-        if self._authorities and message.credentials:
+        if self._authorities and presented:
             credentials = tuple(
-                verify_credential(c, self._authorities, now=t, expected_subject=identity,
+                verify_credential(c, self._authorities, now=now, expected_subject=identity,
                                   subject_identity=identity, cache=self.cache)
-                for c in message.credentials)
+                for c in presented)
         if self.require_credential and not credentials:
             raise UntrustedError(f"{identity.identifier} presented no credential; one from "
                                  f"{', '.join(a.identifier for a in self._authorities)} is "
                                  "required")
-        peer = VerifiedPeer(identity, static_key, data, credentials)
-        self.trust.check(peer, now=t)
-        return peer
+        return credentials
+
+    def refresh(self, peer: VerifiedPeer, message: RefreshCredentials | bytes, *,
+                now: int | None = None) -> VerifiedPeer:
+        """The peer of an open channel after it sent RefreshCredentials (wire spec §4.3): its
+        history must verify, be of the same identifier and be the known one or newer; its
+        credentials are verified as in the handshake and replace the old ones. Stricter than
+        Ockam, the trust policy is checked again (a peer it no longer trusts raises
+        :class:`UntrustedError`: close the channel). The Noise key and its attestation stay."""
+        t = int(time.time()) if now is None else int(now)
+        if not isinstance(message, RefreshCredentials):
+            from trust.channels.messages.padded import decode_message
+
+            decoded = decode_message(message)
+            if not isinstance(decoded, RefreshCredentials):
+                raise RemoteProtocolError("expected a RefreshCredentials message")
+            message = decoded
+        identity = verify_change_history(message.change_history_raw,
+                                         expected_identifier=peer.identity.identifier_bytes,
+                                         cache=self.cache)
+        relation = identity.compare(peer.identity)
+        if relation is Comparison.OLDER:
+            raise VerificationError(f"the refreshed history of {identity.identifier} is older "
+                                    "than the one the channel was opened with")
+        if relation is Comparison.CONFLICT:
+            raise VerificationError(f"the refreshed history of {identity.identifier} conflicts "
+                                    "with the one the channel was opened with")
+        updated = VerifiedPeer(identity, peer.static_key, peer.attestation,
+                               self._credentials(message.credentials, identity, t))
+        self.trust.check(updated, now=t)
+        return updated
