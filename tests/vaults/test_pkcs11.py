@@ -257,8 +257,9 @@ def test_key_pairs_imported_by_softhsm2_util(vault: Pkcs11Vault, softhsm: SoftHs
 
     from cryptography.hazmat.primitives import serialization
 
-    keys = {"imp-p256": ("a1", ec.generate_private_key(ec.SECP256R1())),
-            "imp-ed": ("a2", ed25519.Ed25519PrivateKey.generate())}
+    keys: dict[str, tuple[str, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey]] = {
+        "imp-p256": ("a1", ec.generate_private_key(ec.SECP256R1())),
+        "imp-ed": ("a2", ed25519.Ed25519PrivateKey.generate())}
     for label, (hex_id, private) in keys.items():
         pem = tmp_path / f"{label}.pem"
         pem.write_bytes(private.private_bytes(serialization.Encoding.PEM,
