@@ -36,6 +36,8 @@ from pathlib import Path
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resolve() != _BENCH)]
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from noise.connection import Keypair, NoiseConnection
@@ -114,6 +116,19 @@ def noise_pair() -> Callable[[], tuple[NoiseConnection, NoiseConnection]]:
         return i, r
 
     return handshake
+
+
+def signature_peers() -> dict[str, Callable[[], object]]:
+    """Raw ``cryptography`` signature verification (key loaded): a cold handshake verifies four
+    signatures (two histories, two attestations), so these bound it."""
+    m = os.urandom(32)
+    ed = ed25519.Ed25519PrivateKey.generate()
+    ed_pub, ed_sig = ed.public_key(), ed.sign(m)
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    p_pub, p_sig = p256.public_key(), p256.sign(m, ec.ECDSA(hashes.SHA256()))
+    alg = ec.ECDSA(hashes.SHA256())
+    return {"ed25519_verify": lambda: ed_pub.verify(ed_sig, m),
+            "p256_verify": lambda: p_pub.verify(p_sig, m, alg)}
 
 
 def floor() -> None:
@@ -204,6 +219,7 @@ def main() -> None:
         "cold_ed25519": cold(KeyType.ED25519),
         "cold_p256": cold(KeyType.P256),
     }, s)
+    sigs = interleaved(signature_peers(), s / 4)
 
     # -- records ---------------------------------------------------------------------------------
     ni, nr = noise_handshake()
@@ -235,6 +251,8 @@ def main() -> None:
         "handshake_cold_p256_per_s": round(hs["cold_p256"]),
         "floor_2_keygen_6_dh_per_s": round(hs["floor"]),
         "peer_noiseprotocol_handshake_per_s": round(hs["noise"]),
+        "peer_cryptography_ed25519_verify_per_s": round(sigs["ed25519_verify"]),
+        "peer_cryptography_p256_verify_per_s": round(sigs["p256_verify"]),
         "transport_1k_per_s": round(tr["ours_1k"]),
         "transport_1k_mb_per_s": round(tr["ours_1k"] * SMALL / 1e6, 1),
         "peer_noiseprotocol_transport_1k_per_s": round(tr["noise_1k"]),

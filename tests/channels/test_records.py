@@ -6,8 +6,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.channels import vectors as v
+from tests.strategies import mutations_of
 from trust.channels import (
     ChannelMessage,
     Close,
@@ -172,3 +175,13 @@ def test_session_rejects_tampered_large_record_and_recovers() -> None:
         b.decrypt(bytes(record))
     record[5000] ^= 4
     assert b.decrypt(bytes(record)).payload == data  # type: ignore[union-attr]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | mutations_of([*records(3), _sessions()[0].encrypt(Close())]))
+def test_any_record_bytes_give_a_message_or_a_typed_error(raw: bytes) -> None:
+    _, b = _sessions()
+    try:
+        b.decrypt(raw)
+    except (DecodeError, DecryptionError, ReplayError):
+        return
