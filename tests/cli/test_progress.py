@@ -54,19 +54,23 @@ def run_with_pty_stderr(args: list[str], env: dict[str, str] | None = None,
 
 
 SLOW = ("from trust.cli.progress import spinner\nimport time\n"
-        "with spinner('vault hsm (pkcs11): signing'):\n    time.sleep(0.3)\nprint('done')\n")
+        "with spinner('vault hsm (pkcs11): signing'):\n"
+        "    print('result', flush=True)\n"  # stdout written while spinning stays on stdout
+        "    with spinner('nested'):\n        time.sleep(0.3)\n"
+        "print('done')\n")
 
 
 def test_spinner_on_a_terminal() -> None:
     code, out, tty = run_with_pty_stderr([sys.executable, "-c", SLOW])
-    assert code == 0 and out == "done\n"  # stdout stays clean
+    assert code == 0 and out == "result\ndone\n"  # stdout stays clean
     assert SPINNER_CHARS & set(tty) and "vault hsm (pkcs11): signing" in tty
+    assert "nested" not in tty and "result" not in tty
     assert tty.rstrip().endswith("\x1b[2K")  # the line is cleared afterwards
 
 
 def test_nothing_when_piped() -> None:
     p = subprocess.run([sys.executable, "-c", SLOW], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0 and p.stdout == "done\n" and p.stderr == ""
+    assert p.returncode == 0 and p.stdout == "result\ndone\n" and p.stderr == ""
 
 
 def test_nothing_on_a_non_terminal_stream(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,20 +28,33 @@ def interactive(stream: TextIO | None = None) -> bool:
     return tty and os.environ.get("TERM", "") != "dumb"
 
 
+_active: list[object] = []  # the running spinner, if any: a nested step keeps it going
+
+
 @contextlib.contextmanager
 def spinner(text: str, *, stream: TextIO | None = None) -> Iterator[None]:
     """Show ``text`` with a spinner on ``stream`` (default: stderr) while the block runs, and
-    clear it afterwards; do nothing unless the stream is a terminal."""
+    clear it afterwards; do nothing unless the stream is a terminal. Standard output is left
+    alone (it may be piped while stderr is a terminal); a step inside another keeps the outer
+    spinner."""
     out = sys.stderr if stream is None else stream
-    if not interactive(out):
+    if _active or not interactive(out):
         yield
         return
     from rich.console import Console
-    from rich.markup import escape
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
 
     console = Console(file=out, highlight=False)
-    with console.status(escape(text), spinner="dots"):
-        yield
+    live = Live(Spinner("dots", text=Text(text)), console=console, transient=True,
+                refresh_per_second=12.5, redirect_stdout=False, redirect_stderr=True)
+    _active.append(live)
+    try:
+        with live:
+            yield
+    finally:
+        _active.pop()
 
 
 def install() -> None:
