@@ -31,6 +31,8 @@ from trust.channels import (
 )
 from trust.channels.keys import DhKey
 from trust.errors import RemoteProtocolError, TrustError, UntrustedError, UsageError, VerificationError
+from trust.models.primitives import Signature
+from trust.models.purpose_key import PurposeKeyAttestation
 
 
 def forged(static: DhKey, payload: IdentityAndCredentials) -> ChannelIdentity:
@@ -349,3 +351,22 @@ def test_driving_the_machines_the_wrong_way() -> None:
         Responder(r_id).receive(bytes(70_000))
 
 
+
+
+def test_warm_cache_is_keyed_by_the_exact_bytes() -> None:
+    w = world()
+    auth = PeerAuthenticator()
+    good = w.alice.channel_identity()
+    auth.authenticate(good.payload_bytes, w.alice.static.public, now=NOW)  # cached now
+    att = good.payload.purpose_key_attestation
+    sig = bytearray(att.signature.data)
+    sig[0] ^= 1
+    forged_att = PurposeKeyAttestation(att.data, Signature(att.signature.key_type, bytes(sig)))
+    payload = IdentityAndCredentials.of(w.alice.identity.export(), forged_att)
+    with pytest.raises(VerificationError, match="signature"):
+        auth.authenticate(payload.encode(), w.alice.static.public, now=NOW)
+    history = bytearray(w.alice.identity.export())
+    history[-1] ^= 1
+    payload = IdentityAndCredentials.of(bytes(history), att)
+    with pytest.raises(VerificationError, match="signature"):
+        auth.authenticate(payload.encode(), w.alice.static.public, now=NOW)
