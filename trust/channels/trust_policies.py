@@ -18,12 +18,15 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from policies import Policy
 from trust.channels.peer import VerifiedPeer
 from trust.errors import TrustError, UntrustedError, UsageError
 from trust.identities.identity import Identity
 from trust.models.primitives import identifier_from_text, identifier_text
+
+if TYPE_CHECKING:
+    from policies import Policy
 
 __all__ = [
     "AllTrust",
@@ -158,6 +161,8 @@ class TrustPolicy(Trust):
 
     def __init__(self, policy: Policy | str, *, authorities: tuple[Identity, ...] = (),
                  schema: Mapping[str, str] | None = None) -> None:
+        from policies import Policy  # imported on first use: the policy engine is not small
+
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
         self._authorities = tuple(authorities)
         self.schema = dict(schema) if schema is not None else None
