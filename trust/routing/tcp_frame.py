@@ -403,6 +403,36 @@ def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, en
 _EMPTY: Final = bytearray()
 _EMPTY_VIEW: Final = memoryview(_EMPTY)
 
+_POOL: list[bytearray] = []
+"""Released buffers kept for reuse by any decoder (a busy connection takes one back at once
+instead of allocating): at most :data:`_POOL_MAX` of at most :data:`_POOL_BUFFER_MAX` bytes, so
+the process holds at most 1 MiB for all its connections, not a buffer per connection (larger
+buffers go back to the C allocator, which reuses them)."""
+_POOL_MAX: Final = 8
+_POOL_BUFFER_MAX: Final = 128 * 1024
+
+
+def _take_buffer(size: int) -> bytearray:
+    """A buffer of at least ``size`` bytes: the largest pooled one when it is large enough
+    (so a busy connection does not have to grow it again)."""
+    pool = _POOL
+    if pool and len(pool[-1]) >= size:
+        return pool.pop()
+    return bytearray(size)
+
+
+def _give_buffer(buf: bytearray) -> None:
+    """Return a released buffer to the pool (kept sorted by size; the smallest go first)."""
+    if len(buf) <= _POOL_BUFFER_MAX:
+        pool = _POOL
+        if len(pool) >= _POOL_MAX:
+            if len(buf) <= len(pool[0]):
+                return
+            del pool[0]
+        pool.append(buf)
+        if len(pool) > 1 and len(pool[-2]) > len(buf):
+            pool.sort(key=len)
+
 
 class FrameDecoder:
     """Incremental decoder of one direction of a TCP connection.
@@ -468,12 +498,14 @@ class FrameDecoder:
                 self.copied += used
             self._start, self._end = 0, used
             return
-        new = bytearray(max(used + want, 2 * size, self._size))
+        need = max(used + want, 2 * size, self._size)
+        new = _take_buffer(1 << (need - 1).bit_length() if need <= _POOL_BUFFER_MAX else need)
         if used:
             new[0:used] = self._mv[start:end]
             self.copied += used
         if self._buf is not _EMPTY:
             self._mv.release()
+            _give_buffer(self._buf)
         self._buf = new
         self._mv = memoryview(new)
         self._start, self._end = 0, used
@@ -483,6 +515,7 @@ class FrameDecoder:
         self._start = self._end = 0
         if self._buf is not _EMPTY:
             self._mv.release()
+            _give_buffer(self._buf)
             self._buf = _EMPTY
             self._mv = _EMPTY_VIEW
 
@@ -638,11 +671,23 @@ class FrameDecoder:
         When nothing is buffered, complete frames are decoded straight from ``data`` (no
         copy into the buffer); only what is left over is buffered.
         """
-        if self._start != self._end or type(data) is not bytes:
+        if type(data) is not bytes:
             self.feed(data)
             return self.drain(deliver)
         begin = 0
-        if self._need_preamble:
+        if self._start != self._end:
+            # a frame split across reads: complete it with just the bytes it needs, decode it,
+            # then decode the rest straight from ``data`` (only a new partial frame is kept)
+            begin = self._complete(data)
+            if begin < 0:
+                self.feed(data)
+                return self.drain(deliver)
+            blocked = self.drain(deliver)
+            if blocked is not None or begin == len(data):
+                if begin < len(data):
+                    self.feed(memoryview(data)[begin:])
+                return blocked
+        elif self._need_preamble:
             if not data or self._error is not None:
                 self.feed(data)
                 return self.drain(deliver)
@@ -661,6 +706,20 @@ class FrameDecoder:
         if msg is not None:
             return (msg, result)  # type: ignore[return-value]
         return None
+
+    def _complete(self, data: bytes) -> int:
+        """Feed the bytes of ``data`` that complete the buffered frame; return how many, or -1
+        when that is not possible (the header is incomplete, or ``data`` does not finish it)."""
+        start, end = self._start, self._end
+        if end - start < 4 or self._need_preamble or self._error is not None:
+            return -1
+        n = _unpack_u32(self._buf, start)[0]
+        need = 4 + n - (end - start)
+        if n > self._limit or need > len(data) or need < 0:
+            return -1
+        if need:
+            self.feed(memoryview(data)[:need])
+        return need
 
     def __iter__(self) -> Iterator[LocalMessage]:
         """Pull every complete message."""
