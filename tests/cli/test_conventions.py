@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ def test_lists_are_tab_separated_without_labels(cli: Cli) -> None:
 
 
 def test_emit_table(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = [{"a": "x\ny", "b": None, "c": True, "d": 3, "e": ["l"], "t": 0},
+    rows: list[dict[str, Any]] = [{"a": "x\ny", "b": None, "c": True, "d": 3, "e": ["l"], "t": 0},
             {"a": "", "b": "\x1b[31m", "c": False, "d": 1.5, "e": {"k": 1}, "t": None}]
     emit_table("plain", rows, ["a", "b", "c", "d", "e", "t"], formats={"t": iso_time})
     assert capsys.readouterr().out.splitlines() == [
