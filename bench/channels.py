@@ -13,6 +13,8 @@ AES-256-GCM, measured in the same run with interleaved rounds.
   1 KiB next to noiseprotocol's bare transport, one 65,536-byte payload next to raw AES-256-GCM
   encrypt + decrypt of the same bytes.
 
+Figures are each function's best window; ratios the median of the per-round ratios (the rounds
+alternate short windows, so a load that comes and goes hits both sides of a ratio alike).
 Targets: handshake_warm/noiseprotocol >= 1.3, handshake_cold_ed25519/noiseprotocol >= 0.6,
 transport_1k/noiseprotocol >= 0.7, transport_64k/aesgcm >= 0.8. (The node-over-TCP figure,
 ``node_channel_64k/node_plain_64k``, needs the channel workers and is not measured here.)
