@@ -268,7 +268,8 @@ def _black_hole() -> tuple[socket.socket, list[socket.socket], int]:
     return srv, fillers, port
 
 
-def test_hop_to_a_hanging_destination_times_out_and_blocks_no_one() -> None:
+def test_hop_to_a_hanging_destination_times_out_and_blocks_no_one(
+        caplog: pytest.LogCaptureFixture) -> None:
     srv, fillers, hole = _black_hole()
 
     async def main() -> None:
@@ -281,7 +282,7 @@ def test_hop_to_a_hanging_destination_times_out_and_blocks_no_one() -> None:
             to_b = Address.tcp(lb.address)
             ctx = a.context()
             stuck = Route([to_b, "hop", Address.tcp(f"127.0.0.1:{hole}"), "echo"])
-            for _ in range(3):
+            for _ in range(70):  # at most 64 wait for the connection; the others are dropped
                 await ctx.send(stuck, b"into the hole")
             t = time.monotonic()
             for i in range(3):  # others through the same hop are not held up
@@ -290,16 +291,24 @@ def test_hop_to_a_hanging_destination_times_out_and_blocks_no_one() -> None:
                 assert reply == b"%d" % i
                 assert await a.send_and_receive(Route([to_b, "echo"]), b"e", timeout=1) == b"e"
             assert time.monotonic() - t < 1.0
-            await _wait_for(lambda: b.stats.unreachable == 3, 5, "the connect never timed out")
+            await _wait_for(lambda: b.stats.unreachable == 64, 5, "the connect never timed out")
+            assert b.stats.dropped_full == 6
             with pytest.raises(TrustError):
                 await ctx.receive(timeout=0.1)
+            # destinations no connection can reach: counted, one line each, the node goes on
+            for bad in ("bad\x00host:80", "a" * 300 + ":80", "[::1:80", "x:99999"):
+                await ctx.send(Route([to_b, "hop", Address(1, bad.encode()), "echo"]), b"?")
+            await _wait_for(lambda: b.stats.unreachable == 68, 5, "not all counted")
+            assert await a.send_and_receive(Route([to_b, "echo"]), b"ok", timeout=1) == b"ok"
 
     try:
-        arun(main(), timeout=30)
+        with caplog.at_level(logging.INFO):
+            arun(main(), timeout=30)
     finally:
         for s in fillers:
             s.close()
         srv.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 # -- item 4: hop connects only where the operator allowed ------------------------------------------

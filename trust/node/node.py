@@ -66,6 +66,8 @@ PENDING_PER_DESTINATION = 64
 """Messages a shared worker (``hop``) queues for one destination while it is being connected."""
 MAX_CONNECTING = 256
 """Destinations shared workers may be connecting to at once; messages to more are dropped."""
+PENDING_BYTES_MAX = 32 * 1024 * 1024
+"""Payload bytes all those queues may hold together; more are dropped."""
 
 
 class Endpoint(Protocol):
@@ -226,6 +228,7 @@ class Node:
         self._stopping = False
         self._inline_depth = 0
         self._connecting: dict[tuple[Address, bool], deque[Any]] = {}
+        self._pending_bytes = 0
         self._connect_tasks: set[asyncio.Task[None]] = set()
         self._deliver: Deliver = self._make_deliver()
         self.stopped = False
@@ -598,6 +601,10 @@ class Node:
         """Queue ``msg`` for a destination being connected (at most
         :data:`PENDING_PER_DESTINATION` messages each), connecting in a task of its own."""
         dst = msg.onward_route._addrs[0]
+        size = len(msg.payload)
+        if self._pending_bytes + size > PENDING_BYTES_MAX:
+            self._dropped_full(msg, source)
+            return False
         key = (dst, from_peer(msg))
         pending = self._connecting.get(key)
         if pending is None:
@@ -615,6 +622,7 @@ class Node:
         if len(pending) >= PENDING_PER_DESTINATION:
             self._dropped_full(msg, source)
             return False
+        self._pending_bytes += size
         pending.append((msg, source, outgoing))
         return True
 
@@ -623,7 +631,7 @@ class Node:
         try:
             try:
                 local = await self._router(dst).resolve(dst, remote=remote)
-            except TrustError as e:
+            except Exception as e:  # (typed errors; anything else must not kill the node)
                 self.stats.unreachable += len(pending)
                 warn_limited(log, "unreachable", "%d message(s) to %s dropped: %s", len(pending),
                              safe_text(dst), safe_text(e))
@@ -631,6 +639,7 @@ class Node:
             deliver = self._deliver
             while pending:
                 msg, source, outgoing = pending.popleft()
+                self._pending_bytes -= len(msg.payload)
                 try:
                     result = deliver(msg.replace_front_onward(local), source, outgoing, None,
                                      None)
@@ -642,6 +651,9 @@ class Node:
                 if result is not True and result is not False:
                     self._dropped_full(msg, source)
         finally:
+            for msg, _, _ in pending:
+                self._pending_bytes -= len(msg.payload)
+            pending.clear()
             if self._connecting.get(key) is pending:
                 del self._connecting[key]
 

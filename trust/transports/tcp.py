@@ -597,14 +597,14 @@ class TcpTransport:
             async with asyncio.timeout(self.connect_timeout):
                 _, proto = await loop.create_connection(
                     lambda: TcpConnection(self, outgoing=True), host, port)
-        except (OSError, asyncio.CancelledError) as e:
+        except (OSError, UnicodeError, ValueError, asyncio.CancelledError) as e:
             if self._outgoing.get(address) is fut:
                 del self._outgoing[address]
             if isinstance(e, asyncio.CancelledError):
                 fut.cancel()
                 raise
             reason = (f"timed out after {self.connect_timeout:g}s" if isinstance(e, TimeoutError)
-                      else safe_text(e.strerror or e))
+                      else safe_text(getattr(e, "strerror", None) or e))
             err = ConnectionFailedError(f"cannot connect to {safe_text(address)}: {reason}")
             fut.set_exception(err)
             fut.exception()  # retrieved: waiters (if any) get it too
