@@ -25,7 +25,7 @@ from trust.node.context import DEFAULT_TIMEOUT, Context
 from trust.node.errors import NodeStoppedError, ReceiveTimeoutError, UnknownAddressError
 from trust.node.flow_control import FlowControlId, FlowControls
 from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox
-from trust.node.node import Node, NodeStats
+from trust.node.node import Node, NodeStats, Producer
 from trust.node.services import Echo, Hop
 from trust.node.worker import InlineWorker, Processor, Worker
 
@@ -53,6 +53,7 @@ __all__ = [
     "NodeStats",
     "NodeStoppedError",
     "Processor",
+    "Producer",
     "ReceiveTimeoutError",
     "RelayMessage",
     "UnknownAddressError",
