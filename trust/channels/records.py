@@ -299,11 +299,18 @@ class RecordSession:
                 self._enc_size = size
             pt = b"".join((prefix, payload, _NO_PADDING))
         enc = self.encryptor
+        n = enc._nonce
         if size >= _LARGE:  # encrypt straight into the record (one copy of the payload less)
             record = bytearray(len(pt) + RECORD_OVERHEAD)
-            enc.encrypt_into(pt, record)
+            if n & _REKEY_MASK == 0 or n > MAX_NONCE:
+                enc.encrypt_into(pt, record)  # a new key, or no nonce left: the checking path
+                return record
+            enc._nonce = n + 1
+            nb = _pack(n)
+            view = memoryview(record)
+            view[:8] = nb
+            enc._aead.encrypt_into(_ZERO4 + nb, pt, None, view[8:])
             return record
-        n = enc._nonce
         if n & _REKEY_MASK == 0 or n > MAX_NONCE:
             return enc.encrypt(pt)  # a new key, or no nonce left: the checking path
         enc._nonce = n + 1
@@ -358,9 +365,7 @@ class RecordSession:
                 # the routes and size of the last Payload (its end checked by the length)
                 return _new_tuple(Payload, (last[2], last[3], pt[len(last[0]) : -1]))
             message = self._decode(pt, len(pt))
-            if type(message) is Payload and self._dec is not None:
-                prefix = self._dec[0] + bstr_head(len(message.payload))
-                self._dec_last = (prefix, len(prefix) + len(message.payload) + 1, *self._dec[1:])
+            self._remember(message)
             return message
         if size > MAX_PLAINTEXT_SIZE:
             raise DecodeError(f"a record of {len(record)} bytes is larger than the "
@@ -368,9 +373,34 @@ class RecordSession:
         buf = self._buf
         if len(buf) < size:
             self._buf = buf = bytearray(size)
-        n = self.decryptor.decrypt_into(record, buf)
-        try:
-            return self._decode(buf, n)
-        finally:
-            if len(buf) > 4 * _LARGE and n < len(buf) // 4:
-                self._buf = bytearray()  # do not keep a large buffer for small records
+        elif len(buf) > 4 * _LARGE and size < len(buf) // 4:
+            self._buf = buf = bytearray(size)  # do not keep a large buffer for small records
+        d = self.decryptor
+        n = _unpack(record)[0]
+        cur = d._current
+        if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
+            # a newer record under the current key (as Decryptor.decrypt_into, inline)
+            try:
+                d._aead.decrypt_into(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None,
+                                     memoryview(buf)[:size])
+            except InvalidTag:
+                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
+                                      "key)") from None
+            d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
+            d._current = n
+        else:
+            d.decrypt_into(record, buf)
+        last = self._dec_last
+        if last is not None and size == last[1] and buf.startswith(last[0]) and \
+                buf[size - 1] == 0x40:
+            return _new_tuple(Payload, (last[2], last[3],
+                                        bytes(memoryview(buf)[len(last[0]) : size - 1])))
+        message = self._decode(buf, size)
+        self._remember(message)
+        return message
+
+    def _remember(self, message: ChannelMessage) -> None:
+        """After a Payload: its routes and size, to recognise the next one at once."""
+        if type(message) is Payload and self._dec is not None:
+            prefix = self._dec[0] + bstr_head(len(message.payload))
+            self._dec_last = (prefix, len(prefix) + len(message.payload) + 1, *self._dec[1:])
