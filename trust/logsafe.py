@@ -4,17 +4,19 @@
   printable line: control characters, non-printable characters and backslashes are escaped as
   Python's ``repr`` does (``\\n``, ``\\x1b``, ``\\u202e``), so a peer cannot forge log lines or
   send terminal escapes. Long values are cut (with a note of how much was cut).
-* :class:`RateLimiter` lets through at most ``burst`` events per ``key`` and ``interval``; a
-  suppressed event is counted, and the next one let through reports how many were suppressed.
-  :func:`warn_limited` uses one per logger to rate-limit repeated warnings.
+* :class:`RateLimiter` lets through at most ``burst`` events per ``key`` and ``interval``; the
+  first event over the limit is reported as such (``-1``), the others are only counted, and
+  the next one let through reports how many were suppressed. :func:`warn_limited` uses one
+  per logger to rate-limit repeated warnings: ``burst`` lines per key and interval, one line
+  saying that more are suppressed, then (in a later interval) the count of suppressed ones.
 
 >>> safe_text("ok\\nCRITICAL fake line\\x1b[2J")
 'ok\\\\nCRITICAL fake line\\\\x1b[2J'
 >>> safe_text(b"0#echo\\xff")
 '0#echo\\\\xff'
 >>> limiter = RateLimiter(burst=2, interval=60.0, clock=lambda: 0.0)
->>> [limiter.allow("k") for _ in range(4)]
-[0, 0, None, None]
+>>> [limiter.allow("k") for _ in range(5)]
+[0, 0, -1, None, None]
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ def safe_text(value: Any, limit: int = DEFAULT_LIMIT) -> str:
 class RateLimiter:
     """At most ``burst`` events per key in each ``interval`` seconds.
 
-    :meth:`allow` returns ``None`` for a suppressed event, else how many events of that key
-    were suppressed since the last one allowed (usually 0). At most ``max_keys`` keys are
+    :meth:`allow` returns ``None`` for a suppressed event (``-1`` for the first one of a
+    window), else how many events of that key were suppressed since the last one allowed
+    (usually 0). At most ``max_keys`` keys are
     tracked (the oldest window is forgotten first), so the limiter's memory is bounded.
     """
 
@@ -87,6 +90,10 @@ class RateLimiter:
         self.max_keys = max_keys
         self._clock = clock
         self._windows: dict[Any, list[float | int]] = {}  # key -> [window start, count, suppressed]
+
+    def __len__(self) -> int:
+        """Keys tracked (at most ``max_keys``)."""
+        return len(self._windows)
 
     def allow(self, key: Any) -> int | None:
         now = self._clock()
@@ -102,7 +109,7 @@ class RateLimiter:
             suppressed, w[2] = int(w[2]), 0
             return suppressed
         w[2] += 1
-        return None
+        return -1 if w[2] == 1 else None
 
 
 _LIMITERS: dict[str, RateLimiter] = {}
@@ -112,8 +119,8 @@ def warn_limited(logger: logging.Logger, key: str, msg: str, *args: Any,
                  burst: int = 10, interval: float = 60.0, level: int = logging.WARNING,
                  exc_info: bool = False) -> None:
     """``logger.log(level, msg, *args)``, at most ``burst`` times per ``key`` and ``interval``
-    (per logger). The first line after a suppression says how many were suppressed. Pass
-    untrusted values through :func:`safe_text` first."""
+    (per logger), then one line saying that more are suppressed; the first line after a
+    suppression says how many were. Pass untrusted values through :func:`safe_text` first."""
     if not logger.isEnabledFor(level):
         return
     limiter = _LIMITERS.get(logger.name)
@@ -122,7 +129,10 @@ def warn_limited(logger: logging.Logger, key: str, msg: str, *args: Any,
     suppressed = limiter.allow(key)
     if suppressed is None:
         return
-    if suppressed:
+    if suppressed < 0:
+        logger.log(level, msg + " (more like this suppressed for up to %gs)", *args,
+                   limiter.interval)
+    elif suppressed:
         logger.log(level, msg + " (%d similar messages suppressed)", *args, suppressed,
                    exc_info=exc_info)
     else:
