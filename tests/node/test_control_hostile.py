@@ -151,10 +151,12 @@ def test_connection_limit_then_recovery(unix_node: Endpoint) -> None:
     try:
         for _ in range(MAX_CONNECTIONS):
             held.append(unix_node.connect())
-        # the node has taken every held connection once one of them is answered
-        held[0].sendall(encode_request(1, "node.ping"))
-        assert json.loads(held[0].makefile("rb").readline())["ok"] is True
-        time.sleep(0.1)
+        # the node has taken every held connection once each of them has been answered
+        for s in held:
+            s.sendall(encode_request(1, "node.ping"))
+        for s in held:
+            with s.makefile("rb") as f:
+                assert json.loads(f.readline())["ok"] is True
         kind, message = _error(unix_node.exchange(encode_request(1, "node.show")))
         assert kind == "remote_protocol" and "too many" in message
     finally:
