@@ -370,3 +370,17 @@ def test_warm_cache_is_keyed_by_the_exact_bytes() -> None:
     payload = IdentityAndCredentials.of(bytes(history), att)
     with pytest.raises(VerificationError, match="signature"):
         auth.authenticate(payload.encode(), w.alice.static.public, now=NOW)
+
+
+def test_low_order_ephemeral_keys_are_refused() -> None:
+    # an all-zero X25519 key gives an all-zero shared secret: refused, on both sides
+    i_id, r_id = appendix_b_identities()
+    res = Responder(r_id)
+    with pytest.raises(VerificationError, match="all-zero"):
+        res.receive(bytes(32), now=NOW)
+    assert res.state is HandshakeState.FAILED
+    ini = Initiator(i_id)
+    ini.start()
+    with pytest.raises(VerificationError, match="all-zero"):
+        ini.receive(bytes(96), now=NOW)
+    assert ini.state is HandshakeState.FAILED
