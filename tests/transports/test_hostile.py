@@ -311,6 +311,47 @@ def test_hop_to_a_hanging_destination_times_out_and_blocks_no_one(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
+def test_hop_drops_for_a_full_destination_and_serves_others() -> None:
+    """A destination that reads nothing fills its connection; hop drops what does not fit
+    (counted) and keeps forwarding to other destinations at once."""
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(4)
+    sink_port = sink.getsockname()[1]
+    accepted: list[socket.socket] = []
+
+    async def main() -> None:
+        async with Node("a") as a, Node("b", hop_allow=["*"]) as b, Node("c") as c:
+            for n in (b, c):
+                await n.start_services()
+            lb = await b.create_tcp_listener()
+            lc = await c.create_tcp_listener()
+            to_b = Address.tcp(lb.address)
+            to_sink = Route([to_b, "hop", Address.tcp(f"127.0.0.1:{sink_port}"), "x"])
+            ctx = a.context()
+            payload = bytes(64 * 1024)
+            deadline = time.monotonic() + 20
+            while b.stats.dropped_full == 0:
+                assert time.monotonic() < deadline, "the destination never filled up"
+                await ctx.send(to_sink, payload)
+                await asyncio.sleep(0)
+            conn, _ = sink.accept()
+            accepted.append(conn)
+            t = time.monotonic()
+            for i in range(3):
+                reply = await a.send_and_receive(Route([to_b, "hop", Address.tcp(lc.address),
+                                                        "echo"]), b"%d" % i, timeout=1.0)
+                assert reply == b"%d" % i
+            assert time.monotonic() - t < 1.0
+
+    try:
+        arun(main(), timeout=60)
+    finally:
+        for x in accepted:
+            x.close()
+        sink.close()
+
+
 # -- item 4: hop connects only where the operator allowed ------------------------------------------
 
 
