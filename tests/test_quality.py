@@ -50,6 +50,30 @@ def test_heavy_backends_not_imported_at_startup() -> None:
     assert p.stdout.strip().splitlines()[-1] == "HEAVY=", p.stdout
 
 
+# A capability the help, README or package metadata may name only once a command provides it.
+_CLAIMS = {"secure channel": "secure-channel", "relay": "relay", "portal": "tcp-inlet",
+           "stream": "stream", "enrol": "enroll"}
+
+
+def test_help_readme_and_metadata_claim_only_what_exists() -> None:
+    from trust.cli.main import NOUNS
+
+    p = subprocess.run([TRUSTSTACK, "--help"], capture_output=True, text=True)
+    meta = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; "
+                           "print(m.metadata('truststack')['Summary'])"],
+                          capture_output=True, text=True).stdout
+    intro = (ROOT / "README.md").read_text().split("Optional extras", 1)[0]
+    for where, text in (("--help", p.stdout), ("pyproject", meta)):
+        for claim, noun in _CLAIMS.items():
+            if noun not in NOUNS:
+                assert claim not in text.lower(), f"{where} names {claim!r}, which no command provides"
+    for claim, noun in _CLAIMS.items():
+        if noun not in NOUNS and claim in intro.lower():
+            # the README may name what is missing only to say so
+            sentence = next(s for s in intro.replace("\n", " ").split(". ") if claim in s.lower())
+            assert "not" in sentence, f"README claims {claim!r}: {sentence!r}"
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     p = subprocess.run([TRUSTSTACK, "no-such-noun"], capture_output=True, text=True)
     assert p.returncode == 2

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trust.cli.common import emit, output_option, read_value, run
+from trust.cli.common import emit, emit_table, output_option, read_value, run
 from trust.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -135,15 +135,11 @@ def list_(node: str, output: str) -> None:
       truststack policy list --at n1 --output json
     """
     entries = run(_store().list_policies(scope=node))
-    items = [e.to_dict() for e in entries]
-
-    def plain() -> str:
-        if not entries:
-            return f"no policies at node {node}"
-        width = max(len(e.name) for e in entries)
-        return "\n".join(f"{e.kind:<13} {e.name:<{width}}  {e.policy.text}" for e in entries)
-
-    emit(output, items, plain)
+    if output == "json":
+        emit(output, [e.to_dict() for e in entries])
+        return
+    emit_table(output, [{"kind": e.kind, "name": e.name, "expression": e.policy.text}
+                        for e in entries], ["kind", "name", "expression"])
 
 
 @cli.command("delete")
