@@ -78,7 +78,12 @@ def test_two_background_nodes_lifecycle(nodes: Cli, home: Path) -> None:
 
     listed = {n["name"]: n for n in nodes.json("node", "list")}
     assert set(listed) == {"n1", "n2"} and all(n["status"] == "running" for n in listed.values())
-    assert "n1" in nodes("node", "list").out
+    plain = sorted(line.split("\t") for line in nodes("node", "list").out.splitlines())
+    assert [row[:3] for row in plain] == [["n1", "running", str(n1["pid"])],
+                                          ["n2", "running", str(n2["pid"])]]
+    assert plain[0][3] == n1["listeners"][0]
+    # without --from, the temporary node runs echo and hop like any node
+    assert nodes("message", "send", "local", "--to", "/service/echo").out == "local"
 
     shown = nodes.json("node", "show", "n1")
     assert {"name", "pid", "status", "listeners", "identifier"} <= set(shown)
@@ -102,6 +107,7 @@ def test_two_background_nodes_lifecycle(nodes: Cli, home: Path) -> None:
 
     again = nodes.json("node", "start", "n1")
     assert again["identifier"] == n1["identifier"] and again["pid"] != n1["pid"]
+    assert again["listeners"] == n1["listeners"]  # the port chosen at create is kept
     assert nodes("message", "send", "back", "--from", "n1", "--to",
                  "/node/n2/service/echo").out == "back"
 
@@ -173,8 +179,10 @@ def test_one_line_errors(nodes: Cli) -> None:
     # raw bytes both ways
     assert nodes("message", "send", "ff", "--hex", "--from", "n1", "--to",
                  "/service/echo").out == "ff"
+    # the temporary node (no --from) runs echo and hop; other local workers do not exist
+    assert nodes("message", "send", "x", "--to", "/service/echo").out == "x"
     assert_one_line_error(
-        nodes("message", "send", "x", "--to", "/service/echo", ok=False), "echo")
+        nodes("message", "send", "x", "--to", "/service/nobody", ok=False), "nobody")
 
 
 def test_foreground_node(nodes: Cli, home: Path) -> None:

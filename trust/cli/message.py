@@ -101,6 +101,7 @@ def _send_from_temporary_node(to: str, payload: bytes, seconds: float) -> bytes:
 
     async def go() -> bytes:
         async with Node("message") as node:
+            await node.start_services()  # echo and hop, as on any node (a route may come back)
             try:
                 return await node.send_and_receive(route, payload, timeout=seconds)
             except ReceiveTimeoutError:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, output_option
+from trust.cli.common import emit, emit_table, output_option
 
 
 @click.group("node")
@@ -194,15 +194,8 @@ def list_(output: str) -> None:
     from trust.node.launcher import list_nodes
 
     nodes = list_nodes()
-
-    def plain() -> str:
-        if not nodes:
-            return "No nodes."
-        rows = [f"{n['name']}  {n['status']}  pid {n['pid'] or '-'}  {_listeners(n)}"
-                for n in nodes]
-        return "\n".join(rows)
-
-    emit(output, nodes, plain)
+    emit_table(output, nodes, ["name", "status", "pid", "listeners"],
+               formats={"listeners": lambda v: ",".join(v or []) or "-"})
 
 
 @cli.command("show")

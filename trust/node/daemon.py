@@ -106,8 +106,12 @@ class NodeRuntime:
                         max_connections)
         await self.node.start_services()
         # the listener first: a taken port fails before the identity is created
-        await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
-                                            or "127.0.0.1:0")
+        listener = await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
+                                                       or "127.0.0.1:0")
+        if not self.config.get("tcp_listener_address"):
+            # a free port was asked for: keep the one chosen, so `node start` listens there again
+            self.config["tcp_listener_address"] = listener.address
+            write_json(paths.config, self.config)
         self.identity = await self._load_identity()
         self.node.identity = self.identity
         self._register_methods()
