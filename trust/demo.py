@@ -41,6 +41,9 @@ class DemoFailed(TrustError):
     """A demo step did not produce the expected result."""
 
 
+_KEY_LABELS = {"ed25519": "Ed25519", "p256": "P-256"}
+
+
 async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None = None) -> DemoReport:
     """Run the scenario in ``home`` (which should be empty); raise :class:`DemoFailed` if any
     step does not behave as it should."""
@@ -69,9 +72,12 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
             alice = await ids.create_identity("alice")
             bob = await ids.create_identity("bob", key_type="p256")
             state.update(authority=authority, alice=alice, bob=bob)
-            return (f"authority {authority.identifier[:13]}…, alice {alice.identifier[:13]}…, "
-                    f"bob {bob.identifier[:13]}… (P-256)",
-                    {"identifiers": {n.name: n.identifier for n in (authority, alice, bob)}})
+            made = (authority, alice, bob)
+            # each identity's key type as its history says (not as asked for)
+            types = {n.name: n.latest_public_key.key_type.value for n in made}
+            return (", ".join(f"{n.name} {n.identifier[:13]}… ({_KEY_LABELS[types[n.name]]})"
+                              for n in made),
+                    {"identifiers": {n.name: n.identifier for n in made}, "key_types": types})
 
         async def issue() -> tuple[str, dict[str, Any]]:
             alice, bob = state["alice"], state["bob"]
