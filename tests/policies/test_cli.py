@@ -42,7 +42,7 @@ def test_create_show_list_delete(cli: Any) -> None:
 
     deleted = cli.json("policy", "delete", "--resource", "web")
     assert deleted == {"deleted": True, "node": "default", "resource": "web",
-                       "resource_type": None}
+                       "resource_type": None, "reloaded": False}
     r = cli("policy", "show", "--resource", "web", ok=False)
     assert r.returncode == 1
     assert_one_line_error(r, "no policy for resource web at node default")

@@ -27,6 +27,7 @@ access controls that read it (:meth:`NodeAccess.access_control`).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ __all__ = [
     "Source",
     "Subject",
     "decide",
+    "decision_request",
     "default_policy",
     "subject_of",
 ]
@@ -295,6 +297,51 @@ def decide(resource: str, resource_type: str | None, subject: Subject | None, *,
     return Decision(True, f"no policy for {resource}{type_text}: this node (no authority) lets "
                           "through channel traffic its listener admitted", "default", None,
                     resource, resource_type)
+
+
+_IDENTIFIER = re.compile(r"I[0-9a-f]{64}")
+MAX_ATTRIBUTES: Final = 256
+MAX_TEXT: Final = 1024
+
+
+def decision_request(params: Mapping[str, Any]
+                     ) -> tuple[str, str | None, Subject | None, int | None]:
+    """``(resource, resource_type, subject, now)`` from a ``policy.decide`` request (hostile
+    input: every field is checked; a bad one is a :class:`UsageError`). ``identifier``
+    absent: the message came without a secure channel. ``attributes`` are credential
+    attributes (so they imply ``has_credential``)."""
+    resource = params.get("resource")
+    if not isinstance(resource, str):
+        raise UsageError("policy.decide needs 'resource' (a resource name)")
+    check_name(resource, "resource name")
+    resource_type = params.get("resource_type")
+    if resource_type is not None:
+        if not isinstance(resource_type, str):
+            raise UsageError("policy.decide 'resource_type' must be a resource type name")
+        check_name(resource_type, "resource type")
+    identifier = params.get("identifier")
+    attributes = params.get("attributes") or {}
+    has_credential = params.get("has_credential")
+    now = params.get("time")
+    if now is not None and (type(now) is not int or not 0 <= now < 1 << 40):
+        raise UsageError("policy.decide 'time' must be unix seconds")
+    if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= MAX_TEXT
+            and len(v) <= MAX_TEXT for k, v in attributes.items()):
+        raise UsageError(f"policy.decide 'attributes' must map at most {MAX_ATTRIBUTES} names to "
+                         "strings")
+    if has_credential is not None and type(has_credential) is not bool:
+        raise UsageError("policy.decide 'has_credential' must be true or false")
+    if identifier is None:
+        if attributes or has_credential:
+            raise UsageError("credential attributes need a subject: give its identifier")
+        return resource, resource_type, None, now
+    if not isinstance(identifier, str) or _IDENTIFIER.fullmatch(identifier) is None:
+        raise UsageError("the identifier must be I followed by 64 lowercase hex digits")
+    has = bool(attributes) if has_credential is None else has_credential
+    if attributes and not has:
+        raise UsageError("credential attributes imply has_credential")
+    return resource, resource_type, Subject(identifier, has, dict(attributes)), now
 
 
 def _from_peer(relay: RelayMessage) -> tuple[bool, SecureChannelLocalInfo | None]:

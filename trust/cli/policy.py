@@ -12,6 +12,7 @@ from trust.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from policies import Environment, Policy
+    from trust.node.files import NodePaths
     from trust.storage.policies import SqlitePolicyRepository
 
 DEFAULT_NODE = "default"
@@ -45,6 +46,38 @@ def _require_node(node: str) -> None:
     if not NodePaths(node).exists():
         raise NotFoundError(f"no node named {node}: create it first (truststack node create "
                             f"{node}) or leave out --at for the default scope")
+
+
+def _node_paths(node: str) -> NodePaths | None:
+    """The files of node ``node``, or ``None`` when there is no such node."""
+    from trust.node.files import NodePaths
+
+    try:
+        paths = NodePaths(node)
+    except UsageError:  # a scope name that is no node name
+        return None
+    return paths if paths.exists() else None
+
+
+def _reload(node: str) -> bool:
+    """Tell node ``node``, if it is running, to read its policies again (it checks messages
+    against the copy it holds in memory); ``False`` when it is not running (it reads them when
+    it starts)."""
+    from trust.errors import TrustError
+    from trust.node.control_client import ControlClient, NodeNotRunningError
+
+    paths = _node_paths(node)
+    if paths is None or not paths.is_running():
+        return False
+    try:
+        ControlClient.for_node(node).request("policy.reload", timeout=10.0)
+    except NodeNotRunningError:
+        if paths.is_running():
+            raise TrustError(f"the policy is stored, but node {node} did not reload its "
+                             f"policies; restart it (truststack node stop {node}, then node "
+                             "start)") from None
+        return False
+    return True
 
 
 def _parse(text: str) -> Policy:
@@ -98,7 +131,7 @@ def create(resource: str | None, resource_type: str | None, node: str, expressio
     policy = _parse(read_value(expression, file, what="policy (--allow)"))
     entry = run(_store().set_policy(policy, scope=node, **key))
     warnings = [str(w) for w in policy.lint()]
-    data = {**entry.to_dict(), "warnings": warnings}
+    data = {**entry.to_dict(), "warnings": warnings, "reloaded": _reload(node)}
     if output == "plain":
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
@@ -155,7 +188,7 @@ def delete(resource: str | None, resource_type: str | None, node: str, output: s
     key = _target(resource, resource_type)
     if not run(_store().delete_policy(scope=node, **key)):
         raise NotFoundError(f"no policy for {_describe(resource, resource_type, node)}")
-    data = {"deleted": True, "node": node, **key}
+    data = {"deleted": True, "node": node, **key, "reloaded": _reload(node)}
     emit(output, data, f"Deleted the policy of {_describe(resource, resource_type, node)}")
 
 
@@ -241,15 +274,28 @@ def _environment(assignments: tuple[str, ...], schema_items: tuple[str, ...],
 @click.option("--schema", "schema_items", multiple=True, metavar="ATTR=TYPE",
               help="Type a subject attribute: string, int, float, bool or list (repeatable).")
 @click.option("--time", "time_", metavar="UNIX_SECONDS", help="The value of env.now.")
+@click.option("--identifier", metavar="I…",
+              help="At a node: the channel peer's identifier (without it: a plain TCP message).")
+@click.option("--attribute", "attributes", multiple=True, metavar="NAME=VALUE",
+              help="At a node: a credential attribute of the peer (repeatable; implies "
+                   "--has-credential).")
+@click.option("--has-credential", is_flag=True,
+              help="At a node: the peer holds a credential from the node's authority.")
 @click.option("--explain", is_flag=True, help="Show every sub-result and why it failed.")
 @output_option
 def test(expression: str | None, file: str | None, resource: str | None,
          resource_type: str | None, node: str, assignments: tuple[str, ...],
-         schema_items: tuple[str, ...], time_: str | None, explain: bool, output: str) -> None:
+         schema_items: tuple[str, ...], time_: str | None, identifier: str | None,
+         attributes: tuple[str, ...], has_credential: bool, explain: bool, output: str) -> None:
     """Evaluate a policy against an environment (a dry run; nothing is stored).
 
     Values given with --env are strings, as credential attributes are; they still compare
     numerically with numbers. The exit code is 0 whether the policy allows or denies.
+
+    With --resource and --at NODE naming a node, it reports the decision that node makes for
+    a message from another node to that resource, defaults included (asked of the node when it
+    runs): from a channel peer given by --identifier, --has-credential and --attribute, or,
+    without --identifier, for a plain TCP message.
 
     \b
     Examples:
@@ -257,8 +303,22 @@ def test(expression: str | None, file: str | None, resource: str | None,
       truststack policy test --allow '(< subject.age 18)' --env subject.age=15 --output json
       truststack policy test --resource web --resource-type tcp-outlet \\
           --env subject.has_credential=true --explain
+      truststack policy test --resource echo --at n1 --identifier I… --attribute role=admin
     """
     stored = resource is not None or resource_type is not None
+    if resource is not None and expression is None and file is None \
+            and _node_paths(node) is not None:
+        if assignments or schema_items or explain:
+            raise UsageError("at a node, give the subject with --identifier, --has-credential "
+                             "and --attribute (not --env, --schema or --explain)")
+        _node_decision(node, resource, resource_type, identifier, attributes, has_credential,
+                       time_, output)
+        return
+    if identifier is not None:
+        assignments = (*assignments, f"subject.identifier={identifier}")
+    if has_credential or attributes:
+        assignments = (*assignments, "subject.has_credential=true")
+    assignments = (*assignments, *(f"subject.{a}" for a in attributes))
     if stored and (expression is not None or file is not None):
         raise UsageError("give either a policy (--allow/--file) or a stored one (--resource/"
                          "--resource-type), not both")
@@ -287,6 +347,48 @@ def test(expression: str | None, file: str | None, resource: str | None,
         return head + ("\n" + why.render() if explain else "")
 
     emit(output, data, plain)
+
+
+def _node_decision(node: str, resource: str, resource_type: str | None,
+                   identifier: str | None, attributes: tuple[str, ...], has_credential: bool,
+                   time_: str | None, output: str) -> None:
+    """What node ``node`` decides for a message from another node to ``resource``."""
+    params: dict[str, Any] = {"resource": resource, "resource_type": resource_type,
+                              "identifier": identifier,
+                              "attributes": dict(_split(a, "--attribute") for a in attributes),
+                              "has_credential": True if has_credential else None}
+    if time_ is not None:
+        now = _number(time_, "--time")
+        params["time"] = int(now)
+    paths = _node_paths(node)
+    assert paths is not None
+    if paths.is_running():
+        from trust.node.control_client import ControlClient
+
+        data = ControlClient.for_node(node).request("policy.decide", params, timeout=10.0)
+        data["running"] = True
+    else:
+        data = _decide_stopped(node, paths.require(), params)
+        data["running"] = False
+
+    def plain() -> str:
+        head = "allowed" if data.get("allowed") is True else "denied"
+        return f"{head} ({data.get('policy_source')}: {data.get('reason')})"
+
+    emit(output, data, plain)
+
+
+def _decide_stopped(node: str, config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The decision a stopped node makes once started: its stored policies and authorities."""
+    from trust.channels.access import NodeAccess, decision_request
+    from trust.node.daemon import node_authorities
+
+    resource, rtype, subject, now = decision_request(params)
+    access = NodeAccess(node, authorities=[a.identifier for a in node_authorities(config)])
+    run(access.reload(_store()))
+    decision = access.decide(resource, subject, resource_type=rtype, now=now)
+    return {**decision.to_dict(), "node": node,
+            "subject": None if subject is None else subject.to_dict()}
 
 
 def _stored_policy(resource: str | None, resource_type: str | None,

@@ -1,7 +1,8 @@
 """A node as a process: what ``truststack node create`` runs in the background.
 
-:class:`NodeRuntime` starts a :class:`~trust.node.Node` with the ``echo`` and ``hop`` services,
-its TCP listener and identity, serves the control protocol (``docs/node.md``) on the node's
+:class:`NodeRuntime` starts a :class:`~trust.node.Node` with the ``echo`` and ``hop`` services
+(each guarded by the node's policies: :mod:`trust.channels.access`), its TCP listener and
+identity, serves the control protocol (``docs/node.md``) on the node's
 control endpoint, and writes ``state.json`` when ready. It stops on ``node.stop``, SIGTERM or
 SIGINT, closing every socket and removing its runtime files.
 
@@ -33,7 +34,7 @@ from trust.node.files import NodePaths, write_json
 from trust.node.node import Node
 from trust.node.resolve import route_from_text
 
-__all__ = ["CONTROL_EXTENSIONS", "NodeRuntime", "run_node"]
+__all__ = ["CONTROL_EXTENSIONS", "NodeRuntime", "node_authorities", "run_node"]
 
 log = logging.getLogger("trust.node.daemon")
 
@@ -62,6 +63,22 @@ def node_options(config: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def node_authorities(config: dict[str, Any]) -> list[Any]:
+    """The authorities a node trusts (``node create --authority``): their change histories in
+    the configuration, verified (a history that does not verify is a :class:`StorageError`)."""
+    from trust.errors import DecodeError, StorageError, VerificationError
+    from trust.identities.identity import verify_change_history
+
+    out = []
+    for history in config.get("authorities") or []:
+        try:
+            out.append(verify_change_history(bytes.fromhex(history), cache=True))
+        except (ValueError, DecodeError, VerificationError) as e:
+            raise StorageError(f"node {config.get('name')}: a recorded authority does not verify "
+                               f"({e}); create the node again") from None
+    return out
+
+
 def raise_open_files_limit() -> int:
     """Raise this process's open-files soft limit to its hard limit; return the new limit."""
     try:
@@ -86,6 +103,10 @@ class NodeRuntime:
         self.node = Node(paths.name, **node_options(config))
         self.control = ControlServer()
         self.identity: Any = None
+        self.authorities: list[Any] = node_authorities(config)
+        self.access: Any = None
+        """The node's enforcement point (:class:`trust.channels.access.NodeAccess`)."""
+        self.policies: Any = None
         self.started_at = 0
         self._stop = asyncio.Event()
         self._lock_fd: int | None = None
@@ -104,7 +125,7 @@ class NodeRuntime:
         if 0 <= limit < max_connections + 64:
             log.warning("the open-files limit (%d) is below max_connections (%d)", limit,
                         max_connections)
-        await self.node.start_services()
+        await self._start_services()
         # the listener first: a taken port fails before the identity is created
         listener = await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
                                                        or "127.0.0.1:0")
@@ -128,6 +149,24 @@ class NodeRuntime:
         log.info("node %s is running (pid %d), listening on %s", self.name, os.getpid(),
                  ", ".join(state["listeners"]))
         return state
+
+    async def _start_services(self) -> None:
+        """``echo`` and ``hop``, each with the incoming access control of its resource; the
+        node's policies are read into memory first (and again on ``policy.reload``)."""
+        # the node process is a composition root: it wires the channel layer's enforcement in
+        from trust.channels.access import NodeAccess
+        from trust.node.services import Echo, Hop
+        from trust.storage.database import Database
+        from trust.storage.policies import SqlitePolicyRepository
+
+        self.policies = SqlitePolicyRepository(Database.open_home(self.paths.home))
+        self.access = NodeAccess(self.name, authorities=[a.identifier for a in self.authorities])
+        count = await self.access.reload(self.policies)
+        log.info("node %s: %d policies loaded%s", self.name, count,
+                 "; authorities " + ", ".join(sorted(self.access.authorities))
+                 if self.access.authorities else "")
+        await self.node.start_worker("echo", Echo(), incoming=self.access.access_control("echo"))
+        await self.node.start_worker("hop", Hop(), incoming=self.access.access_control("hop"))
 
     async def _load_identity(self) -> Any:
         from trust.identities.manager import IdentityManager
@@ -188,6 +227,8 @@ class NodeRuntime:
         s.register("tcp_listener.create", self._listener_create)
         s.register("tcp_connection.list", self._connections)
         s.register("flow_control.add_consumer", self._add_consumer)
+        s.register("policy.reload", self._policy_reload)
+        s.register("policy.decide", self._policy_decide)
         for module in CONTROL_EXTENSIONS:
             importlib.import_module(module).register(s, self)
 
@@ -252,6 +293,23 @@ class NodeRuntime:
             raise UsageError("flow_control.add_consumer needs 'address' and 'flow_control_id'")
         self.node.flow_controls.add_consumer(address, flow)
         return {}
+
+
+    async def _policy_reload(self, params: dict[str, Any]) -> dict[str, Any]:
+        count = await self.access.reload(self.policies)
+        log.info("node %s: %d policies reloaded", self.name, count)
+        return {"policies": count, "version": self.access.snapshot.version}
+
+    async def _policy_decide(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The decision this node makes for a message from another node to ``resource``: from
+        ``identifier`` (a channel's peer, with ``has_credential`` and credential
+        ``attributes``), or without one (plain TCP)."""
+        from trust.channels.access import decision_request
+
+        resource, resource_type, subject, now = decision_request(params)
+        decision = self.access.decide(resource, subject, resource_type=resource_type, now=now)
+        return {**decision.to_dict(), "node": self.name,
+                "subject": None if subject is None else subject.to_dict()}
 
 
 class _NodeLogHandler(logging.handlers.RotatingFileHandler):

@@ -1,0 +1,113 @@
+"""Policies enforced on a background node's services (``truststack`` CLI, real processes)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.conftest import Cli
+from tests.node.test_cli import nodes  # noqa: F401  (the fixture: every node stopped at the end)
+from trust.node.control_client import ControlClient
+
+
+def _send(cli: Cli, to: str, *, ok: bool = True) -> str:
+    r = cli("message", "send", "ping", "--from", "n1", "--to", to, "--timeout", "1s", ok=ok)
+    return r.out
+
+
+def _log(home: Path, name: str) -> str:
+    return (home / "nodes" / name / "node.log").read_text(errors="replace")
+
+
+def test_stored_policy_governs_plain_tcp_to_echo_at_once(nodes: Cli, home: Path) -> None:  # noqa: F811
+    nodes.json("node", "create", "n1")
+    nodes.json("node", "create", "n2")
+    echo = "/node/n2/service/echo"
+    assert _send(nodes, echo) == "ping"  # open until a policy is stored
+    d = nodes.json("policy", "test", "--resource", "echo", "--at", "n2")
+    assert d["allowed"] and d["policy_source"] == "default" and d["running"] is True
+    assert d["resource_type"] == "echoer" and "open" in d["reason"] and d["subject"] is None
+
+    created = nodes.json("policy", "create", "--at", "n2", "--resource", "echo", "--allow",
+                         "(= subject.has_credential true)")
+    assert created["reloaded"] is True
+    # the next message is decided by the new policy (the node reloaded before create returned)
+    r = nodes("message", "send", "ping", "--from", "n1", "--to", echo, "--timeout", "1s",
+              ok=False)
+    assert r.returncode != 0
+    log = _log(home, "n2")
+    assert "denied: the policy of resource echo is unknown" in log
+    assert "subject.has_credential" in log and "without a secure channel" in log
+    d = nodes.json("policy", "test", "--resource", "echo", "--at", "n2")
+    assert not d["allowed"] and d["policy_source"] == "resource"
+    assert d["expression"] == "(= subject.has_credential true)"
+    # a channel peer with a credential would pass; local messages are never checked
+    d = nodes.json("policy", "test", "--resource", "echo", "--at", "n2", "--identifier",
+                   "I" + "1" * 64, "--attribute", "role=admin")
+    assert d["allowed"] and d["subject"]["has_credential"] is True
+    assert nodes("message", "send", "local", "--from", "n2", "--to", "/service/echo").out == "local"
+
+    # a policy that allows: plain TCP passes again
+    nodes("policy", "create", "--at", "n2", "--resource", "echo", "--allow", "true")
+    assert _send(nodes, echo) == "ping"
+    # the resource's policy gone, its type's decides
+    assert nodes.json("policy", "delete", "--at", "n2", "--resource", "echo")["reloaded"] is True
+    nodes("policy", "create", "--at", "n2", "--resource-type", "echoer", "--allow", "false")
+    assert nodes("message", "send", "x", "--from", "n1", "--to", echo, "--timeout", "1s",
+                 ok=False).returncode != 0
+    assert "denied: the policy of resource type echoer is false" in _log(home, "n2")
+    assert nodes.json("policy", "test", "--resource", "echo",
+                      "--at", "n2")["policy_source"] == "type"
+    # hop is a resource of its own: still open, and what it forwards to echo is still checked
+    assert nodes("message", "send", "x", "--from", "n1", "--to",
+                 "/node/n2/service/hop/service/echo", "--timeout", "1s", ok=False).returncode != 0
+    nodes("policy", "delete", "--at", "n2", "--resource-type", "echoer")
+    assert _send(nodes, "/node/n2/service/hop/service/echo") == "ping"
+
+
+def test_reload_reaches_the_running_node_within_a_second(nodes: Cli, home: Path) -> None:  # noqa: F811
+    nodes.json("node", "create", "n1")
+    client = ControlClient.for_node("n1", home)
+    before = client.request("policy.reload")
+    assert before["policies"] == 0
+    nodes("policy", "create", "--at", "n1", "--resource", "svc", "--allow", "false")
+    t0 = time.monotonic()
+    after = client.request("policy.reload")
+    assert time.monotonic() - t0 < 1.0
+    assert after["policies"] == 1 and after["version"] > before["version"]
+    d = client.request("policy.decide", {"resource": "svc", "identifier": "I" + "2" * 64})
+    assert not d["allowed"] and d["policy_source"] == "resource"
+
+
+def test_policy_test_reports_defaults_of_a_stopped_node(nodes: Cli, home: Path) -> None:  # noqa: F811
+    nodes.json("node", "create", "n1")
+    nodes("node", "stop", "n1")
+    d = nodes.json("policy", "test", "--resource", "echo", "--at", "n1")
+    assert d["allowed"] and d["running"] is False and d["policy_source"] == "default"
+    # a resource that is not open: a node without an authority admits only channel traffic
+    d = nodes.json("policy", "test", "--resource", "outlet", "--resource-type", "tcp-outlet",
+                   "--at", "n1")
+    assert not d["allowed"] and "plain TCP" in d["reason"]
+    d = nodes.json("policy", "test", "--resource", "outlet", "--at", "n1", "--identifier",
+                   "I" + "3" * 64)
+    assert d["allowed"] and "listener admitted" in d["reason"]
+    out = nodes("policy", "test", "--resource", "outlet", "--at", "n1").out
+    assert out.startswith("denied (default: ")
+    # a policy stored while the node is stopped: nothing to reload, read at start
+    assert nodes.json("policy", "create", "--at", "n1", "--resource", "outlet", "--allow",
+                      "true")["reloaded"] is False
+    assert nodes.json("policy", "test", "--resource", "outlet", "--at", "n1")["allowed"]
+    nodes("node", "start", "n1")
+    d = nodes.json("policy", "test", "--resource", "outlet", "--at", "n1")
+    assert d["allowed"] and d["running"] is True and d["policy_source"] == "resource"
+
+
+def test_policy_test_at_node_rejects_bad_subjects(nodes: Cli) -> None:  # noqa: F811
+    nodes.json("node", "create", "n1")
+    for args, needle in ((["--identifier", "Ixyz"], "64 lowercase hex"),
+                         (["--attribute", "role=admin"], "need a subject"),
+                         (["--env", "subject.role=admin"], "--identifier"),
+                         (["--attribute", "noequals", "--identifier", "I" + "1" * 64],
+                          "NAME=VALUE")):
+        r = nodes("policy", "test", "--resource", "echo", "--at", "n1", *args, ok=False)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
