@@ -30,6 +30,7 @@ from trust.node.worker import FunctionWorker, InlineWorker, Processor, Worker
 from trust.routing import LOCAL, TCP, Address, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
+    from trust.channels.workers import SecureChannel, SecureChannelListener
     from trust.transports.tcp import TcpConnection, TcpListener, TcpTransport
 
 __all__ = [
@@ -139,6 +140,8 @@ class NodeStats:
     """Connections closed after ``idle_timeout`` without a byte either way."""
     stalled_closed: int = 0
     """Connections closed after ``stall_timeout`` with a full write buffer draining nothing."""
+    channel_records_rejected: int = 0
+    """Secure-channel records dropped: replayed, forged or malformed."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -216,8 +219,11 @@ class Node:
         self.flow_controls = FlowControls()
         self._fc_consumers = self.flow_controls._consumers
         self.stats = NodeStats()
-        self.listener_consumers: set[str] = {"echo", "hop"}
-        """Local addresses every new TCP listener admits by default."""
+        self.listener_consumers: set[str] = {"echo", "hop", "api"}
+        """Local addresses every new TCP listener (and secure-channel listener) admits by
+        default (``api``: the secure-channel listener)."""
+        self._channels: dict[Address, Any] = {}
+        self._channel_listeners: dict[Address, Any] = {}
         self.identity: Any = None
         """The identity this node carries (set by whoever starts it; unused by routing)."""
         self._endpoints: dict[Address, Any] = {}
@@ -298,11 +304,15 @@ class Node:
                            worker: Worker | Any, *,
                            incoming: AccessControl | None = None,
                            outgoing: AccessControl | None = None,
-                           mailbox_size: int | None = None) -> Context:
+                           mailbox_size: int | None = None,
+                           producer_flow: FlowControlId | None = None) -> Context:
         """Start ``worker`` at ``address`` (or several addresses; the first is primary).
 
         ``worker`` is a :class:`Worker` or an ``async def handler(ctx, msg)``. ``incoming`` and
-        ``outgoing`` are access controls (default: allow all). Returns the worker's context.
+        ``outgoing`` are access controls (default: allow all). ``producer_flow``: the worker
+        is the sending end of a producer of that flow (as a secure channel's encryptor is):
+        a local worker that sends to it becomes a consumer of the flow, so replies reach it.
+        Returns the worker's context.
         """
         if not isinstance(worker, Worker):
             if not callable(worker):
@@ -312,6 +322,7 @@ class Node:
         slot = self._register(addrs, "worker", worker, incoming=incoming, outgoing=outgoing,
                               mailbox_size=mailbox_size)
         slot.ctx.drop_when_full = bool(getattr(worker, "drop_when_full", False))
+        slot.producer_flow = producer_flow
         if isinstance(worker, InlineWorker):
             slot.offer = self._inline_offer(slot, worker)
         slot.task = asyncio.get_running_loop().create_task(
@@ -730,6 +741,73 @@ class Node:
         """Connect (or reuse the connection) to a TCP peer ``host:port``."""
         return await self.tcp.connect(address)
 
+    # -- secure channels -------------------------------------------------------------------------
+    async def create_secure_channel_listener(
+            self, identity: Any, address: Address | str = "api", *, trust: Any = None,
+            authorities: Iterable[Any] = (), credentials: Iterable[Any] = (),
+            require_credential: bool = False, identities: Any = None,
+            consumers: Iterable[Address | str] | None = None,
+            max_handshakes: int | None = None,
+            handshake_timeout: float | None = None) -> SecureChannelListener:
+        """Accept secure channels at ``address`` as ``identity`` (a ``ChannelIdentity``, or a
+        local identity with ``identities``, its ``IdentityManager``), presenting
+        ``credentials``; peers are authenticated against ``authorities`` and accepted by
+        ``trust`` (default ``TrustEveryone()``). Messages coming out of its channels reach only
+        ``consumers`` (default :attr:`listener_consumers`). At most ``max_handshakes`` (1,000)
+        handshakes are in progress; each must complete within ``handshake_timeout`` (30 s)."""
+        from trust.channels import workers
+
+        ident = await workers.channel_identity(identity, identities=identities,
+                                               credentials=credentials)
+        return await workers.create_secure_channel_listener(
+            self, ident, address, trust=trust, authorities=authorities,
+            require_credential=require_credential, consumers=consumers,
+            max_handshakes=workers.DEFAULT_MAX_HANDSHAKES if max_handshakes is None
+            else max_handshakes,
+            handshake_timeout=workers.DEFAULT_HANDSHAKE_TIMEOUT if handshake_timeout is None
+            else handshake_timeout)
+
+    async def create_secure_channel(
+            self, identity: Any, route: RouteLike, *, trust: Any = None,
+            authorities: Iterable[Any] = (), credentials: Iterable[Any] = (),
+            require_credential: bool = False, identities: Any = None,
+            timeout: float | None = None) -> SecureChannel:
+        """Open a secure channel to the listener at the end of ``route`` (e.g.
+        ``"1#127.0.0.1:4000/api"``) as ``identity``; the peer must satisfy ``trust``. Returns
+        the open :class:`~trust.channels.workers.SecureChannel` (``channel.route / "echo"``
+        reaches the peer's ``echo``). A failed handshake raises its typed error and leaves
+        nothing registered; one not done within ``timeout`` (30 s) raises
+        :class:`~trust.channels.workers.ChannelTimeoutError`."""
+        from trust.channels import workers
+
+        ident = await workers.channel_identity(identity, identities=identities,
+                                               credentials=credentials)
+        return await workers.create_secure_channel(
+            self, ident, route, trust=trust, authorities=authorities,
+            require_credential=require_credential,
+            timeout=workers.DEFAULT_HANDSHAKE_TIMEOUT if timeout is None else timeout)
+
+    def secure_channels(self) -> list[SecureChannel]:
+        """The open secure channels of this node (both initiated and accepted)."""
+        return list(self._channels.values())
+
+    def secure_channel_listeners(self) -> list[SecureChannelListener]:
+        return list(self._channel_listeners.values())
+
+    def register_secure_channel(self, channel: SecureChannel) -> None:
+        self._channels[channel.address] = channel
+
+    def unregister_secure_channel(self, channel: SecureChannel) -> None:
+        if self._channels.get(channel.address) is channel:
+            del self._channels[channel.address]
+
+    def register_secure_channel_listener(self, listener: SecureChannelListener) -> None:
+        self._channel_listeners[listener.address] = listener
+
+    def unregister_secure_channel_listener(self, listener: SecureChannelListener) -> None:
+        if self._channel_listeners.get(listener.address) is listener:
+            del self._channel_listeners[listener.address]
+
     # -- introspection ---------------------------------------------------------------------------
     def workers(self) -> list[Address]:
         """Primary addresses of the running workers, processors and contexts."""
@@ -745,6 +823,11 @@ class Node:
             return
         self._stopping = True
         try:
+            for channel in list(self._channels.values()):  # (sends Close while transports run)
+                try:
+                    await channel.close()
+                except Exception:
+                    log.exception("secure channel %s failed to close", channel.address)
             for router in list(self._transports.values()):
                 try:
                     await router.stop()

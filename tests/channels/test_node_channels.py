@@ -1,0 +1,279 @@
+"""Secure channels between nodes over real TCP on 127.0.0.1: echo, trust failures, flow control,
+Close, timeouts, the handshake cap, credential refresh, back-pressure, channels in channels."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from tests.channels.node_helpers import RecordingProxy, live, nodes
+from trust.channels import Initiator, TrustAuthority, TrustIdentifier
+from trust.channels.local_info import channel_info
+from trust.channels.workers import ChannelTimeoutError
+from trust.errors import NotFoundError, UntrustedError
+from trust.node import Context, Node
+from trust.routing import Address, LocalMessage, Route
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    live()  # (built outside the test's event loop)
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def _bob(bob: Node, **options: object) -> Route:
+    """Bob's listener at ``api`` and a TCP listener; the route to the channel listener."""
+    await bob.create_secure_channel_listener(live().bob, **options)  # type: ignore[arg-type]
+    tcp = await bob.create_tcp_listener("127.0.0.1:0")
+    return Route([Address.tcp(tcp.address), "api"])
+
+
+def test_channel_between_two_nodes_echo_and_replies_reenter() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob, trust=TrustIdentifier(w.alice.identifier))
+            channel = await alice.create_secure_channel(
+                w.alice, route, trust=TrustIdentifier(w.bob.identifier), timeout=5)
+            assert channel.peer.identifier == w.bob.identifier
+            assert await alice.send_and_receive(channel.route / "echo", b"hello", timeout=5) == b"hello"
+            # the reply came back through alice's channel: it carries the channel's local info
+            reply = await alice.ctx.request(channel.route / "echo", b"again", timeout=5)
+            info = channel_info(reply)
+            assert info is not None and info.identifier == w.bob.identifier
+            assert reply.return_route.addresses[0] == channel.address
+            # and bob's echo saw alice, verified, through bob's side of the channel
+            seen: list[LocalMessage] = []
+
+            async def app(ctx: Context, msg: LocalMessage) -> None:
+                seen.append(msg)
+                await ctx.send(msg.return_route, b"ok")
+
+            await bob.start_worker("app", app)
+            [listener] = bob.secure_channel_listeners()
+            bob.flow_controls.add_consumer("app", listener.flow_control_id)
+            assert await alice.send_and_receive(channel.route / "app", b"x", timeout=5) == b"ok"
+            theirs = channel_info(seen[0])
+            assert theirs is not None and theirs.identifier == w.alice.identifier
+            [bobs] = bob.secure_channels()
+            assert bobs.peer.identifier == w.alice.identifier
+            assert theirs.channel == bobs.addresses.decryptor_api
+            assert alice.secure_channels() == [channel]
+
+    run(main)
+
+
+def test_wrong_trust_fails_cleanly() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            before = set(alice.workers())
+            try:
+                await alice.create_secure_channel(w.alice, route, trust=TrustIdentifier(w.carol.identifier),
+                                                  timeout=5)
+                raise AssertionError("trusted the wrong peer")
+            except UntrustedError:
+                pass
+            assert set(alice.workers()) == before and alice.secure_channels() == []
+            try:  # a credential the peer does not have
+                await alice.create_secure_channel(w.alice, route, trust=TrustAuthority(w.authority),
+                                                  timeout=5)
+                raise AssertionError("accepted a peer without a credential")
+            except UntrustedError:
+                pass
+            assert set(alice.workers()) == before and alice.secure_channels() == []
+
+    run(main)
+
+
+def test_a_worker_the_channel_flow_does_not_admit_never_gets_channel_traffic() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            got: list[bytes] = []
+
+            async def secret(ctx: Context, msg: LocalMessage) -> None:
+                got.append(msg.payload)
+                await ctx.send(msg.return_route, b"leak")
+
+            await bob.start_worker("secret", secret)
+            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
+            refused = bob.stats.refused_by_flow_control
+            await alice.send(channel.route / "secret", b"let me in")
+            assert await alice.send_and_receive(channel.route / "echo", b"after", timeout=5) == b"after"
+            assert got == [] and bob.stats.refused_by_flow_control == refused + 1
+            # a local sender on bob still reaches it
+            assert await bob.send_and_receive("secret", b"local", timeout=5) == b"leak"
+
+    run(main)
+
+
+def test_close_both_ways() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            one = await alice.create_secure_channel(w.alice, route, timeout=5)
+            await _until(lambda: len(bob.secure_channels()) == 1)
+            await one.close()
+            assert alice.secure_channels() == [] and not alice.has_address(one.address)
+            await _until(lambda: bob.secure_channels() == [])
+            try:
+                await alice.send(one.route / "echo", b"x")
+                raise AssertionError("sent through a closed channel")
+            except NotFoundError:
+                pass
+            two = await alice.create_secure_channel(w.alice, route, timeout=5)
+            await _until(lambda: len(bob.secure_channels()) == 1)
+            await bob.secure_channels()[0].close()
+            await _until(lambda: alice.secure_channels() == [])
+            assert not alice.has_address(two.address)
+            assert not alice.has_address(two.addresses.decryptor_remote)
+            three = await alice.create_secure_channel(w.alice, route, timeout=5)
+            await _until(lambda: len(bob.secure_channels()) == 1)
+            await alice.stop()  # a node that stops closes its channels
+            await _until(lambda: bob.secure_channels() == [])
+            assert three.closed
+
+    run(main)
+
+
+def test_handshake_timeouts_both_sides() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            async def sink(ctx: Context, msg: LocalMessage) -> None:
+                return None
+
+            await alice.start_worker("sink", sink)
+            before = set(alice.workers())
+            try:
+                await alice.create_secure_channel(w.alice, ["sink"], timeout=0.2)
+                raise AssertionError("no timeout")
+            except ChannelTimeoutError:
+                pass
+            assert set(alice.workers()) == before and alice.secure_channels() == []
+            # the responder side: message 1 and nothing more
+            listener = await bob.create_secure_channel_listener(w.bob, handshake_timeout=0.2)
+            ctx = bob.context()
+            workers = set(bob.workers())
+            await ctx.send("api", Initiator(w.alice).start())
+            await ctx.receive(5)  # message 2
+            assert listener.in_progress == 1 and len(bob.workers()) == len(workers) + 1
+            await _until(lambda: listener.stats.timed_out == 1)
+            await _until(lambda: set(bob.workers()) == workers)
+            assert listener.in_progress == 0 and bob.secure_channels() == []
+            ctx.close()
+
+    run(main)
+
+
+def test_handshakes_in_progress_are_capped() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("bob") as (bob,):
+            listener = await bob.create_secure_channel_listener(w.bob, max_handshakes=3)
+            ctx = bob.context(mailbox_size=16)
+            for _ in range(5):
+                await ctx.send("api", Initiator(w.alice).start())
+            for _ in range(3):
+                await ctx.receive(5)
+            await _until(lambda: listener.stats.dropped_over_limit == 2)
+            assert listener.in_progress == 3 and listener.stats.handshakes == 3
+            ctx.close()
+
+    run(main)
+
+
+def test_credential_refresh_on_an_open_channel() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob, authorities=[w.authority])
+            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
+            await _until(lambda: len(bob.secure_channels()) == 1)
+            [bobs] = bob.secure_channels()
+            assert not bobs.peer.has_credential
+            await channel.refresh_credentials([w.alice_credential])
+            await _until(lambda: bobs.peer.has_credential)
+            assert bobs.peer.attributes == {"role": "admin"}
+            seen: list[LocalMessage] = []
+
+            async def app(ctx: Context, msg: LocalMessage) -> None:
+                seen.append(msg)
+                await ctx.send(msg.return_route, b"ok")
+
+            await bob.start_worker("app", app)
+            bob.flow_controls.add_consumer("app", bob.secure_channel_listeners()[0].flow_control_id)
+            assert await alice.send_and_receive(channel.route / "app", b"x", timeout=5) == b"ok"
+            info = channel_info(seen[0])
+            assert info is not None and info.peer.attributes == {"role": "admin"}
+
+    run(main)
+
+
+def test_a_flood_to_a_slow_worker_pauses_the_channel_and_drops_nothing() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            got: list[bytes] = []
+
+            async def slow(ctx: Context, msg: LocalMessage) -> None:
+                got.append(msg.payload)
+                if len(got) % 50 == 0:
+                    await asyncio.sleep(0.01)
+
+            await bob.start_worker("slow", slow, mailbox_size=4)
+            bob.flow_controls.add_consumer("slow", bob.secure_channel_listeners()[0].flow_control_id)
+            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
+            n = 2_000
+            for i in range(n):
+                await alice.send(channel.route / "slow", i.to_bytes(4, "big") + bytes(1020))
+            await _until(lambda: len(got) == n, 10)
+            assert [int.from_bytes(p[:4], "big") for p in got] == list(range(n))
+            assert bob.stats.dropped_full == 0 and alice.stats.dropped_full == 0
+            assert bob.stats.channel_records_rejected == 0
+
+    run(main)
+
+
+def test_channel_inside_a_channel_through_an_intermediary() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "middle", "bob") as (alice, middle, bob):
+            bob_route = await _bob(bob, trust=TrustIdentifier(w.alice.identifier))
+            await middle.create_secure_channel_listener(w.carol)
+            middle_tcp = await middle.create_tcp_listener("127.0.0.1:0")
+            async with RecordingProxy(middle_tcp.address) as to_middle, \
+                    RecordingProxy(str(bob_route[0].name)) as to_bob:
+                await middle.connect_tcp(to_bob.address)  # the intermediary's way to bob
+                # control: plaintext over plain routing shows in the capture
+                assert await alice.send_and_receive(
+                    [Address.tcp(to_middle.address), "echo"], b"control-plaintext", timeout=5) == \
+                    b"control-plaintext"
+                assert b"control-plaintext" in to_middle.seen()
+                outer = await alice.create_secure_channel(
+                    w.alice, [Address.tcp(to_middle.address), "api"],
+                    trust=TrustIdentifier(w.carol.identifier), timeout=5)
+                inner = await alice.create_secure_channel(
+                    w.alice, outer.route / "hop" / Address.tcp(to_bob.address) / "api",
+                    trust=TrustIdentifier(w.bob.identifier), timeout=5)
+                secret = b"top-secret-payload-" * 4
+                assert await alice.send_and_receive(inner.route / "echo", secret, timeout=5) == secret
+                # bob sees alice as the peer of the inner channel
+                assert [c.peer.identifier for c in bob.secure_channels()] == [w.alice.identifier]
+                for proxy in (to_middle, to_bob):
+                    data = proxy.seen()
+                    assert len(data) > 1000 and b"top-secret" not in data
+                await inner.close()
+                await outer.close()
+
+    run(main)

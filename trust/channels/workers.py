@@ -1,0 +1,495 @@
+"""Secure-channel workers: thin asyncio adapters over the sans-IO handshake and record layer.
+
+* :class:`SecureChannelListener` (a worker at a well-known address, ``api`` by default) starts a
+  responder per incoming handshake with six fresh addresses, replaces the first onward hop of
+  message 1 with the responder's ``decryptor_remote`` and forwards it there (wire spec §3.6).
+  At most ``max_handshakes`` handshakes are in progress per listener (more are dropped and
+  counted); a handshake that does not complete within ``handshake_timeout`` is abandoned.
+* :func:`create_secure_channel` runs the initiator's side (``timeout`` for the whole handshake).
+* Once open, each side has an *encryptor* worker (local messages addressed
+  ``[encryptor, rest...]`` become Payload records sent to the peer's ``decryptor_remote`` with an
+  empty return route) and a *decryptor* worker (records in; each Payload's inner message is
+  delivered with the channel's ``encryptor`` pushed onto its return route, so replies re-enter
+  the channel). The decryptor is a flow-control producer, delivering through the node's one
+  delivery path (:meth:`~trust.node.Node.producer`): a decrypted message reaches only the
+  consumers of the channel's flow (or of the listener's, for a responder), and a full consumer
+  pauses the channel instead of dropping records.
+* Close is sent when a channel is closed or its node stops, and honoured when received.
+  RefreshCredentials re-authenticates the peer (:meth:`PeerAuthenticator.refresh`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from trust.channels.authentication import PeerAuthenticator
+from trust.channels.handshake import ChannelIdentity, HandshakeComplete, Initiator, Responder, SendMessage
+from trust.channels.local_info import SecureChannelLocalInfo
+from trust.channels.messages import Close, IdentityAndCredentials, Payload, RefreshCredentials
+from trust.channels.peer import VerifiedPeer
+from trust.channels.records import RecordSession
+from trust.channels.trust_policies import Trust
+from trust.errors import TrustError, UsageError
+from trust.identities.identity import Identity
+from trust.logsafe import safe_text, warn_limited
+from trust.models.credential import CredentialAndPurposeKey
+from trust.node.errors import NodeStoppedError
+from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO
+from trust.node.mailbox import MailboxClosedError
+from trust.node.worker import Worker
+from trust.routing import Address, LocalInfo, LocalMessage, Route, RouteLike
+
+if TYPE_CHECKING:
+    from trust.node.context import Context
+    from trust.node.node import Node
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_HANDSHAKES",
+    "ChannelAddresses",
+    "ChannelTimeoutError",
+    "ListenerStats",
+    "SecureChannel",
+    "SecureChannelListener",
+    "channel_identity",
+    "create_secure_channel",
+    "create_secure_channel_listener",
+]
+
+log = logging.getLogger("trust.channels")
+
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+"""Seconds a handshake may take, on both sides."""
+DEFAULT_MAX_HANDSHAKES = 1_000
+"""Handshakes a listener has in progress at most; message 1 of more is dropped and counted."""
+
+_EMPTY = Route(())
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+class ChannelTimeoutError(TrustError, TimeoutError):
+    """The handshake did not complete in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAddresses:
+    """The six addresses of one side of a channel (Ockam's ``addresses.rs``)."""
+
+    decryptor_remote: Address
+    decryptor_internal: Address
+    decryptor_api: Address
+    encryptor: Address
+    encryptor_api: Address
+    encryptor_internal: Address
+
+    @classmethod
+    def random(cls) -> ChannelAddresses:
+        return cls(*(Address.random() for _ in range(6)))
+
+    @property
+    def decryptor(self) -> tuple[Address, Address, Address]:
+        return (self.decryptor_remote, self.decryptor_internal, self.decryptor_api)
+
+    @property
+    def encryptors(self) -> tuple[Address, Address, Address]:
+        return (self.encryptor, self.encryptor_api, self.encryptor_internal)
+
+
+async def channel_identity(identity: ChannelIdentity | Identity, *, identities: Any = None,
+                           credentials: Iterable[CredentialAndPurposeKey] = ()) -> ChannelIdentity:
+    """The handshake identity of ``identity``: a :class:`ChannelIdentity` as it is (with
+    ``credentials`` added), or a local identity (``NamedIdentity``, or an ``Identity`` that
+    ``identities``, an :class:`~trust.identities.manager.IdentityManager`, holds) with its
+    secure-channel static key from its vault (created and attested on first use)."""
+    creds = tuple(credentials)
+    if isinstance(identity, ChannelIdentity):
+        if not creds:
+            return identity
+        p = identity.payload
+        return ChannelIdentity(identity.static, IdentityAndCredentials.of(
+            p.change_history_raw, p.purpose_key_attestation, creds))
+    if not isinstance(identity, Identity):
+        raise UsageError("identity must be a ChannelIdentity or a local Identity")
+    if identities is None:
+        raise UsageError("a local identity needs identities= (its IdentityManager) to find its "
+                         "secure-channel key")
+    from trust.channels.keys import VaultX25519Key
+
+    name = getattr(identity, "name", None) or identity.identifier
+    vault, handle, attestation = await identities.secure_channel_key(name)
+    return ChannelIdentity(VaultX25519Key(vault, handle), IdentityAndCredentials.of(
+        identity.export(), attestation, creds))
+
+
+def _authenticator(trust: Trust | None, authorities: Iterable[Identity],
+                   require_credential: bool, authenticator: PeerAuthenticator | None
+                   ) -> PeerAuthenticator:
+    if authenticator is not None:
+        return authenticator
+    return PeerAuthenticator(trust, authorities=authorities, require_credential=require_credential)
+
+
+# -- one open channel ------------------------------------------------------------------------------
+class SecureChannel:
+    """One side of an open channel. ``route`` addresses the far side (``channel.route / "echo"``);
+    ``peer`` is the verified peer (updated by credential refreshes); ``address`` is the channel's
+    encryptor address (its name on this node)."""
+
+    def __init__(self, node: Node, addresses: ChannelAddresses, session: RecordSession,
+                 peer: VerifiedPeer, authenticator: PeerAuthenticator, identity: ChannelIdentity,
+                 remote_route: Route, *, initiator: bool, spawner: str | None) -> None:
+        self.node = node
+        self.addresses = addresses
+        self.session = session
+        self.peer = peer
+        self.authenticator = authenticator
+        self.identity = identity
+        self.remote_route = remote_route
+        self.is_initiator = initiator
+        self.flow_control_id = node.flow_controls.new_id()
+        self.spawner = spawner
+        self.closed = False
+        self.created_at = int(time.time())
+        self._peer_remote = remote_route.addresses[-1]
+        self._tracked_nonce = -1
+        self._encryptor_ctx: Context | None = None
+        self._decryptor_ctx: Context | None = None
+        self._produce: Any = None
+        self._redeliver: Any = None
+        self._make_producer()
+
+    @property
+    def address(self) -> Address:
+        return self.addresses.encryptor
+
+    @property
+    def route(self) -> Route:
+        return Route([self.addresses.encryptor])
+
+    def __repr__(self) -> str:
+        return f"SecureChannel({self.address} ↔ {self.peer.identifier}, remote=[{self.remote_route}])"
+
+    def _make_producer(self) -> None:
+        info = (LocalInfo(FLOW_CONTROL_LOCAL_INFO, self.flow_control_id.encode()),
+                SecureChannelLocalInfo(self.addresses.decryptor_api, self.peer))
+        self._produce, self._redeliver = self.node.producer(
+            self.flow_control_id, self.addresses.encryptor, spawner=self.spawner,
+            local_info=info)  # type: ignore[arg-type]
+
+    async def _start(self, decryptor_ctx: Context) -> None:
+        node = self.node
+        node.flow_controls.add_producer(self.addresses.encryptor, self.flow_control_id,
+                                        spawner=self.spawner)
+        self._decryptor_ctx = decryptor_ctx
+        self._encryptor_ctx = await node.start_worker(
+            self.addresses.encryptors, _EncryptorWorker(self), producer_flow=self.flow_control_id)
+        node.register_secure_channel(self)
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def _send_record(self, record: bytes | bytearray, ret: Route = _EMPTY) -> None:
+        ctx = self._encryptor_ctx
+        assert ctx is not None
+        await ctx.forward(LocalMessage(self.remote_route, ret, bytes(record)))
+
+    async def refresh_credentials(self, credentials: Iterable[CredentialAndPurposeKey],
+                                  change_history: bytes | None = None) -> None:
+        """Present new credentials (and, optionally, a newer change history) to the peer."""
+        if self.closed:
+            raise UsageError(f"the channel {self.address} is closed")
+        history = change_history or self.identity.payload.change_history_raw
+        record = self.session.encrypt(RefreshCredentials(history, tuple(credentials)))
+        await self._send_record(record, Route([self.addresses.encryptor]))
+
+    async def close(self) -> None:
+        """Send Close to the peer and stop both workers (idempotent)."""
+        await self._teardown(send_close=True)
+
+    async def _teardown(self, *, send_close: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        node = self.node
+        if send_close and self._encryptor_ctx is not None and not node.stopped:
+            try:
+                record = self.session.encrypt(Close())
+                await asyncio.wait_for(self._send_record(record, Route([self.addresses.encryptor])), 2)
+            except (TrustError, TimeoutError) as e:
+                warn_limited(log, "close", "channel %s could not send Close: %s", self.address,
+                             safe_text(e))
+        node.unregister_secure_channel(self)
+        node.flow_controls.remove_flow(self.flow_control_id)
+        for addr in (self.addresses.encryptor, self.addresses.decryptor_remote):
+            if node.has_address(addr):
+                try:
+                    await node.stop_worker(addr)
+                except TrustError:
+                    pass
+
+    # -- receiving -------------------------------------------------------------------------------
+    async def _on_record(self, msg: LocalMessage) -> None:
+        session = self.session
+        try:
+            message = session.decrypt(msg.payload)
+        except TrustError as e:
+            self.node.stats.channel_records_rejected += 1
+            warn_limited(log, "record", "channel %s dropped a record: %s", self.address,
+                         safe_text(e))
+            return
+        if type(message) is Payload:
+            if not self.is_initiator:
+                n = session.decryptor.highest_nonce
+                if n > self._tracked_nonce:
+                    self._tracked_nonce = n
+                    ret = msg.return_route.addresses
+                    if ret[-1:] != (self._peer_remote,):
+                        ret = (*ret, self._peer_remote)
+                    if ret != self.remote_route.addresses:
+                        self.remote_route = Route(ret)
+            if not message.onward_route.addresses:
+                return
+            inner = LocalMessage(message.onward_route, message.return_route, message.payload)
+            full = self._produce(inner)
+            while full is not None:
+                try:
+                    await full.wait_space()
+                except MailboxClosedError:
+                    return
+                full = self._redeliver(inner)
+        elif isinstance(message, Close):
+            await self._teardown(send_close=False)
+        elif isinstance(message, RefreshCredentials):
+            try:
+                self.peer = self.authenticator.refresh(self.peer, message)
+            except TrustError as e:
+                warn_limited(log, "refresh", "channel %s: the peer's credential refresh failed, "
+                             "closing: %s", self.address, safe_text(e))
+                await self._teardown(send_close=True)
+                return
+            self._make_producer()
+
+
+class _EncryptorWorker(Worker):
+    def __init__(self, channel: SecureChannel) -> None:
+        self.channel = channel
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        ch = self.channel
+        if msg.onward_route.addresses[0] != ch.addresses.encryptor or ch.closed:
+            return
+        record = ch.session.encrypt_payload(msg.onward_route.pop_front(), msg.return_route,
+                                            msg.payload)
+        await ctx.forward(LocalMessage(ch.remote_route, _EMPTY, bytes(record)))
+
+    async def shutdown(self, ctx: Context) -> None:
+        await self.channel._teardown(send_close=True)
+
+
+# -- the decryptor: handshake first, then records ----------------------------------------------------
+class _DecryptorWorker(Worker):
+    def __init__(self, node: Node, addresses: ChannelAddresses, machine: Initiator | Responder,
+                 identity: ChannelIdentity, authenticator: PeerAuthenticator, *,
+                 spawner: str | None = None, listener: SecureChannelListener | None = None
+                 ) -> None:
+        self.node = node
+        self.addresses = addresses
+        self.machine = machine
+        self.identity = identity
+        self.authenticator = authenticator
+        self.spawner = spawner
+        self.listener = listener
+        self.done: asyncio.Future[SecureChannel] = asyncio.get_running_loop().create_future()
+        self.channel: SecureChannel | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        if msg.onward_route.addresses[0] != self.addresses.decryptor_remote:
+            return
+        ch = self.channel
+        if ch is not None:
+            await ch._on_record(msg)
+            return
+        if self.done.done():
+            return
+        try:
+            events = self.machine.receive(msg.payload)
+        except TrustError as e:
+            self._fail(e)
+            await ctx.stop()
+            return
+        for ev in events:
+            if isinstance(ev, SendMessage):
+                await ctx.send(msg.return_route, ev.data)
+            elif isinstance(ev, HandshakeComplete):
+                await self._complete(ctx, ev, msg.return_route)
+
+    async def _complete(self, ctx: Context, ev: HandshakeComplete, remote_route: Route) -> None:
+        if not remote_route.addresses:
+            self._fail(UsageError("a handshake message came without a return route"))
+            await ctx.stop()
+            return
+        ch = SecureChannel(self.node, self.addresses, RecordSession(ev.keys), ev.peer,
+                           self.authenticator, self.identity, remote_route,
+                           initiator=isinstance(self.machine, Initiator), spawner=self.spawner)
+        self.channel = ch
+        await ch._start(ctx)
+        self._settle()
+        if not self.done.done():
+            self.done.set_result(ch)
+
+    def _fail(self, e: BaseException) -> None:
+        self._settle()
+        if self.listener is not None:
+            self.listener.stats.failed_handshakes += 1
+            warn_limited(log, "handshake", "listener %s: a handshake failed: %s",
+                         self.listener.address, safe_text(e))
+        if not self.done.done():
+            self.done.set_exception(e)
+            self.done.exception()  # (retrieved: a responder's failure has no awaiter)
+
+    def _settle(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.listener is not None and self in self.listener._pending:
+            self.listener._pending.discard(self)
+
+    def start_timer(self, ctx: Context, timeout: float) -> None:
+        def expire() -> None:
+            self._timer = None
+            if self.channel is None:
+                if self.listener is not None:
+                    self.listener.stats.timed_out += 1
+                self._fail(ChannelTimeoutError(f"the handshake did not complete within {timeout:g}s"))
+                task = asyncio.get_running_loop().create_task(
+                    _stop_quietly(self.node, self.addresses.decryptor_remote))
+                _TASKS.add(task)
+                task.add_done_callback(_TASKS.discard)
+
+        self._timer = asyncio.get_running_loop().call_later(timeout, expire)
+
+    async def shutdown(self, ctx: Context) -> None:
+        if self.channel is None:
+            self._fail(NodeStoppedError("the handshake was abandoned"))
+        else:
+            await self.channel._teardown(send_close=True)
+
+
+async def _stop_quietly(node: Node, address: Address) -> None:
+    if node.has_address(address):
+        try:
+            await node.stop_worker(address)
+        except TrustError:
+            pass
+
+
+# -- initiator -------------------------------------------------------------------------------------
+async def create_secure_channel(node: Node, identity: ChannelIdentity, route: RouteLike, *,
+                                trust: Trust | None = None, authorities: Iterable[Identity] = (),
+                                require_credential: bool = False,
+                                authenticator: PeerAuthenticator | None = None,
+                                timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> SecureChannel:
+    """Open a channel to the listener at the end of ``route`` (see :meth:`Node.create_secure_channel`)."""
+    auth = _authenticator(trust, authorities, require_credential, authenticator)
+    addrs = ChannelAddresses.random()
+    worker = _DecryptorWorker(node, addrs, Initiator(identity, auth), identity, auth)
+    ctx = await node.start_worker(addrs.decryptor, worker)
+    try:
+        async with asyncio.timeout(timeout):
+            await ctx.send(Route.of(route), worker.machine.start())  # type: ignore[union-attr]
+            return await asyncio.shield(worker.done)
+    except TimeoutError:
+        raise ChannelTimeoutError(f"no secure channel to {Route.of(route)} within {timeout:g}s") \
+            from None
+    except BaseException:
+        if worker.channel is not None:
+            await worker.channel._teardown(send_close=True)
+        raise
+    finally:
+        if worker.channel is None:
+            if not worker.done.done():
+                worker.done.cancel()
+            await _stop_quietly(node, addrs.decryptor_remote)
+
+
+# -- listener --------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class ListenerStats:
+    handshakes: int = 0
+    """Handshakes started."""
+    dropped_over_limit: int = 0
+    """Message 1s dropped because ``max_handshakes`` were in progress."""
+    failed_handshakes: int = 0
+    timed_out: int = 0
+
+
+@dataclass(eq=False)
+class SecureChannelListener(Worker):
+    """Accepts channels at ``address`` (see :meth:`Node.create_secure_channel_listener`)."""
+
+    node: Node
+    address: Address
+    identity: ChannelIdentity
+    authenticator: PeerAuthenticator
+    flow_control_id: str
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    stats: ListenerStats = field(default_factory=ListenerStats)
+    _pending: set[_DecryptorWorker] = field(default_factory=set)
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._pending)
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        if len(self._pending) >= self.max_handshakes:
+            self.stats.dropped_over_limit += 1
+            warn_limited(log, "handshakes", "listener %s: %d handshakes in progress, one more "
+                         "dropped", self.address, self.max_handshakes)
+            return
+        node = self.node
+        addrs = ChannelAddresses.random()
+        worker = _DecryptorWorker(node, addrs, Responder(self.identity, self.authenticator),
+                                  self.identity, self.authenticator,
+                                  spawner=self.flow_control_id, listener=self)
+        dctx = await node.start_worker(addrs.decryptor, worker)
+        self._pending.add(worker)
+        self.stats.handshakes += 1
+        worker.start_timer(dctx, self.handshake_timeout)
+        flow = msg.find_local_info(FLOW_CONTROL_LOCAL_INFO) if msg.local_info else None
+        if flow is not None:  # the records will come the way message 1 came
+            node.flow_controls.add_consumer(addrs.decryptor_remote, flow.decode("utf-8", "replace"))
+        await ctx.forward(msg.replace_front_onward(addrs.decryptor_remote))
+
+    async def shutdown(self, ctx: Context) -> None:
+        self.node.flow_controls.remove_flow(self.flow_control_id)
+        self.node.unregister_secure_channel_listener(self)
+
+    def __repr__(self) -> str:
+        return f"SecureChannelListener({self.address})"
+
+
+async def create_secure_channel_listener(
+        node: Node, identity: ChannelIdentity, address: Address | str = "api", *,
+        trust: Trust | None = None, authorities: Iterable[Identity] = (),
+        require_credential: bool = False, authenticator: PeerAuthenticator | None = None,
+        consumers: Iterable[Address | str] | None = None,
+        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> SecureChannelListener:
+    """Start a listener (see :meth:`Node.create_secure_channel_listener`)."""
+    if max_handshakes < 1 or handshake_timeout <= 0:
+        raise UsageError("max_handshakes and handshake_timeout must be positive")
+    auth = _authenticator(trust, authorities, require_credential, authenticator)
+    addr = Address.parse(address)
+    flow = node.flow_controls.new_id()
+    listener = SecureChannelListener(node, addr, identity, auth, flow, max_handshakes,
+                                     handshake_timeout)
+    await node.start_worker(addr, listener)
+    for c in (node.listener_consumers - {addr.name}) if consumers is None else consumers:
+        node.flow_controls.add_consumer(c, flow)
+    node.register_secure_channel_listener(listener)
+    return listener
