@@ -32,10 +32,10 @@ from trust.channels.trust_policies import Trust, TrustEveryone
 from trust.credentials.verification import VerifiedCredential, verify_credential
 from trust.errors import RemoteProtocolError, UntrustedError, UsageError, VerificationError
 from trust.identities.identity import Comparison, Identity, verify_change_history
-from trust.identities.purpose_keys import MAX_ALLOWED_TIME_DRIFT, verify_purpose_key_attestation
+from trust.identities.purpose_keys import check_attestation_claims, verify_purpose_key_attestation
 from trust.models.credential import CredentialAndPurposeKey
 from trust.models.memo import ENTRY_OVERHEAD, BoundedCache, CacheInfo
-from trust.models.primitives import Signature, identifier_text
+from trust.models.primitives import Signature
 from trust.models.purpose_key import Purpose, PurposeKeyAttestation, PurposeKeyAttestationData
 
 __all__ = ["PeerAuthenticator", "cache_info", "clear_cache"]
@@ -53,37 +53,6 @@ def clear_cache() -> None:
 
 def cache_info() -> CacheInfo:
     return _SIGNATURES.info()
-
-
-def _check_claims(subject: Identity, data: PurposeKeyAttestationData, now: int,
-                  ockam_strict: bool) -> None:
-    """Every check of :func:`verify_purpose_key_attestation` but the signature (for an
-    attestation whose signature verified before on the same bytes)."""
-    if data.subject != subject.identifier_bytes:
-        raise VerificationError(
-            f"the attestation is for {identifier_text(data.subject)}, not {subject.identifier}")
-    index = subject.change_index(data.subject_latest_change_hash)
-    if index is None:
-        raise VerificationError("the attestation names a change that is not in the subject's "
-                                "history")
-    if ockam_strict and index != len(subject.changes) - 1:
-        raise VerificationError("the attestation was made before the subject's latest change")
-    for later in subject.changes[index + 1 :]:
-        if later.change_data.revoke_all_purpose_keys:
-            raise VerificationError("the attestation was revoked by a later change of the "
-                                    "subject (revoke_all_purpose_keys)")
-    change = subject.changes[index].change_data
-    if data.expires_at > change.attestations_valid_until:
-        raise VerificationError("the attestation expires after the attesting key's validity")
-    if data.created_at < change.attestations_valid_from:
-        raise VerificationError("the attestation was created before the attesting key's validity")
-    if data.created_at > now + MAX_ALLOWED_TIME_DRIFT:
-        raise VerificationError("the attestation was created in the future")
-    if data.expires_at < now:
-        raise VerificationError("the attestation has expired")
-    if data.public_key.purpose is not Purpose.SECURE_CHANNEL_STATIC:
-        raise VerificationError(f"the attested key is not a "
-                                f"{Purpose.SECURE_CHANNEL_STATIC.label} key")
 
 
 class PeerAuthenticator:
@@ -122,7 +91,9 @@ class PeerAuthenticator:
         if self.cache:
             key = (identity.raw, att.data, att.signature)
             if _SIGNATURES.get(key):
-                _check_claims(identity, data, now, self.ockam_strict)
+                check_attestation_claims(identity, data, now=now,
+                                         purpose=Purpose.SECURE_CHANNEL_STATIC,
+                                         ockam_strict=self.ockam_strict)
                 return data
         verify_purpose_key_attestation(identity, att, now=now,
                                        purpose=Purpose.SECURE_CHANNEL_STATIC,

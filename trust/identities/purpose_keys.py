@@ -14,6 +14,7 @@ import time
 
 from trust.errors import VerificationError
 from trust.identities.identity import Identity
+from trust.models.change_history import ChangeData
 from trust.models.primitives import Signature, identifier_text, time_text
 from trust.models.purpose_key import (
     Purpose,
@@ -55,16 +56,16 @@ async def attest_purpose_key(identity: Identity, vault: SigningVault, handle: st
     return PurposeKeyAttestation(data, Signature(key_type, await vault.sign(handle, m)))
 
 
-def verify_purpose_key_attestation(subject: Identity, attestation: PurposeKeyAttestation, *,
-                                   now: int | None = None, purpose: Purpose | None = None,
-                                   ockam_strict: bool = False) -> PurposeKeyAttestationData:
-    """Check ``attestation`` against its (already verified) subject identity.
-
-    ``ockam_strict=True`` applies Ockam's rule instead of ours: only attestations made against
-    the latest change are accepted.
+def check_attestation_claims(subject: Identity, data: PurposeKeyAttestationData, *,
+                             now: int | None = None, purpose: Purpose | None = None,
+                             ockam_strict: bool = False) -> ChangeData:
+    """Every check of :func:`verify_purpose_key_attestation` except the signature: the subject,
+    the change it names (present, not revoked by a later change), the attesting key's validity
+    window, the clock and the purpose. Returns the attesting change's data (whose primary key
+    must have signed the attestation). For a caller that verified the signature of these
+    exact bytes before (a warm cache); everything time-dependent is checked here every time.
     """
     t = int(time.time()) if now is None else int(now)
-    data = attestation.attestation_data
     if data.subject != subject.identifier_bytes:
         raise VerificationError(
             f"the attestation is for {identifier_text(data.subject)}, not {subject.identifier}")
@@ -93,6 +94,20 @@ def verify_purpose_key_attestation(subject: Identity, attestation: PurposeKeyAtt
                                 f"checked at {time_text(t)}")
     if purpose is not None and data.public_key.purpose is not purpose:
         raise VerificationError(f"the attested key is not a {purpose.label} key")
+    return change
+
+
+def verify_purpose_key_attestation(subject: Identity, attestation: PurposeKeyAttestation, *,
+                                   now: int | None = None, purpose: Purpose | None = None,
+                                   ockam_strict: bool = False) -> PurposeKeyAttestationData:
+    """Check ``attestation`` against its (already verified) subject identity.
+
+    ``ockam_strict=True`` applies Ockam's rule instead of ours: only attestations made against
+    the latest change are accepted.
+    """
+    data = attestation.attestation_data
+    change = check_attestation_claims(subject, data, now=now, purpose=purpose,
+                                      ockam_strict=ockam_strict)
     key = change.primary_public_key
     if attestation.signature.key_type is not key.key_type or \
             not verify_signature(key, attestation.data_hash, attestation.signature.data):
