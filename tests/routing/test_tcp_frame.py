@@ -204,3 +204,21 @@ def test_a_trickled_large_frame_costs_linear_time(path: str) -> None:
     assert [m.payload for m in got] == [payload]
     assert d.copied <= 4 * len(frame), d.copied  # exact-size growth copied ~len²/2 bytes
     assert d.capacity == 0
+
+
+def test_public_fast_frame_api_writes_what_encode_frame_writes() -> None:
+    from trust.routing import Address, Route
+    from trust.routing.tcp_frame import SMALL_PAYLOAD_HEADS, encode_frame, pack_u32, routes_prefix
+
+    onward = (Address.local("echo"), Address.tcp("127.0.0.1:4000"))
+    ret = (Address.local("app"),)
+    for n in (0, 1, 23, 24, 255):
+        payload = bytes(range(n % 256))[:n].ljust(n, b"x")
+        prefix = routes_prefix(onward, ret)
+        assert prefix is not None and routes_prefix(onward, ret) is prefix  # cached
+        head = SMALL_PAYLOAD_HEADS[n]
+        frame = pack_u32(len(prefix) + len(head) + n) + prefix + head + payload
+        assert frame == encode_frame(Route.from_tuple(onward), Route.from_tuple(ret), payload)
+    long = tuple(Address.local("a" * 200) for _ in range(3))
+    assert routes_prefix(long, ()) is None  # too long for the fast path: use encode_frame
+    assert Route.from_tuple(onward) == Route(list(onward))

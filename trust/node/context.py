@@ -33,7 +33,7 @@ class Context:
         self.node = node
         self._slot = slot
         self.address: Address = slot.addresses[0]
-        self._return = Route._of((self.address,))
+        self._return = Route.from_tuple((self.address,))
         self._deliver = node._deliver
         self._detached = slot.kind != "worker"
         self.drop_when_full = False
@@ -71,7 +71,7 @@ class Context:
             src = Address.parse(from_address)
             if src not in self._slot.addresses:
                 raise UsageError(f"{src} is not an address of this context")
-            ret = Route._of((src,))
+            ret = Route.from_tuple((src,))
         msg = LocalMessage(route, ret, payload, local_info, tracing_context)
         outgoing = self._slot.outgoing
         done = self._deliver(msg, src, outgoing, None, None)  # no coroutine unless it must wait

@@ -676,7 +676,7 @@ class Node:
         a TCP listener's flow) may have spawned. See :class:`Producer`."""
         deliver = self._deliver
         prefix = (source,)
-        new_route = Route._of
+        new_route = Route.from_tuple
         last_ret: Route | None = None
         last_pushed: Route | None = None
 

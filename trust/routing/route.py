@@ -35,10 +35,14 @@ class Route:
         self._addrs = tuple(a if isinstance(a, Address) else Address.parse(a) for a in addresses)
 
     @classmethod
-    def _of(cls, addrs: tuple[Address, ...]) -> Route:
+    def from_tuple(cls, addrs: tuple[Address, ...]) -> Route:
+        """The route of an already-parsed tuple of addresses, without checking or copying (the
+        fast path for the node's hot code; ``Route(addresses)`` checks and parses)."""
         r = cls.__new__(cls)
         r._addrs = addrs
         return r
+
+    _of = from_tuple
 
     @classmethod
     def of(cls, value: RouteLike) -> Route:

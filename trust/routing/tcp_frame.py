@@ -30,12 +30,15 @@ from trust.routing.route import Route
 __all__ = [
     "MAX_FRAME_SIZE",
     "PREAMBLE",
+    "SMALL_PAYLOAD_HEADS",
     "FrameDecoder",
     "FrameTooLargeError",
     "decode_body",
     "encode_body",
     "encode_frame",
     "encode_heartbeat",
+    "pack_u32",
+    "routes_prefix",
 ]
 
 PREAMBLE: Final = b"\x01"
@@ -85,6 +88,19 @@ def _routes_prefix(onward: tuple[Address, ...], ret: tuple[Address, ...]) -> byt
     return routes
 
 
+def routes_prefix(onward: tuple[Address, ...], ret: tuple[Address, ...]) -> bytes | None:
+    """The fast frame-writing API (used by the TCP sender for payloads under 256 bytes
+    without a tracing context): ``0x83 || onward || return``, the start of a frame's body, or
+    ``None`` when the routes take more than 512 bytes (then use :func:`encode_frame`). Cached by
+    the routes. A frame is then ``pack_u32(len(prefix) + len(head) + n) + prefix + head +
+    payload`` where ``head = SMALL_PAYLOAD_HEADS[n]`` (``n = len(payload) < 256``); this is
+    exactly what :func:`encode_frame` writes for such a message."""
+    routes = _ROUTES_ENCODED.get((onward, ret))
+    if routes is None:
+        routes = _routes_prefix(onward, ret)
+    return routes if len(routes) <= 512 else None
+
+
 def _payload_head(n: int) -> bytes:
     if n < 256:
         return _BSTR_HEADS[n]
@@ -92,6 +108,10 @@ def _payload_head(n: int) -> bytes:
 
 
 _BSTR_HEADS: Final = tuple(head(2, i) for i in range(256))
+SMALL_PAYLOAD_HEADS: Final = _BSTR_HEADS
+"""The CBOR byte-string head of a payload of ``n < 256`` bytes, at index ``n``."""
+pack_u32: Final = _pack_u32
+"""A frame's 4-byte big-endian length prefix."""
 
 
 def _body_parts(onward: tuple[Address, ...], ret: tuple[Address, ...], payload: bytes,

@@ -42,14 +42,13 @@ from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, Flow
 from trust.node.mailbox import MailboxClosedError
 from trust.routing import TCP, Address, LocalInfo, LocalMessage, Route
 from trust.routing.tcp_frame import (
-    _BSTR_HEADS,
-    _ROUTES_ENCODED,
     PREAMBLE,
+    SMALL_PAYLOAD_HEADS,
     FrameDecoder,
-    _pack_u32,
-    _routes_prefix,
     encode_frame_addrs,
     frame_header,
+    pack_u32,
+    routes_prefix,
 )
 
 if TYPE_CHECKING:
@@ -233,7 +232,7 @@ class TcpConnection(asyncio.Protocol):
     @property
     def route(self) -> Route:
         """A route whose first hop is this connection: ``conn.route / "echo"``."""
-        return Route._of((self.sender_address,))
+        return Route.from_tuple((self.sender_address,))
 
     @property
     def reading_paused(self) -> bool:
@@ -380,18 +379,14 @@ class TcpConnection(asyncio.Protocol):
             else:
                 ret = return_route._addrs
                 onward = onward_route._addrs[1:]
-                routes = _ROUTES_ENCODED.get((onward, ret))  # type: ignore[assignment]
-                if routes is None:
-                    routes = _routes_prefix(onward, ret)
-                    if len(routes) > 512:
-                        routes = None
+                routes = routes_prefix(onward, ret)  # type: ignore[assignment]
                 self._last_onward = onward_route
                 self._last_return = return_route
                 self._last_routes = routes
             if routes is not None:
                 self._transport.write(b"".join(  # type: ignore[union-attr]
-                    (_pack_u32(len(routes) + n + (1 if n < 24 else 2)), routes,
-                     _BSTR_HEADS[n], payload)))
+                    (pack_u32(len(routes) + n + (1 if n < 24 else 2)), routes,
+                     SMALL_PAYLOAD_HEADS[n], payload)))
                 return True
         if n >= _ZERO_COPY_SIZE and msg.tracing_context is None:
             header = frame_header(msg.onward_route._addrs[1:], msg.return_route._addrs,
