@@ -111,3 +111,60 @@ def test_policy_test_at_node_rejects_bad_subjects(nodes: Cli) -> None:  # noqa: 
                           "NAME=VALUE")):
         r = nodes("policy", "test", "--resource", "echo", "--at", "n1", *args, ok=False)
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_node_with_an_authority_requires_its_credential(nodes: Cli, home: Path) -> None:  # noqa: F811
+    nodes("identity", "create", "authority")
+    nodes("identity", "create", "n3id")
+    nodes("identity", "create", "stranger")
+    auth_id = nodes.json("identity", "show", "authority")["identifier"]
+    cred = nodes("credential", "issue", "--identity", "authority", "--subject", "n3id",
+                 "--attribute", "role=node").out
+    (home / "n3.cred").write_text(cred + "\n")
+    state = nodes.json("node", "create", "n3", "--identity", "n3id", "--authority", "authority",
+                       "--credential", f"@{home / 'n3.cred'}")
+    assert state["authorities"] == [auth_id]
+    config = (home / "nodes" / "n3" / "node.json").read_text()
+    assert cred.lower() in config  # recorded for node start
+    member = "I" + "4" * 64
+    d = nodes.json("policy", "test", "--resource", "svc", "--at", "n3")
+    assert not d["allowed"] and "no subject" in d["reason"]
+    d = nodes.json("policy", "test", "--resource", "svc", "--at", "n3", "--identifier", member)
+    assert not d["allowed"] and "subject.has_credential is false" in d["reason"]
+    assert nodes.json("policy", "test", "--resource", "svc", "--at", "n3", "--identifier",
+                      member, "--attribute", "role=x")["allowed"]
+    assert nodes.json("policy", "test", "--resource", "svc", "--at", "n3", "--identifier",
+                      auth_id)["allowed"]  # the authority itself
+    # echo stays open until a policy is stored for it
+    assert nodes.json("policy", "test", "--resource", "echo", "--at", "n3")["allowed"]
+    nodes("node", "stop", "n3")
+    assert nodes.json("node", "start", "n3")["authorities"] == [auth_id]
+
+    # a credential issued to another identity: the node does not start, nothing is left
+    other = nodes("credential", "issue", "--identity", "authority", "--subject", "stranger",
+                  "--attribute", "role=node").out
+    r = nodes("node", "create", "n4", "--identity", "n3id", "--authority", "authority",
+              "--credential", other, ok=False)
+    assert r.returncode == 1 and "issued to" in r.stderr and "Traceback" not in r.stderr
+    assert not (home / "nodes" / "n4").exists()
+    # a credential without its authority, bad hex, an unknown authority: one-line errors
+    for args in (["--credential", cred], ["--authority", "authority", "--credential", "zz"],
+                 ["--authority", "nobody"]):
+        r = nodes("node", "create", "n5", *args, ok=False)
+        assert r.returncode in (1, 2) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (home / "nodes" / "n5").exists()
+
+
+def test_tampered_authority_record_is_refused(nodes: Cli, home: Path) -> None:  # noqa: F811
+    import json
+
+    nodes.json("node", "create", "n1")
+    nodes("node", "stop", "n1")
+    path = home / "nodes" / "n1" / "node.json"
+    good = json.loads(path.read_text())
+    for bad in ({"authorities": "00"}, {"authorities": ["zz"]}, {"credential": 5},
+                {"authorities": ["0011"]}):
+        path.write_text(json.dumps({**good, **bad}))
+        r = nodes("node", "start", "n1", ok=False)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -57,12 +57,19 @@ def _show_plain(state: dict[str, Any]) -> str:
               help="Close a TCP connection with no bytes either way for this long.")
 @click.option("--stall-timeout", metavar="DURATION", default="60s", show_default=True,
               help="Close a TCP connection whose peer reads nothing for this long.")
+@click.option("--authority", "authorities", metavar="A", multiple=True,
+              help="An authority the node trusts: a local identity's name, a known identifier, "
+                   "or a change history (hex or @PATH). Repeatable. A resource with no policy "
+                   "then requires a credential from it (or the authority itself).")
+@click.option("--credential", metavar="HEX|@PATH",
+              help="The credential the node presents (issued to its identity by an --authority).")
 @click.option("--foreground", is_flag=True,
               help="Run the node in this terminal until Ctrl-C (for containers).")
 @output_option
 def create(name: str, tcp_listener_address: str | None, identity: str | None,
            hop_allow: tuple[str, ...], max_connections: str, idle_timeout: str,
-           stall_timeout: str, foreground: bool, output: str) -> None:
+           stall_timeout: str, authorities: tuple[str, ...], credential: str | None,
+           foreground: bool, output: str) -> None:
     """Create node NAME and start it in the background; returns when it is ready.
 
     \b
@@ -71,6 +78,7 @@ def create(name: str, tcp_listener_address: str | None, identity: str | None,
       truststack node create relay --tcp-listener-address 0.0.0.0:4000 --identity ops
       truststack node create b --hop-allow 10.0.0.2:5000 --idle-timeout 10m
       truststack node create n1 --foreground
+      truststack node create n3 --authority authority --credential @n3.cred
     """
     from trust.node.launcher import create_node, node_config, resolve_listener_flag
 
@@ -78,7 +86,9 @@ def create(name: str, tcp_listener_address: str | None, identity: str | None,
     options: dict[str, Any] = {"hop_allow": list(hop_allow),
                "max_connections": _count("--max-connections", max_connections),
                "idle_timeout": _duration("--idle-timeout", idle_timeout),
-               "stall_timeout": _duration("--stall-timeout", stall_timeout)}
+               "stall_timeout": _duration("--stall-timeout", stall_timeout),
+               "authorities": _authority_histories(authorities),
+               "credential": _credential_hex(credential)}
     if foreground:
         config = node_config(name, identity=identity, tcp_listener_address=address, **options)
         _run_foreground(name, address, config, output)
@@ -87,6 +97,48 @@ def create(name: str, tcp_listener_address: str | None, identity: str | None,
     state.pop("control", None)
     emit(output, state, lambda: f"Node {name} is running (pid {state['pid']}), "
                                f"listening on {_listeners(state)}")
+
+
+def _authority_histories(refs: tuple[str, ...]) -> list[str]:
+    """The change histories (hex) of the ``--authority`` references, verified."""
+    if not refs:
+        return []
+    from trust.cli.common import read_value, run
+    from trust.credentials.service import CredentialService
+
+    async def go() -> list[str]:
+        service = CredentialService.open()
+        try:
+            found = await service.resolve([read_value(r, None, what="authority")
+                                           if r.startswith("@") else r.strip() for r in refs],
+                                          store=False)
+        finally:
+            await service.close()
+        return [i.export_hex() for i in found]
+
+    return run(go())
+
+
+def _credential_hex(value: str | None) -> str | None:
+    """The ``--credential`` as hex (``@PATH``: read from a file, hex or binary)."""
+    if value is None:
+        return None
+    from trust.cli.common import read_bytes_file
+    from trust.errors import UsageError
+
+    if value.startswith("@"):
+        data = read_bytes_file(value[1:], "credential")
+        try:
+            text = data.decode("ascii").strip()
+            bytes.fromhex(text)
+            return text.lower()
+        except (UnicodeDecodeError, ValueError):
+            return data.hex()
+    try:
+        bytes.fromhex(value.strip())
+    except ValueError:
+        raise UsageError("--credential must be hex or @PATH") from None
+    return value.strip().lower()
 
 
 def _count(flag: str, text: str) -> int:

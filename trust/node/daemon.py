@@ -26,7 +26,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trust.errors import ConflictError, TrustError, UsageError
+from trust.errors import (
+    ConflictError,
+    StorageError,
+    TrustError,
+    UntrustedError,
+    UsageError,
+    VerificationError,
+)
 from trust.node.control import encode_error
 from trust.node.control_server import ControlServer
 from trust.node.errors import ReceiveTimeoutError
@@ -66,7 +73,7 @@ def node_options(config: dict[str, Any]) -> dict[str, Any]:
 def node_authorities(config: dict[str, Any]) -> list[Any]:
     """The authorities a node trusts (``node create --authority``): their change histories in
     the configuration, verified (a history that does not verify is a :class:`StorageError`)."""
-    from trust.errors import DecodeError, StorageError, VerificationError
+    from trust.errors import DecodeError
     from trust.identities.identity import verify_change_history
 
     out = []
@@ -103,10 +110,12 @@ class NodeRuntime:
         self.node = Node(paths.name, **node_options(config))
         self.control = ControlServer()
         self.identity: Any = None
-        self.authorities: list[Any] = node_authorities(config)
+        self.authorities: list[Any] = []
         self.access: Any = None
         """The node's enforcement point (:class:`trust.channels.access.NodeAccess`)."""
         self.policies: Any = None
+        self.credential: Any = None
+        """The credential the node presents (``node create --credential``), when it verifies."""
         self.started_at = 0
         self._stop = asyncio.Event()
         self._lock_fd: int | None = None
@@ -125,6 +134,7 @@ class NodeRuntime:
         if 0 <= limit < max_connections + 64:
             log.warning("the open-files limit (%d) is below max_connections (%d)", limit,
                         max_connections)
+        self.authorities = node_authorities(self.config)
         await self._start_services()
         # the listener first: a taken port fails before the identity is created
         listener = await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
@@ -135,6 +145,7 @@ class NodeRuntime:
             write_json(paths.config, self.config)
         self.identity = await self._load_identity()
         self.node.identity = self.identity
+        self.credential = self._load_credential()
         self._register_methods()
         if paths.unix_socket_fits:
             await self.control.start_unix(paths.socket)
@@ -167,6 +178,32 @@ class NodeRuntime:
                  if self.access.authorities else "")
         await self.node.start_worker("echo", Echo(), incoming=self.access.access_control("echo"))
         await self.node.start_worker("hop", Hop(), incoming=self.access.access_control("hop"))
+
+    def _load_credential(self) -> Any:
+        """The recorded credential, verified against the node's authorities: one issued to
+        another identity is an error (the node does not start); one that no longer verifies
+        (e.g. expired) is logged and not presented."""
+        text = self.config.get("credential")
+        if not text:
+            return None
+        from trust.credentials.verification import verify_credential
+        from trust.errors import DecodeError, VerificationError
+        from trust.models.credential import CredentialAndPurposeKey
+
+        try:
+            cpk = CredentialAndPurposeKey.decode(bytes.fromhex(text))
+        except (ValueError, DecodeError) as e:
+            raise StorageError(f"node {self.name}: the recorded credential does not decode "
+                               f"({e})") from None
+        try:
+            verified = verify_credential(cpk, self.authorities)
+        except (VerificationError, UntrustedError) as e:
+            log.warning("node %s: its credential is not presented: %s", self.name, e)
+            return None
+        if verified.subject != self.identity.identifier:
+            raise VerificationError(f"the node's credential was issued to {verified.subject}, "
+                                    f"not to the node's identity {self.identity.identifier}")
+        return cpk
 
     async def _load_identity(self) -> Any:
         from trust.identities.manager import IdentityManager
@@ -211,6 +248,7 @@ class NodeRuntime:
             "listeners": [lst.address for lst in tcp.listeners],
             "identity": getattr(ident, "name", None),
             "identifier": getattr(ident, "identifier", None),
+            "authorities": [a.identifier for a in self.authorities],
             "control": dict(self.control.endpoint),
             "started_at": self.started_at,
         }

@@ -1,7 +1,8 @@
 """A background node's files in ``$TRUSTSTACK_HOME/nodes/<name>/``.
 
-* ``node.json``  the node's configuration (name, identity, requested TCP listener, created_at,
-  and the identifier once the node has started); written by ``node create``.
+* ``node.json``  the node's configuration (name, identity, requested TCP listener, the
+  authorities it trusts and the credential it presents, created_at, and the identifier once
+  the node has started); written by ``node create``.
 * ``state.json`` what the running node reports (pid, listeners, identifier, control endpoint,
   started_at); written by the node when it is ready, removed when it stops.
 * ``pid``        the node's process id.
@@ -125,14 +126,28 @@ def _seconds(v: Any) -> bool:
 def _optional_str_list(v: Any) -> bool:
     return v is None or _str_list(v)
 
+
+_HEX = re.compile(r"^[0-9a-f]{2,16384}$")
+
+
+def _hex_list(v: Any) -> bool:
+    return v is None or (isinstance(v, list) and len(v) <= 8
+                         and all(isinstance(x, str) and _HEX.match(x) is not None for x in v))
+
+
+def _optional_hex(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and _HEX.match(v) is not None)
+
 RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "node.json": {"name": _str(63), "identity": _optional_str(), "identifier": _optional_str(),
                   "tcp_listener_address": _optional_str(), "created_at": _TIME,
                   "hop_allow": _optional_str_list, "max_connections": _int_in(1, 1_000_000),
-                  "idle_timeout": _seconds, "stall_timeout": _seconds},
+                  "idle_timeout": _seconds, "stall_timeout": _seconds,
+                  "authorities": _hex_list, "credential": _optional_hex},
     "state.json": {"name": _str(63), "pid": _int_in(1, MAX_PID), "status": _str(32),
                    "listeners": _str_list, "identity": _optional_str(),
-                   "identifier": _optional_str(), "control": _object, "started_at": _TIME},
+                   "identifier": _optional_str(), "control": _object, "started_at": _TIME,
+                   "authorities": _str_list},
     "control.json": {"transport": lambda v: v == "tcp", "host": _str(255),
                      "port": _int_in(1, 65535),
                      "token": lambda v: isinstance(v, str) and _TOKEN.match(v) is not None},

@@ -45,14 +45,71 @@ def _check_listener(address: str | None) -> None:
         split_host_port(address)
 
 
+MAX_AUTHORITIES = 8
+"""Authorities a node may trust (``node create --authority``)."""
+MAX_AUTHORITY_HEX = 16384
+"""Longest recorded authority change history or credential (hex characters)."""
+
+
+def check_authorities(authorities: Iterable[str], credential: str | None = None, *,
+                      now: int | None = None) -> tuple[list[str], str | None]:
+    """Validate ``node create --authority`` change histories (hex; each must verify) and the
+    ``--credential`` the node presents (hex; it must verify against one of them); return them
+    normalized (lowercase hex, duplicates left out)."""
+    from trust.credentials.verification import verify_credential
+    from trust.errors import DecodeError, VerificationError
+    from trust.identities.identity import verify_change_history
+    from trust.models.credential import CredentialAndPurposeKey
+
+    histories: list[str] = []
+    identities = []
+    for history in authorities:
+        text = history.strip().lower()
+        if len(text) > MAX_AUTHORITY_HEX:
+            raise UsageError(f"an authority's change history is longer than {MAX_AUTHORITY_HEX} "
+                             "hex digits")
+        try:
+            identity = verify_change_history(bytes.fromhex(text))
+        except ValueError:
+            raise UsageError("an authority must be a change history in hex") from None
+        if text not in histories:
+            histories.append(text)
+            identities.append(identity)
+    if len(histories) > MAX_AUTHORITIES:
+        raise UsageError(f"at most {MAX_AUTHORITIES} authorities")
+    if credential is None:
+        return histories, None
+    text = credential.strip().lower()
+    if not identities:
+        raise UsageError("--credential needs the --authority that issued it")
+    if len(text) > MAX_AUTHORITY_HEX:
+        raise UsageError(f"the credential is longer than {MAX_AUTHORITY_HEX} hex digits")
+    try:
+        cpk = CredentialAndPurposeKey.decode(bytes.fromhex(text))
+    except ValueError:
+        raise UsageError("the credential must be hex") from None
+    except DecodeError as e:
+        raise DecodeError(f"the credential does not decode: {e}") from None
+    try:
+        verify_credential(cpk, identities, now=now)
+    except VerificationError as e:
+        raise VerificationError(f"the node's credential does not verify: {e}") from None
+    return histories, text
+
+
 def node_config(name: str, *, identity: str | None = None,
                 tcp_listener_address: str | None = None, hop_allow: Iterable[str] = (),
                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                 stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+                authorities: Iterable[str] = (), credential: str | None = None,
                 now: Callable[[], float] = time.time) -> dict[str, Any]:
-    """The configuration ``node create`` records (validated; ``node start`` reuses it)."""
+    """The configuration ``node create`` records (validated; ``node start`` reuses it).
+
+    ``authorities`` are the change histories (hex) of the authorities the node trusts, and
+    ``credential`` (hex) the credential it presents, issued by one of them."""
     _check_listener(tcp_listener_address)
+    histories, credential = check_authorities(authorities, credential, now=int(now()))
     hop_allow = check_hop_allow(hop_allow)
     if isinstance(max_connections, bool) or not isinstance(max_connections, int) \
             or not 1 <= max_connections <= 1_000_000:
@@ -64,7 +121,7 @@ def node_config(name: str, *, identity: str | None = None,
     return {"name": name, "identity": identity, "tcp_listener_address": tcp_listener_address,
             "hop_allow": hop_allow, "max_connections": max_connections,
             "idle_timeout": float(idle_timeout), "stall_timeout": float(stall_timeout),
-            "created_at": int(now())}
+            "authorities": histories, "credential": credential, "created_at": int(now())}
 
 
 def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
@@ -73,12 +130,14 @@ def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                 stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+                authorities: Iterable[str] = (), credential: str | None = None,
                 now: Callable[[], float] = time.time,
                 timeout: float = START_TIMEOUT) -> dict[str, Any]:
     """Record node ``name`` and start it in the background; return its state when ready.
 
     ``hop_allow`` (``HOST:PORT`` or ``*``), ``max_connections``, ``idle_timeout`` and
-    ``stall_timeout`` (seconds) are recorded for ``node start`` too (see ``Node(...)``).
+    ``stall_timeout`` (seconds) are recorded for ``node start`` too (see ``Node(...)``), and so
+    are ``authorities`` (change histories, hex) and the node's ``credential`` (hex).
     A :class:`ConflictError` when the name is taken; if the node cannot start (e.g. its port
     is in use) its record is removed again and the node's own error is raised (the node
     opens its listener before it creates its identity: nothing is left behind).
@@ -86,7 +145,8 @@ def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
     paths = NodePaths(name, home)
     config = node_config(name, identity=identity, tcp_listener_address=tcp_listener_address,
                          hop_allow=hop_allow, max_connections=max_connections,
-                         idle_timeout=idle_timeout, stall_timeout=stall_timeout, now=now)
+                         idle_timeout=idle_timeout, stall_timeout=stall_timeout,
+                         authorities=authorities, credential=credential, now=now)
     try:
         paths.create_dir()
     except FileExistsError:
