@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vaults.errors import InsecureKeyFileError, KeyNotFoundError, VaultError, WrongPassphraseError
+from vaults.safe_files import FileRefused, read_bounded_file
 from vaults.software import SigningPrivateKey, SoftwareVault, public_key_of, signing_handle
 
 FORMAT_VERSION = 1
@@ -80,45 +80,21 @@ def read_private_file(path: Path, *, limit: int, follow_symlinks: bool = False,
                       what: str = "file") -> bytes:
     """The bytes of a private file (a key file, ``vault.json``, a PIN or passphrase file).
 
-    Opened with ``O_NONBLOCK`` (a FIFO cannot block) and, unless ``follow_symlinks``,
-    ``O_NOFOLLOW``; refused unless it is a regular file of this user that nobody else can access,
-    of at most ``limit`` bytes. :class:`KeyNotFoundError` when it does not exist,
+    Read by :func:`vaults.safe_files.read_bounded_file` (no FIFO can block it; a link is refused
+    unless ``follow_symlinks``): a regular file of this user that nobody else can access, of at
+    most ``limit`` bytes. :class:`KeyNotFoundError` when it does not exist,
     :class:`InsecureKeyFileError` for a link, another owner or a loose mode, :class:`VaultError`
     otherwise.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise KeyNotFoundError(f"{what} {path} does not exist") from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise InsecureKeyFileError(f"{what} {path} is a symbolic link; refusing it") from None
-        raise VaultError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise VaultError(f"{what} {path} is not a regular file")
-        _check_stat(path, st, want="0600")
-        if st.st_size > limit:
-            raise VaultError(f"{what} {path} is too large ({st.st_size} bytes, at most {limit})")
-        chunks = []
-        left = limit + 1
-        while left > 0:
-            try:
-                chunk = os.read(fd, left)
-            except OSError as e:
-                raise VaultError(f"cannot read {what} {path}: {e.strerror or e}") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:
-            raise VaultError(f"{what} {path} is too large (more than {limit} bytes)")
-        return data
-    finally:
-        os.close(fd)
+        return read_bounded_file(path, limit=limit, follow_symlinks=follow_symlinks,
+                                 private=True, what=what)
+    except FileRefused as e:
+        if e.reason == "missing":
+            raise KeyNotFoundError(e.message) from None
+        if e.reason in ("link", "not_private"):
+            raise InsecureKeyFileError(e.message) from None
+        raise VaultError(e.message) from None
 
 
 def _check_stat(path: Path, st: os.stat_result, *, want: str) -> None:

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import re
-import stat
 import sys
 import traceback
 import unicodedata
@@ -28,6 +27,7 @@ from policies.errors import PolicyError
 from trust.durations import parse_duration
 from trust.errors import TrustError, UsageError
 from vaults.errors import VaultError
+from vaults.safe_files import FileRefused, read_bounded_file
 
 __all__ = [
     "MAX_UNIX_TIME",
@@ -240,6 +240,17 @@ def read_value(value: str | None, file: str | None = None, *, what: str = "value
     return value.strip()
 
 
+def _refused(e: FileRefused, what: str, shown: str) -> str:
+    """The one-line error of a file named on the command line that was not read."""
+    if e.reason == "directory":
+        return f"cannot read the {what} from {shown}: it is a directory"
+    if e.reason == "not_regular":
+        return f"cannot read the {what} from {shown}: not a regular file"
+    if e.reason == "too_large":
+        return f"the {what} file {shown} is too large (over {MAX_VALUE_FILE // (1024 * 1024)} MiB)"
+    return f"cannot read the {what} from {shown}: {e.detail or e.reason}"
+
+
 def read_bytes_file(path: str, what: str = "file") -> bytes:
     """The bytes of ``path`` (``-``: stdin): a regular file of at most :data:`MAX_VALUE_FILE`
     bytes, read without following a FIFO or a device; a :class:`UsageError` otherwise."""
@@ -250,31 +261,9 @@ def read_bytes_file(path: str, what: str = "file") -> bytes:
         if not path or "\x00" in path:
             raise UsageError(f"cannot read the {what}: empty or invalid path")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise UsageError(f"cannot read the {what} from {shown}: {e.strerror or e}") from None
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise UsageError(f"cannot read the {what} from {shown}: it is a directory")
-            if not stat.S_ISREG(st.st_mode):
-                raise UsageError(f"cannot read the {what} from {shown}: not a regular file")
-            if st.st_size > MAX_VALUE_FILE:
-                raise UsageError(f"the {what} file {shown} is too large (over "
-                                 f"{MAX_VALUE_FILE // (1024 * 1024)} MiB)")
-            chunks = []
-            size = 0
-            while size <= MAX_VALUE_FILE:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-            data = b"".join(chunks)
-        except OSError as e:
-            raise UsageError(f"cannot read the {what} from {shown}: {e.strerror or e}") from None
-        finally:
-            os.close(fd)
+            data = read_bounded_file(path, limit=MAX_VALUE_FILE, follow_symlinks=True)
+        except FileRefused as e:
+            raise UsageError(_refused(e, what, shown)) from None
     if len(data) > MAX_VALUE_FILE:
         raise UsageError(f"the {what} from {shown} is too large (over "
                          f"{MAX_VALUE_FILE // (1024 * 1024)} MiB)")

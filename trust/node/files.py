@@ -22,19 +22,18 @@ Unknown fields are kept, so newer records can add some.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
 import re
 import shutil
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trust.errors import NotFoundError, StorageError, UsageError
 from trust.home import ensure_dir, ensure_home, home_dir
+from vaults.safe_files import FileRefused, read_bounded_file
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -164,36 +163,11 @@ def read_record(path: Path, *, limit: int = MAX_RECORD_BYTES, private: bool = Fa
     FIFO or other non-regular file, a file over ``limit`` bytes or (``private``) one that another
     user owns or others can access is a :class:`StorageError` naming it."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise StorageError(f"{path} is a symbolic link; refusing it") from None
-        raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StorageError(f"{path} is not a regular file")
-        if private and (st.st_uid != os.geteuid() or st.st_mode & 0o077):
-            raise StorageError(f"{path} is not private to this user (mode "
-                               f"{st.st_mode & 0o777:04o}, uid {st.st_uid}); run: chmod 0600 {path}")
-        if st.st_size > limit:
-            raise StorageError(f"{path} is too large ({st.st_size} bytes, at most {limit})")
-        data = b""
-        while len(data) <= limit:
-            try:
-                chunk = os.read(fd, limit + 1 - len(data))
-            except OSError as e:
-                raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
-            if not chunk:
-                break
-            data += chunk
-        if len(data) > limit:
-            raise StorageError(f"{path} is too large (more than {limit} bytes)")
-        return data
-    finally:
-        os.close(fd)
+        return read_bounded_file(path, limit=limit, private=private)
+    except FileRefused as e:
+        if e.reason == "missing":
+            return None
+        raise StorageError(e.message) from None
 
 
 def _reject_constant(name: str) -> Any:
