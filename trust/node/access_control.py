@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import NamedTuple
 
 from trust.routing import Address, LocalMessage
@@ -40,7 +40,10 @@ class RelayMessage(NamedTuple):
     message: LocalMessage
 
 
-AccessControl = Callable[[RelayMessage], bool]
+AccessControl = Callable[[RelayMessage], "bool | Awaitable[bool]"]
+"""Sync (``bool``) on the fast path, or asynchronous (an awaitable of ``bool``, e.g. a policy
+read from a database): the node awaits it in a task before the message reaches the worker's
+mailbox; messages to one worker keep their order."""
 
 
 def AllowAll(relay: RelayMessage) -> bool:
@@ -102,10 +105,43 @@ class AllowLocalInfo:
 
 
 def all_of(*controls: AccessControl) -> AccessControl:
-    """Allowed when every control allows."""
-    return lambda relay: all(c(relay) for c in controls)
+    """Allowed when every control allows (asynchronous controls are awaited in order)."""
+    def check(relay: RelayMessage) -> bool | Awaitable[bool]:
+        for i, c in enumerate(controls):
+            r = c(relay)
+            if r is True:
+                continue
+            if hasattr(r, "__await__"):
+                return _rest(r, controls[i + 1 :], relay, want=True)  # type: ignore[arg-type]
+            if not r:
+                return False
+        return True
+
+    return check
 
 
 def any_of(*controls: AccessControl) -> AccessControl:
-    """Allowed when at least one control allows."""
-    return lambda relay: any(c(relay) for c in controls)
+    """Allowed when at least one control allows (asynchronous controls are awaited in order)."""
+    def check(relay: RelayMessage) -> bool | Awaitable[bool]:
+        for i, c in enumerate(controls):
+            r = c(relay)
+            if r is True:
+                return True
+            if hasattr(r, "__await__"):
+                return _rest(r, controls[i + 1 :], relay, want=False)  # type: ignore[arg-type]
+        return False
+
+    return check
+
+
+async def _rest(first: Awaitable[bool], rest: tuple[AccessControl, ...], relay: RelayMessage, *,
+                want: bool) -> bool:
+    """Finish all_of (``want``: every control must allow) or any_of (one must)."""
+    r: object = await first
+    for c in rest:
+        if bool(r) is not want:
+            return not want
+        r = c(relay)
+        if hasattr(r, "__await__"):
+            r = await r  # type: ignore[misc]
+    return bool(r)

@@ -71,6 +71,43 @@ PENDING_BYTES_MAX = 32 * 1024 * 1024
 """Payload bytes all those queues may hold together; more are dropped."""
 
 
+MAX_PENDING_CHECKS = 1024
+"""Asynchronous incoming access checks a node has in progress at most; beyond, senders wait."""
+
+
+class _CheckBacklog:
+    """The :class:`Endpoint` a sender waits on while :data:`MAX_PENDING_CHECKS` asynchronous
+    access checks are pending (a producer pauses on it as on a full mailbox)."""
+
+    incoming = None
+    producer_flow = None
+
+    def __init__(self) -> None:
+        self._waiters: list[Any] = []
+
+    def offer(self, msg: LocalMessage) -> bool:
+        return False
+
+    def on_space(self, callback: Any) -> None:
+        self._waiters.append(callback)
+
+    async def wait_space(self) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self._waiters.append(wake)
+        await fut
+
+    def release(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        loop = asyncio.get_running_loop()
+        for callback in waiters:
+            loop.call_soon(callback)
+
+
 class Endpoint(Protocol):
     """Something registered at an address: a worker's mailbox or a connection's sender."""
 
@@ -236,6 +273,9 @@ class Node:
         self._connecting: dict[tuple[Address, bool], deque[Any]] = {}
         self._pending_bytes = 0
         self._connect_tasks: set[asyncio.Task[None]] = set()
+        self._checks_pending = 0
+        self._check_tail: dict[Address, asyncio.Task[None]] = {}
+        self._check_backlog = _CheckBacklog()
         self._deliver: Deliver = self._make_deliver()
         self.stopped = False
 
@@ -527,11 +567,14 @@ class Node:
                              "control", safe_text(source), safe_text(dst))
                 return False
             incoming = ep.incoming
-            if incoming is not None and not incoming(RelayMessage(source, dst, msg)):
-                stats.denied_incoming += 1
-                warn_limited(log, "denied_in", "message from %s to %s denied by incoming access "
-                             "control", safe_text(source), safe_text(dst))
-                return False
+            if incoming is not None:
+                ok = incoming(RelayMessage(source, dst, msg))
+                if ok is not True:
+                    if hasattr(ok, "__await__"):  # an asynchronous check: finish in a task
+                        return node._check_later(ok, msg, source, dst, ep, flow)
+                    if not ok:
+                        node._denied_incoming(source, dst)
+                        return False
             if flow is None:
                 pflow = ep.producer_flow
                 if pflow is not None:  # a local sender to a producer: it may get the replies
@@ -591,6 +634,62 @@ class Node:
         else:
             self._dropped_full(msg, source)
         return True
+
+    def _denied_incoming(self, source: Address, dst: Address) -> None:
+        self.stats.denied_incoming += 1
+        warn_limited(log, "denied_in", "message from %s to %s denied by incoming access control",
+                     safe_text(source), safe_text(dst))
+
+    def _check_later(self, check: Any, msg: LocalMessage, source: Address, dst: Address,
+                     ep: Endpoint, flow: FlowControlId | None) -> Any:
+        """An incoming access control returned an awaitable: await it in a task, then deliver
+        (waiting for space: nothing is dropped for lack of it). Messages to one destination
+        keep their order. With :data:`MAX_PENDING_CHECKS` checks pending, the message is not
+        taken: the sender waits (a producer pauses) on a backlog endpoint instead."""
+        if self._checks_pending >= MAX_PENDING_CHECKS:
+            close = getattr(check, "close", None)
+            if close is not None:
+                close()
+            return self._check_backlog
+        self._checks_pending += 1
+        prev = self._check_tail.get(dst)
+        task = asyncio.get_running_loop().create_task(
+            self._checked(check, msg, source, dst, ep, flow, prev))
+        self._check_tail[dst] = task
+        self._connect_tasks.add(task)
+        task.add_done_callback(self._connect_tasks.discard)
+        return True
+
+    async def _checked(self, check: Any, msg: LocalMessage, source: Address, dst: Address,
+                       ep: Endpoint, flow: FlowControlId | None,
+                       prev: asyncio.Task[None] | None) -> None:
+        try:
+            try:
+                allowed = bool(await check)
+            except Exception as e:
+                allowed = False
+                warn_limited(log, "check_failed", "incoming access control of %s failed: %s",
+                             safe_text(dst), safe_text(e))
+            if prev is not None and not prev.done():
+                await asyncio.wait([prev])
+            if not allowed:
+                self._denied_incoming(source, dst)
+                return
+            if flow is None:
+                pflow = ep.producer_flow
+                if pflow is not None and not self.flow_controls.is_consumer(source, pflow):
+                    self.flow_controls.add_consumer(source, pflow)
+            while not ep.offer(msg):
+                try:
+                    await ep.wait_space()
+                except MailboxClosedError:
+                    return
+        finally:
+            self._checks_pending -= 1
+            if self._check_tail.get(dst) is asyncio.current_task():
+                del self._check_tail[dst]
+            if self._checks_pending <= MAX_PENDING_CHECKS // 2:
+                self._check_backlog.release()
 
     def _router(self, dst: Address) -> TransportRouter:
         router = self._transports.get(dst.tt)
