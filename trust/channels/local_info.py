@@ -39,7 +39,4 @@ class SecureChannelLocalInfo:
 
 def channel_info(msg: LocalMessage) -> SecureChannelLocalInfo | None:
     """The secure-channel local info of ``msg`` (the innermost channel's), or ``None``."""
-    for info in reversed(msg.local_info):
-        if isinstance(info, SecureChannelLocalInfo):
-            return info
-    return None
+    return msg.local_info_of(SecureChannelLocalInfo)

@@ -179,7 +179,7 @@ class SecureChannel:
                 SecureChannelLocalInfo(self.addresses.decryptor_api, self.peer))
         self._produce, self._redeliver = self.node.producer(
             self.flow_control_id, self.addresses.encryptor, spawner=self.spawner,
-            local_info=info)  # type: ignore[arg-type]
+            local_info=info)
 
     async def _start(self, decryptor_ctx: Context) -> None:
         node = self.node

@@ -98,7 +98,7 @@ class AllowLocalInfo:
     def __call__(self, relay: RelayMessage) -> bool:
         for info in relay.message.local_info:
             if info.type_identifier == self.type_identifier and (
-                self.data is None or info.data == self.data
+                self.data is None or getattr(info, "data", None) == self.data
             ):
                 return True
         return False

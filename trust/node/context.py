@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from trust.errors import UsageError
 from trust.node.errors import NodeStoppedError, ReceiveTimeoutError
 from trust.node.mailbox import MailboxClosedError
-from trust.routing import Address, LocalInfo, LocalMessage, Route, RouteLike
+from trust.routing import Address, LocalInfoItem, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
     from trust.node.node import Node, _Slot
@@ -52,7 +52,7 @@ class Context:
     # -- sending ---------------------------------------------------------------------------------
     async def send(self, route: RouteLike, payload: bytes, *,
                    from_address: Address | str | None = None,
-                   local_info: tuple[LocalInfo, ...] = (),
+                   local_info: tuple[LocalInfoItem, ...] = (),
                    tracing_context: str | None = None,
                    drop_when_full: bool | None = None) -> bool:
         """Send ``payload`` along ``route`` with the return route ``[from_address]``.

@@ -27,7 +27,7 @@ from trust.node.errors import NodeStoppedError, UnknownAddressError
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
 from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox, MailboxClosedError
 from trust.node.worker import FunctionWorker, InlineWorker, Processor, Worker
-from trust.routing import LOCAL, TCP, Address, LocalMessage, Route, RouteLike
+from trust.routing import LOCAL, TCP, Address, LocalInfoItem, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
     from trust.channels.workers import SecureChannel, SecureChannelListener
@@ -769,7 +769,7 @@ class Node:
 
     def producer(self, flow_id: FlowControlId, source: Address, *,
                  spawner: FlowControlId | None = None,
-                 local_info: tuple[Any, ...] = ()) -> Producer:
+                 local_info: tuple[LocalInfoItem, ...] = ()) -> Producer:
         """The delivery functions of a producer of ``flow_id`` at ``source`` (a TCP
         connection's receiver; later a secure channel's decryptor), which ``spawner`` (e.g.
         a TCP listener's flow) may have spawned. See :class:`Producer`."""

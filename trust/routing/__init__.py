@@ -8,7 +8,7 @@
 
 from trust.routing.address import LOCAL, TCP, UDP, Address
 from trust.routing.bare import decode_string, encode_string
-from trust.routing.message import LocalInfo, LocalMessage
+from trust.routing.message import LocalInfo, LocalInfoItem, LocalMessage
 from trust.routing.multiaddr import MultiAddr, RouteSyntaxError, parse_multiaddr
 from trust.routing.route import Route, RouteLike
 from trust.routing.tcp_frame import (
@@ -32,6 +32,7 @@ __all__ = [
     "FrameDecoder",
     "FrameTooLargeError",
     "LocalInfo",
+    "LocalInfoItem",
     "LocalMessage",
     "MultiAddr",
     "Route",

@@ -11,19 +11,32 @@ if it wants replies, pushes its own address to the front of the return route
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
 from trust.routing.address import Address
 from trust.routing.route import Route
 
-__all__ = ["LocalInfo", "LocalMessage"]
+__all__ = ["LocalInfo", "LocalInfoItem", "LocalMessage"]
+
+
+class LocalInfoItem(Protocol):
+    """Anything attached to a message as node-local information (never sent on the wire): a
+    typed object (e.g. ``SecureChannelLocalInfo``) or a :class:`LocalInfo` pair. Its
+    ``type_identifier`` names what it is (Ockam's local-info type names)."""
+
+    @property
+    def type_identifier(self) -> str: ...
 
 
 class LocalInfo(NamedTuple):
-    """A piece of node-local information attached to a message (never sent on the wire)."""
+    """A piece of untyped node-local information: a type name and bytes (e.g. the TCP peer
+    and the flow control id a TCP connection attaches)."""
 
     type_identifier: str
     data: bytes
+
+
+_T = TypeVar("_T")
 
 
 class LocalMessage:
@@ -34,11 +47,11 @@ class LocalMessage:
     onward_route: Route
     return_route: Route
     payload: bytes
-    local_info: tuple[LocalInfo, ...]
+    local_info: tuple[LocalInfoItem, ...]
     tracing_context: str | None
 
     def __init__(self, onward_route: Route, return_route: Route, payload: bytes,
-                 local_info: tuple[LocalInfo, ...] = (),
+                 local_info: tuple[LocalInfoItem, ...] = (),
                  tracing_context: str | None = None) -> None:
         self.onward_route = onward_route
         self.return_route = return_route
@@ -80,15 +93,23 @@ class LocalMessage:
         m.payload = payload
         return m
 
-    def with_local_info(self, local_info: tuple[LocalInfo, ...]) -> LocalMessage:
+    def with_local_info(self, local_info: tuple[LocalInfoItem, ...]) -> LocalMessage:
         m = self._with(self.onward_route, self.return_route)
         m.local_info = local_info
         return m
 
     def find_local_info(self, type_identifier: str) -> bytes | None:
+        """The bytes of the first :class:`LocalInfo` of ``type_identifier``, or ``None``."""
         for info in self.local_info:
-            if info.type_identifier == type_identifier:
+            if info.type_identifier == type_identifier and type(info) is LocalInfo:
                 return info.data
+        return None
+
+    def local_info_of(self, kind: type[_T]) -> _T | None:
+        """The last local info of type ``kind`` (a typed local info class), or ``None``."""
+        for info in reversed(self.local_info):
+            if isinstance(info, kind):
+                return info
         return None
 
     # -- equality, text --------------------------------------------------------------------------
