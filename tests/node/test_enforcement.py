@@ -168,3 +168,52 @@ def test_tampered_authority_record_is_refused(nodes: Cli, home: Path) -> None:  
         r = nodes("node", "start", "n1", ok=False)
         assert r.returncode == 1 and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_stored_policy_over_channels_denies_one_peer_and_allows_another(
+        nodes: Cli, home: Path) -> None:  # noqa: F811
+    import asyncio
+
+    from tests.channels.node_helpers import live
+    from trust.node import Node
+    from trust.node.errors import ReceiveTimeoutError
+    from trust.routing import Address, Route
+
+    w = live()
+    state = nodes.json("node", "create", "n1", "--authority", w.authority.export_hex())
+    assert state["authorities"] == [w.authority.identifier]
+    api = Route([Address.tcp(state["listeners"][0]), "api"])
+    nodes("policy", "create", "--at", "n1", "--resource", "echo", "--allow",
+          '(= subject.role "admin")')
+
+    async def denied(node: Node, route: object) -> bool:
+        try:
+            await node.send_and_receive(route, b"hi", timeout=1.0)  # type: ignore[arg-type]
+        except ReceiveTimeoutError:
+            return True
+        return False
+
+    async def cli(*args: str) -> None:
+        await asyncio.to_thread(nodes, *args)
+
+    async def main() -> None:
+        client = Node("client")
+        try:
+            alice = await client.create_secure_channel(w.alice, api, timeout=5,
+                                                       credentials=[w.alice_credential])
+            bob = await client.create_secure_channel(w.bob, api, timeout=5)
+            assert await client.send_and_receive(alice.route / "echo", b"hi", timeout=5) == b"hi"
+            assert await denied(client, bob.route / "echo")  # enrolled, no role=admin
+            # a change governs the next message on the channels already open
+            await cli("policy", "create", "--at", "n1", "--resource", "echo", "--allow",
+                      f'(= subject.identifier "{w.bob.identifier}")')
+            assert await denied(client, alice.route / "echo")
+            assert await client.send_and_receive(bob.route / "echo", b"b", timeout=5) == b"b"
+            await cli("policy", "delete", "--at", "n1", "--resource", "echo")
+            assert await client.send_and_receive(alice.route / "echo", b"a", timeout=5) == b"a"
+        finally:
+            await client.stop()
+
+    asyncio.run(main())
+    log = _log(home, "n1")
+    assert "denied: the policy of resource echo is" in log and "subject.role" in log

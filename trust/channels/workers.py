@@ -341,9 +341,9 @@ class _DecryptorWorker(Worker):
         if not self.done.done():
             self.done.set_result(ch)
 
-    def _fail(self, e: BaseException) -> None:
+    def _fail(self, e: BaseException, *, count: bool = True) -> None:
         self._settle()
-        if self.listener is not None:
+        if self.listener is not None and count:
             self.listener.stats.failed_handshakes += 1
             warn_limited(log, "handshake", "listener %s: a handshake failed: %s",
                          self.listener.address, safe_text(e))
@@ -374,7 +374,7 @@ class _DecryptorWorker(Worker):
 
     async def shutdown(self, ctx: Context) -> None:
         if self.channel is None:
-            self._fail(NodeStoppedError("the handshake was abandoned"))
+            self._fail(NodeStoppedError("the handshake was abandoned"), count=False)
         else:
             await self.channel._teardown(send_close=True)
 

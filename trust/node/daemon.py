@@ -1,8 +1,8 @@
 """A node as a process: what ``truststack node create`` runs in the background.
 
 :class:`NodeRuntime` starts a :class:`~trust.node.Node` with the ``echo`` and ``hop`` services
-(each guarded by the node's policies: :mod:`trust.channels.access`), its TCP listener and
-identity, serves the control protocol (``docs/node.md``) on the node's
+(each guarded by the node's policies: :mod:`trust.channels.access`), its TCP listener, identity
+and secure-channel listener at ``api``, serves the control protocol (``docs/node.md``) on the node's
 control endpoint, and writes ``state.json`` when ready. It stops on ``node.stop``, SIGTERM or
 SIGINT, closing every socket and removing its runtime files.
 
@@ -146,6 +146,7 @@ class NodeRuntime:
         self.identity = await self._load_identity()
         self.node.identity = self.identity
         self.credential = self._load_credential()
+        await self._start_channel_listener()
         self._register_methods()
         if paths.unix_socket_fits:
             await self.control.start_unix(paths.socket)
@@ -178,6 +179,21 @@ class NodeRuntime:
                  if self.access.authorities else "")
         await self.node.start_worker("echo", Echo(), incoming=self.access.access_control("echo"))
         await self.node.start_worker("hop", Hop(), incoming=self.access.access_control("hop"))
+
+    async def _start_channel_listener(self) -> None:
+        """The secure-channel listener at ``api``, as the node's identity, presenting its
+        credential; peers are verified against its authorities but need no credential (the
+        resources decide, from their policies)."""
+        from trust.identities.manager import IdentityManager
+
+        manager = IdentityManager.open(self.paths.home)
+        try:
+            await self.node.create_secure_channel_listener(
+                self.identity, "api", authorities=self.authorities,
+                credentials=() if self.credential is None else (self.credential,),
+                identities=manager)
+        finally:
+            await manager.close()
 
     def _load_credential(self) -> Any:
         """The recorded credential, verified against the node's authorities: one issued to
