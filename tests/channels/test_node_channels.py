@@ -277,3 +277,29 @@ def test_channel_inside_a_channel_through_an_intermediary() -> None:
                 await outer.close()
 
     run(main)
+
+
+def test_lookup_and_delete_by_address() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
+            assert alice.secure_channel(str(channel.address)) is channel
+            await alice.delete_secure_channel(channel.address)
+            await _until(lambda: bob.secure_channels() == [])
+            for call in (lambda: alice.secure_channel(channel.address),):
+                try:
+                    call()
+                    raise AssertionError("found a deleted channel")
+                except NotFoundError:
+                    pass
+            await bob.delete_secure_channel_listener("api")
+            assert bob.secure_channel_listeners() == [] and not bob.has_address("api")
+            try:
+                await bob.delete_secure_channel_listener("api")
+                raise AssertionError("deleted a listener twice")
+            except NotFoundError:
+                pass
+
+    run(main)

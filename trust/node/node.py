@@ -891,7 +891,29 @@ class Node:
         return list(self._channels.values())
 
     def secure_channel_listeners(self) -> list[SecureChannelListener]:
+        """The running secure-channel listeners."""
         return list(self._channel_listeners.values())
+
+    def secure_channel(self, address: Address | str) -> SecureChannel:
+        """The open channel whose address (encryptor) is ``address``."""
+        addr = Address.parse(address)
+        channel = self._channels.get(addr)
+        if channel is None:
+            raise NotFoundError(f"no secure channel {safe_text(str(addr))} on node {self.name}")
+        return channel  # type: ignore[no-any-return]
+
+    async def delete_secure_channel(self, address: Address | str) -> None:
+        """Close the channel at ``address`` (sends Close to its peer)."""
+        await self.secure_channel(address).close()
+
+    async def delete_secure_channel_listener(self, address: Address | str) -> None:
+        """Stop the listener at ``address`` (open channels stay open, but what they decrypt
+        no longer reaches the listener's consumers)."""
+        addr = Address.parse(address)
+        if addr not in self._channel_listeners:
+            raise NotFoundError(f"no secure-channel listener {safe_text(str(addr))} on node "
+                                f"{self.name}")
+        await self.stop_worker(addr)
 
     def register_secure_channel(self, channel: SecureChannel) -> None:
         self._channels[channel.address] = channel

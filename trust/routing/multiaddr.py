@@ -104,7 +104,7 @@ class MultiAddr:
             else:  # service, secure, worker
                 addrs.append(Address(LOCAL, s.value))
             i += 1
-        return Route._of(tuple(addrs))
+        return Route.from_tuple(tuple(addrs))
 
 
 def _check_value(text: str, proto: str, value: str, seg: str, offset: int) -> None:
