@@ -188,6 +188,16 @@ def test_handshakes_in_progress_are_capped() -> None:
             await _until(lambda: listener.stats.dropped_over_limit == 2)
             assert listener.in_progress == 3 and listener.stats.handshakes == 3
             ctx.close()
+        async with nodes("bob") as (bob,):  # hostile message 1s fail at once, freeing their slot
+            listener = await bob.create_secure_channel_listener(w.bob, max_handshakes=2)
+            workers = set(bob.workers())
+            ctx = bob.context()
+            await ctx.forward(LocalMessage(Route(["api"]), Route(), Initiator(w.alice).start()))
+            await ctx.send("api", b"not a handshake message")
+            await _until(lambda: listener.stats.failed_handshakes == 2)
+            assert listener.in_progress == 0 and listener.stats.dropped_over_limit == 0
+            assert set(bob.workers()) == workers | {ctx.address}
+            ctx.close()
 
     run(main)
 

@@ -34,7 +34,7 @@ from trust.channels.messages import Close, IdentityAndCredentials, Payload, Refr
 from trust.channels.peer import VerifiedPeer
 from trust.channels.records import RecordSession
 from trust.channels.trust_policies import Trust
-from trust.errors import TrustError, UsageError
+from trust.errors import RemoteProtocolError, TrustError, UsageError
 from trust.identities.identity import Identity
 from trust.logsafe import safe_text, warn_limited
 from trust.models.credential import CredentialAndPurposeKey
@@ -315,6 +315,10 @@ class _DecryptorWorker(Worker):
             return
         if self.done.done():
             return
+        if not msg.return_route.addresses:
+            self._fail(RemoteProtocolError("a handshake message came without a return route"))
+            await ctx.stop()
+            return
         try:
             events = self.machine.receive(msg.payload)
         except TrustError as e:
@@ -328,10 +332,6 @@ class _DecryptorWorker(Worker):
                 await self._complete(ctx, ev, msg.return_route)
 
     async def _complete(self, ctx: Context, ev: HandshakeComplete, remote_route: Route) -> None:
-        if not remote_route.addresses:
-            self._fail(UsageError("a handshake message came without a return route"))
-            await ctx.stop()
-            return
         ch = SecureChannel(self.node, self.addresses, RecordSession(ev.keys), ev.peer,
                            self.authenticator, self.identity, remote_route,
                            initiator=isinstance(self.machine, Initiator), spawner=self.spawner)
