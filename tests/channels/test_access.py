@@ -17,6 +17,7 @@ from trust.channels.access import (
     ResourceRegistry,
     Subject,
     decide,
+    decision_request,
     default_policy,
     subject_of,
 )
@@ -202,5 +203,29 @@ def test_access_control_denies_when_decision_fails(caplog: pytest.LogCaptureFixt
 
     access.decide = broken  # type: ignore[method-assign,assignment]
     with caplog.at_level(logging.ERROR, logger="trust.channels.access"):
-        assert not access.access_control("echo")(_relay(LocalInfo(FLOW_CONTROL_LOCAL_INFO, b"f")))
+        assert not access.access_control("svc")(_relay(LocalInfo(FLOW_CONTROL_LOCAL_INFO, b"f")))
     assert "denying" in caplog.text
+
+
+def test_decision_request_refuses_hostile_params() -> None:
+    good = {"resource": "echo", "identifier": ALICE, "attributes": {"role": "admin"}}
+    assert decision_request(good) == ("echo", None, Subject(ALICE, True, {"role": "admin"}), None)
+    assert decision_request({"resource": "echo"}) == ("echo", None, None, None)
+    assert decision_request({"resource": "x", "resource_type": "t", "identifier": ALICE,
+                             "time": 5})[1:] == ("t", Subject(ALICE), 5)
+    for bad in ({}, {"resource": 5}, {"resource": "a b"}, {"resource": "x" * 300},
+                {"resource": "echo", "identifier": "I00"},
+                {"resource": "echo", "identifier": "I" + "A" * 64},
+                {"resource": "echo", "identifier": 7},
+                {"resource": "echo", "attributes": {"role": "x"}},
+                {"resource": "echo", "identifier": ALICE, "attributes": ["role"]},
+                {"resource": "echo", "identifier": ALICE, "attributes": {"r": 1}},
+                {"resource": "echo", "identifier": ALICE,
+                 "attributes": {f"a{i}": "v" for i in range(300)}},
+                {"resource": "echo", "identifier": ALICE, "has_credential": "yes"},
+                {"resource": "echo", "identifier": ALICE, "has_credential": False,
+                 "attributes": {"r": "x"}},
+                {"resource": "echo", "time": -1}, {"resource": "echo", "time": True},
+                {"resource": "echo", "resource_type": 3}):
+        with pytest.raises((UsageError, PolicyError)):
+            decision_request(bad)
