@@ -271,3 +271,17 @@ def test_policy_from_stdin(cli: Any) -> None:
 def test_every_command_has_help_with_an_example(cli: Any, verb: str) -> None:
     r = cli("policy", verb, "--help")
     assert "truststack policy" in r.out and "--output" in r.out
+
+
+def test_test_subject_flags_without_a_node(cli: Any) -> None:
+    ident = "I" + "5" * 64
+    data = cli.json("policy", "test", "--allow",
+                    f'(and (= subject.identifier "{ident}") subject.has_credential '
+                    '(= subject.role "admin"))', "--identifier", ident, "--attribute", "role=admin")
+    assert data["allowed"] is True
+    assert data["environment"]["subject.has_credential"] is True
+    data = cli.json("policy", "test", "--allow", "(= subject.has_credential true)",
+                    "--identifier", ident)
+    assert data["allowed"] is False  # no --has-credential, no --attribute: not set
+    assert cli.json("policy", "test", "--allow", "(= subject.has_credential true)",
+                    "--has-credential")["allowed"] is True
