@@ -217,3 +217,17 @@ def test_stored_policy_over_channels_denies_one_peer_and_allows_another(
     asyncio.run(main())
     log = _log(home, "n1")
     assert "denied: the policy of resource echo is" in log and "subject.role" in log
+
+
+def test_create_says_so_when_a_running_node_cannot_reload(nodes: Cli, home: Path) -> None:  # noqa: F811
+    nodes.json("node", "create", "n1")
+    (home / "nodes" / "n1" / "control.sock").unlink()  # running, but unreachable
+    r = nodes("policy", "create", "--at", "n1", "--resource", "echo", "--allow", "false",
+              ok=False)
+    assert r.returncode == 1 and "did not reload" in r.stderr and "restart it" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert nodes("policy", "show", "--at", "n1", "--resource", "echo").out == "false"
+    import os
+    import signal
+
+    os.kill(int((home / "nodes" / "n1" / "pid").read_text()), signal.SIGTERM)
