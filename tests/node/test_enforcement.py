@@ -37,6 +37,8 @@ def test_stored_policy_governs_plain_tcp_to_echo_at_once(nodes: Cli, home: Path)
     assert r.returncode != 0
     log = _log(home, "n2")
     assert "denied: the policy of resource echo is unknown" in log
+    checks = nodes.json("node", "show", "n2")["policy_checks"]
+    assert checks["denied"] >= 1 and checks["policies"] == 1
     assert "subject.has_credential" in log and "without a secure channel" in log
     d = nodes.json("policy", "test", "--resource", "echo", "--at", "n2")
     assert not d["allowed"] and d["policy_source"] == "resource"
@@ -124,6 +126,7 @@ def test_node_with_an_authority_requires_its_credential(nodes: Cli, home: Path) 
     state = nodes.json("node", "create", "n3", "--identity", "n3id", "--authority", "authority",
                        "--credential", f"@{home / 'n3.cred'}")
     assert state["authorities"] == [auth_id]
+    assert f"Authorities: {auth_id}" in nodes("node", "show", "n3").out
     config = (home / "nodes" / "n3" / "node.json").read_text()
     assert cred.lower() in config  # recorded for node start
     member = "I" + "4" * 64

@@ -36,6 +36,8 @@ def _show_plain(state: dict[str, Any]) -> str:
              f"Listeners: {_listeners(state)}",
              f"Identity: {state.get('identity') or '-'}",
              f"Identifier: {state.get('identifier') or '-'}"]
+    if state.get("authorities"):
+        lines.append(f"Authorities: {', '.join(state['authorities'])}")
     if state.get("workers"):
         lines.append(f"Workers: {', '.join(state['workers'])}")
     return "\n".join(lines)

@@ -293,6 +293,10 @@ class NodeRuntime:
         state = self.state()
         state["workers"] = sorted(str(a) for a in self.node.workers())
         state["stats"] = self.node.stats.as_dict()
+        if self.access is not None:
+            state["policy_checks"] = {"allowed": self.access.allowed,
+                                      "denied": self.access.denied,
+                                      "policies": len(self.access.snapshot)}
         return state
 
     async def _stop_method(self, params: dict[str, Any]) -> dict[str, Any]:
