@@ -797,6 +797,12 @@ class Node:
 
         return Producer(produce, redeliver)
 
+    def refuse(self, msg: LocalMessage, flow_id: FlowControlId, source: Address) -> None:
+        """Drop ``msg`` (of ``flow_id``, passed on by ``source``) as refused by flow control:
+        counted in ``stats.refused_by_flow_control`` and logged (rate-limited). For relaying
+        workers (``hop``) that check :meth:`FlowControls.may_relay` themselves."""
+        self._refused(msg, flow_id, source)
+
     def _refused(self, msg: LocalMessage, flow_id: FlowControlId, source: Address) -> None:
         dst = safe_text(msg.onward_route._addrs[0])
         self.stats.refused_by_flow_control += 1

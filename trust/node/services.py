@@ -54,7 +54,7 @@ class Hop(InlineWorker):
         if flow is not None:
             flow_id = flow.decode("utf-8", "replace")
             if not ctx.node.flow_controls.may_relay(flow_id, onward[0]):
-                ctx.node._refused(nxt, flow_id, ctx.address)
+                ctx.node.refuse(nxt, flow_id, ctx.address)
                 return None
         return nxt
 
