@@ -24,6 +24,10 @@ NOUNS: dict[str, tuple[str, str]] = {
     "schema": ("trust.cli.schema", "Create, show, list and delete credential schemas."),
     "node": ("trust.cli.node", "Create, list, show, stop and delete nodes that route messages."),
     "message": ("trust.cli.message", "Send a message along a route and print the reply."),
+    "secure-channel": ("trust.cli.secure_channel",
+                       "Create, list, show and delete secure channels between nodes."),
+    "secure-channel-listener": ("trust.cli.secure_channel_listener",
+                                "Create, list and delete secure-channel listeners on nodes."),
     "demo": ("trust.cli.demo", "Run the whole toolkit once, end to end, on a temporary home."),
 }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 import click
@@ -18,6 +21,7 @@ def cli() -> None:
       truststack message send hello --from n1 --to /node/n2/service/echo
       truststack message send hi --to /ip4/127.0.0.1/tcp/4000/service/echo
       truststack message send 0548656c6c6f --hex --from n1 --to /service/echo
+      truststack message send hello --from n1 --to /node/n2/secure/api/service/echo
     """
 
 
@@ -39,11 +43,16 @@ def send(message: str | None, file_: str | None, to: str, from_: str | None, tim
     The text is sent as a BARE string (length, then UTF-8), as Ockam sends a Rust String,
     and the reply is decoded the same way. With --hex, raw bytes go both ways.
 
+    A /secure/NAME segment opens a secure channel to the listener NAME at the end of the
+    route so far (as the --from node's identity; without --from, as a throwaway identity)
+    and the rest of the route continues inside it; the channel is closed after the reply.
+
     \b
     Examples:
       truststack message send hello --from n1 --to /node/n2/service/echo
       truststack message send hi --to /ip4/127.0.0.1/tcp/4000/service/hop/ip4/10.0.0.2/tcp/5000/service/echo
       truststack message send 01ff --hex --from n1 --to /service/echo
+      truststack message send hello --from n1 --to /node/n2/secure/api/service/echo
     """
     from trust.errors import RemoteProtocolError, UsageError
     from trust.routing import decode_string, encode_string, parse_multiaddr
@@ -59,7 +68,10 @@ def send(message: str | None, file_: str | None, to: str, from_: str | None, tim
             raise UsageError("the message is not valid hex (drop --hex to send text)") from None
     else:
         payload = encode_string(text)
-    parse_multiaddr(to)  # report route syntax errors before contacting anything
+    # report route syntax errors before contacting anything
+    if parse_multiaddr(to).segments[-1].protocol == "secure":
+        raise UsageError("a route cannot end with /secure/NAME: add where to go inside the "
+                         "channel (e.g. /service/echo)")
     if from_ is not None:
         reply = _send_from_node(from_, to, payload, seconds)
     else:
@@ -95,16 +107,45 @@ def _send_from_node(node: str, to: str, payload: bytes, seconds: float) -> bytes
 def _send_from_temporary_node(to: str, payload: bytes, seconds: float) -> bytes:
     from trust.cli.common import run
     from trust.node import Node, ReceiveTimeoutError
-    from trust.node.resolve import route_from_text
+    from trust.node.resolve import close_channels, open_secure_route, secure_route_from_text
 
-    route = route_from_text(to)
+    secure = secure_route_from_text(to)
 
     async def go() -> bytes:
         async with Node("message") as node:
             await node.start_services()  # echo and hop, as on any node (a route may come back)
-            try:
-                return await node.send_and_receive(route, payload, timeout=seconds)
-            except ReceiveTimeoutError:
-                raise ReceiveTimeoutError(f"no reply from {to} within {seconds:g}s") from None
+            async with _ephemeral_identity(secure.is_secure) as (identity, manager):
+                route, channels = await open_secure_route(
+                    secure, lambda leg: node.create_secure_channel(
+                        identity, leg, identities=manager, timeout=seconds))
+                try:
+                    return await node.send_and_receive(route, payload, timeout=seconds)
+                except ReceiveTimeoutError:
+                    raise ReceiveTimeoutError(f"no reply from {to} within {seconds:g}s") from None
+                finally:
+                    await close_channels(channels)
 
     return run(go())
+
+
+@contextlib.asynccontextmanager
+async def _ephemeral_identity(needed: bool) -> AsyncIterator[tuple[Any, Any]]:
+    """For ``/secure`` segments without --from: a fresh identity (and its secure-channel key)
+    in a temporary home, deleted afterwards; nothing is written to the user's home."""
+    if not needed:
+        yield None, None
+        return
+    from trust.identities.manager import IdentityManager
+    from trust.storage.database import Database
+    from trust.storage.identities import SqliteKnownIdentities, SqliteLocalIdentities, SqlitePurposeKeys
+    from trust.storage.vault_configs import SqliteVaultConfigs
+
+    with tempfile.TemporaryDirectory(prefix="truststack-message-") as tmp:
+        db = Database.open_home(tmp)
+        manager = IdentityManager(SqliteKnownIdentities(db), SqliteLocalIdentities(db),
+                                  SqlitePurposeKeys(db), SqliteVaultConfigs(db), tmp)
+        try:
+            yield await manager.get_or_create("message"), manager
+        finally:
+            await manager.close()
+            db.close()

@@ -19,6 +19,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import resource
 import signal
 import sys
@@ -39,7 +40,12 @@ from trust.node.control_server import ControlServer
 from trust.node.errors import ReceiveTimeoutError
 from trust.node.files import NodePaths, write_json
 from trust.node.node import Node
-from trust.node.resolve import route_from_text
+from trust.node.resolve import (
+    close_channels,
+    open_secure_route,
+    route_from_text,
+    secure_route_from_text,
+)
 
 __all__ = ["CONTROL_EXTENSIONS", "NodeRuntime", "node_authorities", "run_node"]
 
@@ -49,6 +55,12 @@ CONTROL_EXTENSIONS: list[str] = []
 """Modules whose ``register(server: ControlServer, runtime: NodeRuntime)`` adds control methods."""
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
+MAX_ROUTE_TEXT = 4096
+"""Route text a control request may carry at most."""
+MAX_AUTHORIZED = 64
+"""Identifiers a channel or listener may be limited to at most."""
+DEFAULT_CHANNEL_TIMEOUT = 30.0
+_LOCAL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
 """The node log rotates at this size (``node.log`` → ``node.log.1`` …)."""
@@ -283,6 +295,13 @@ class NodeRuntime:
         s.register("flow_control.add_consumer", self._add_consumer)
         s.register("policy.reload", self._policy_reload)
         s.register("policy.decide", self._policy_decide)
+        s.register("secure_channel.create", self._channel_create)
+        s.register("secure_channel.list", self._channel_list)
+        s.register("secure_channel.show", self._channel_show)
+        s.register("secure_channel.delete", self._channel_delete)
+        s.register("secure_channel_listener.create", self._channel_listener_create)
+        s.register("secure_channel_listener.list", self._channel_listener_list)
+        s.register("secure_channel_listener.delete", self._channel_listener_delete)
         for module in CONTROL_EXTENSIONS:
             importlib.import_module(module).register(s, self)
 
@@ -317,11 +336,19 @@ class NodeRuntime:
             payload = bytes.fromhex(payload_hex)
         except ValueError:
             raise UsageError("message.send 'payload' is not valid hex") from None
-        route = route_from_text(to, self.paths.home)
+        secure = secure_route_from_text(to, self.paths.home)
+        if secure.is_secure and not secure.rest:
+            raise UsageError("a route cannot end with /secure/NAME: add where to go inside the "
+                             "channel (e.g. /service/echo)")
+        # /secure/NAME: a channel as the node's identity, closed once the reply is in
+        route, channels = await open_secure_route(
+            secure, lambda leg: self.open_channel(leg, timeout=float(timeout)))
         try:
             reply = await self.node.send_and_receive(route, payload, timeout=float(timeout))
         except ReceiveTimeoutError:
             raise ReceiveTimeoutError(f"no reply from {to} within {timeout:g}s") from None
+        finally:
+            await close_channels(channels)
         return {"payload": reply.hex()}
 
     async def _workers(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -368,6 +395,150 @@ class NodeRuntime:
         decision = self.access.decide(resource, subject, resource_type=resource_type, now=now)
         return {**decision.to_dict(), "node": self.name,
                 "subject": None if subject is None else subject.to_dict()}
+
+
+    # -- secure channels -------------------------------------------------------------------------
+    async def open_channel(self, route: Any, *, authorized: list[str] | None = None,
+                           identity: str | None = None,
+                           timeout: float = DEFAULT_CHANNEL_TIMEOUT) -> Any:
+        """Open a secure channel along ``route`` as the node's identity (or the local identity
+        ``identity`` of the node's home), presenting the node's credential (only as its own
+        identity), verifying the peer against the node's authorities; the peer must be one of
+        ``authorized`` (identifiers) when given, else any authenticated peer."""
+        from trust.channels.trust_policies import TrustEveryone, TrustIdentifiers
+        from trust.identities.manager import IdentityManager
+
+        trust = TrustIdentifiers(*authorized) if authorized else TrustEveryone()
+        manager = IdentityManager.open(self.paths.home)
+        try:
+            if identity is None or identity == getattr(self.identity, "name", None):
+                ident = self.identity
+                credentials = () if self.credential is None else (self.credential,)
+            else:
+                ident = await manager.get(identity)
+                credentials = ()
+            return await self.node.create_secure_channel(
+                ident, route, trust=trust, authorities=self.authorities,
+                credentials=credentials, identities=manager, timeout=timeout)
+        finally:
+            await manager.close()
+
+    async def _channel_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        to = params.get("to")
+        if not isinstance(to, str) or not 0 < len(to) <= MAX_ROUTE_TEXT:
+            raise UsageError(f"secure_channel.create needs 'to' (route text, at most "
+                             f"{MAX_ROUTE_TEXT} characters)")
+        authorized = _identifiers(params.get("authorized"), "secure_channel.create")
+        identity = params.get("identity")
+        if identity is not None and (not isinstance(identity, str) or not identity
+                                     or len(identity) > 200):
+            raise UsageError("secure_channel.create 'identity' must be an identity name")
+        timeout = _timeout(params.get("timeout", DEFAULT_CHANNEL_TIMEOUT), "secure_channel.create")
+        route = route_from_text(to, self.paths.home)
+        channel = await self.open_channel(route, authorized=authorized, identity=identity,
+                                          timeout=timeout)
+        return channel_info(channel)
+
+    async def _channel_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"channels": [channel_info(c) for c in self.node.secure_channels()]}
+
+    async def _channel_show(self, params: dict[str, Any]) -> dict[str, Any]:
+        address = _local_address(params.get("address"), "secure_channel.show")
+        return channel_info(self.node.secure_channel(address))
+
+    async def _channel_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        address = _local_address(params.get("address"), "secure_channel.delete")
+        await self.node.delete_secure_channel(address)
+        return {"address": address, "deleted": True}
+
+    async def _channel_listener_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        from trust.channels.trust_policies import TrustEveryone, TrustIdentifiers
+        from trust.identities.manager import IdentityManager
+
+        address = _local_address(params.get("address"), "secure_channel_listener.create")
+        authorized = _identifiers(params.get("authorized"), "secure_channel_listener.create")
+        trust = TrustIdentifiers(*authorized) if authorized else TrustEveryone()
+        manager = IdentityManager.open(self.paths.home)
+        try:
+            listener = await self.node.create_secure_channel_listener(
+                self.identity, address, trust=trust, authorities=self.authorities,
+                credentials=() if self.credential is None else (self.credential,),
+                identities=manager)
+        finally:
+            await manager.close()
+        # like `api`: the node's TCP listeners (and those created later) admit it
+        self.node.listener_consumers.add(address)
+        for tcp_listener in self.node.tcp.listeners:
+            self.node.flow_controls.add_consumer(address, tcp_listener.flow_control_id)
+        return listener_info(listener)
+
+    async def _channel_listener_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"listeners": [listener_info(lst) for lst in self.node.secure_channel_listeners()]}
+
+    async def _channel_listener_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        address = _local_address(params.get("address"), "secure_channel_listener.delete")
+        await self.node.delete_secure_channel_listener(address)
+        self.node.listener_consumers.discard(address)
+        self.node.flow_controls.remove_consumer(address)
+        return {"address": address, "deleted": True}
+
+
+def channel_info(channel: Any) -> dict[str, Any]:
+    """What the control protocol tells about an open channel; ``route`` is route text that
+    addresses the far side (append ``/service/echo`` to reach its echo)."""
+    name = channel.address.name
+    return {"address": name, "route": f"/service/{name}", "peer": channel.peer.identifier,
+            "initiator": channel.is_initiator,
+            "remote_route": " ".join(str(a) for a in channel.remote_route.addresses),
+            "created_at": channel.created_at}
+
+
+def listener_info(listener: Any) -> dict[str, Any]:
+    stats = listener.stats
+    return {"address": listener.address.name, "handshakes": stats.handshakes,
+            "in_progress": listener.in_progress, "failed": stats.failed_handshakes,
+            "timed_out": stats.timed_out, "dropped": stats.dropped_over_limit}
+
+
+def _local_address(value: Any, method: str) -> str:
+    """A local worker name (``api``, a channel's hex address; ``/service/NAME`` is accepted)."""
+    if isinstance(value, str):
+        for prefix in ("/service/", "/secure/", "/worker/", "0#"):
+            if value.startswith(prefix):
+                value = value[len(prefix):]
+                break
+    if not isinstance(value, str) or not _LOCAL_NAME.match(value):
+        raise UsageError(f"{method} needs 'address': a local address name (letters, digits, "
+                         f"'_', '.', '-'; at most 128)")
+    return value
+
+
+def _identifiers(value: Any, method: str) -> list[str]:
+    """A list of ``I…`` identifiers (each checked), or [] when absent."""
+    from trust.models.primitives import identifier_from_text, identifier_text
+
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_AUTHORIZED:
+        raise UsageError(f"{method} 'authorized' must be a list of at most {MAX_AUTHORIZED} "
+                         f"identifiers")
+    out = []
+    for item in value:
+        if not isinstance(item, str) or len(item) > 200:
+            raise UsageError(f"{method} 'authorized' must hold identifiers (I followed by 64 "
+                             f"hex digits)")
+        try:
+            out.append(identifier_text(identifier_from_text(item)))
+        except TrustError as e:
+            raise UsageError(f"{method}: {e}") from None
+    return out
+
+
+def _timeout(value: Any, method: str) -> float:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 600
+            or value != value):
+        raise UsageError(f"{method} 'timeout' must be a number of seconds in (0, 600]")
+    return float(value)
 
 
 class _NodeLogHandler(logging.handlers.RotatingFileHandler):
