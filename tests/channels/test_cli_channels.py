@@ -204,3 +204,19 @@ def test_control_methods_refuse_hostile_params(two_nodes: tuple[Cli, str, str]) 
     names = [lst["address"] for lst in client.request("secure_channel_listener.list")["listeners"]]
     assert names == ["api"]
     assert json.dumps(client.request("node.show"))
+
+
+def test_create_as_another_local_identity(two_nodes: tuple[Cli, str, str]) -> None:
+    cli, id1, _ = two_nodes
+    bob = cli.json("identity", "create", "bob")["identifier"]
+    route = cli("secure-channel", "create", "--from", "n1", "--identity", "bob", "--to",
+                "/node/n2/service/api").out
+    assert cli("message", "send", "hi", "--from", "n1", "--to", f"{route}/service/echo").out == "hi"
+    # n2 sees bob, not n1's own identity
+    [row] = _rows(cli, "secure-channel", "list", "--at", "n2")
+    assert row[2] == bob != id1
+    r = cli("secure-channel", "create", "--from", "n1", "--identity", "nobody", "--to",
+            "/node/n2/service/api", ok=False)
+    assert_one_line_error(r, "no identity named 'nobody'")
+    assert [row[0] for row in _rows(cli, "secure-channel", "list", "--at", "n1")] == \
+        [route.removeprefix("/service/")]
