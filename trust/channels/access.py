@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from policies import Environment, Explanation, Policy, PolicyEntry
 from policies.repository import check_name
 from trust.channels.local_info import SecureChannelLocalInfo, channel_info
+from trust.channels.peer import merge_attributes
 from trust.errors import UsageError
 from trust.logsafe import safe_text, warn_limited
 from trust.node.access_control import RelayMessage
@@ -134,18 +135,7 @@ def subject_of(peer: VerifiedPeer, authorities: frozenset[str], *,
                    if (not authorities or c.issuer in authorities) and c.expires_at > at]
     if len(credentials) == len(peer.credentials):
         return Subject(peer.identifier, bool(credentials), peer.attributes)
-    attributes: dict[str, str] = {}
-    conflicting: set[str] = set()
-    for c in credentials:
-        for k, v in c.attributes.items():
-            try:
-                name, value = k.decode("utf-8"), v.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            if attributes.setdefault(name, value) != value:
-                conflicting.add(name)
-    for name in conflicting:
-        del attributes[name]
+    attributes = merge_attributes(credentials)
     return Subject(peer.identifier, bool(credentials), attributes)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,10 +13,10 @@ from trust.models.purpose_key import PurposeKeyAttestationData
 if TYPE_CHECKING:
     from policies import Environment
 
-__all__ = ["VerifiedPeer"]
+__all__ = ["VerifiedPeer", "merge_attributes"]
 
 
-def _merge(credentials: tuple[VerifiedCredential, ...]) -> dict[str, str]:
+def merge_attributes(credentials: Iterable[VerifiedCredential]) -> dict[str, str]:
     """Credential attributes as strings (non-UTF-8 names or values are left out); a name two
     credentials give different values is left out too (ambiguous, so missing: fail closed)."""
     out: dict[str, str] = {}
@@ -46,7 +47,7 @@ class VerifiedPeer:
     attributes: dict[str, str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "attributes", _merge(self.credentials))
+        object.__setattr__(self, "attributes", merge_attributes(self.credentials))
 
     @property
     def identifier(self) -> str:
