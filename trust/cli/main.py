@@ -68,7 +68,7 @@ class LazyGroup(click.Group):
 @click.option("--output", type=common.OUTPUT_CHOICE, default=None,
               help="Output format of the command: plain (default) or json (also after the noun).")
 def cli(verbose: bool, output: str | None) -> None:
-    """truststack: identities, credentials, policies, vaults and nodes (Ockam-compatible)."""
+    """truststack: identities, credentials, policies, vaults, nodes and secure channels (Ockam-compatible)."""
     common.STATE.verbose = verbose
     progress.install()  # a spinner on stderr (terminals only) while an HSM or a KMS answers
     if output is not None:
