@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -48,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from noise.connection import Keypair, NoiseConnection
 
+from bench.timing import report
 from trust.channels import (
     ChannelIdentity,
     IdentityAndCredentials,
@@ -297,15 +297,10 @@ def main() -> None:
         "node_channel_1k/node_plain_1k": ratio(nodes["channel_1k"], nodes["plain_1k"]),
         "node_channel_64k/node_plain_64k": ratio(nodes["channel_64k"], nodes["plain_64k"]),
     }
-    if args.json:
-        print(json.dumps({"figures": figures, "ratios": ratios}))
-        return
-    for k, v in figures.items():
-        print(f"{k:42} {v:>12,}")
-    for k, v in ratios.items():
-        print(f"{k:42} {v:>12.3f}x")
-    print("targets: handshake_warm/noiseprotocol >= 1.3, handshake_cold_ed25519/noiseprotocol >= 0.6,"
-          " transport_1k/noiseprotocol >= 0.7, transport_64k/aesgcm >= 0.8")
+    report(figures, ratios, as_json=args.json, width=12,
+           targets="targets: handshake_warm/noiseprotocol >= 1.3, "
+                   "handshake_cold_ed25519/noiseprotocol >= 0.6, transport_1k/noiseprotocol >= 0.7, "
+                   "transport_64k/aesgcm >= 0.8")
 
 
 async def _node_rates(a: ChannelIdentity, b: ChannelIdentity, seconds: float,

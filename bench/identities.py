@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ sys.path[:] = [str(_BENCH.parent), *(p for p in sys.path if Path(p or ".").resol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bench.timing import rates
+from bench.timing import rates, report
 from trust.identities.creation import create_identity, rotate_identity
 from trust.identities.identity import Identity, clear_cache, verify_change_history
 from trust.identities.purpose_keys import attest_purpose_key, verify_purpose_key_attestation
@@ -110,14 +109,8 @@ def main() -> None:
         "verify_5_changes_cold/ed25519_verify": round(cold_5 / raw_verify, 3),
         "attestation_verify_warm/ed25519_verify": round(att_warm / raw_verify, 3),
     }
-    if args.json:
-        print(json.dumps({"figures": figures, "ratios": ratios}))
-        return
-    for k, v in figures.items():
-        print(f"{k:42} {v:>10,}")
-    for k, v in ratios.items():
-        print(f"{k:42} {v:>10.3f}x")
-    print("target: verify_1_change_cold/ed25519_verify >= 0.85")
+    report(figures, ratios, as_json=args.json,
+           targets="target: verify_1_change_cold/ed25519_verify >= 0.85")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Shared timing for the synchronous benchmarks: interleaved rounds, best window counts."""
+"""Shared pieces of the benchmarks: interleaved rounds with best-window counts, the report."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def rates(fns: dict[str, tuple[Callable[[], object], int]], seconds: float,
@@ -26,3 +27,17 @@ def rates(fns: dict[str, tuple[Callable[[], object], int]], seconds: float,
                     break
             best[name] = max(best[name], n / (now - start))
     return best
+
+
+def report(figures: Mapping[str, float], ratios: Mapping[str, float], *, as_json: bool,
+           targets: str, width: int = 10) -> None:
+    """Print ``{"figures": ..., "ratios": ...}`` as one JSON object, or as aligned lines ending
+    with the ``targets`` line."""
+    if as_json:
+        print(json.dumps({"figures": figures, "ratios": ratios}))
+        return
+    for k, v in figures.items():
+        print(f"{k:42} {v:>{width},}")
+    for k, v in ratios.items():
+        print(f"{k:42} {v:>{width}.3f}x")
+    print(targets)
