@@ -6,8 +6,12 @@ and secure-channel listener at ``api``, serves the control protocol (``docs/node
 control endpoint, and writes ``state.json`` when ready. It stops on ``node.stop``, SIGTERM or
 SIGINT, closing every socket and removing its runtime files.
 
-Later features add control methods without touching this file's logic: list a module in
-:data:`CONTROL_EXTENSIONS`; its ``register(server, runtime)`` is called at start-up.
+Later features plug in without touching this file's logic: list a module in
+:data:`NODE_FEATURES`. At start-up, after the node's identity, services and ``api`` listener
+exist, each feature's ``async start(runtime)`` runs (in list order) and then its
+``register(server, runtime)`` adds control methods; at shutdown each feature's optional
+``async stop(runtime)`` runs (reverse order) before the node stops. A feature keeps its own
+state in ``runtime.features[<module name>]``.
 """
 
 from __future__ import annotations
@@ -47,12 +51,13 @@ from trust.node.resolve import (
     secure_route_from_text,
 )
 
-__all__ = ["CONTROL_EXTENSIONS", "NodeRuntime", "node_authorities", "run_node"]
+__all__ = ["NODE_FEATURES", "NodeRuntime", "node_authorities", "run_node"]
 
 log = logging.getLogger("trust.node.daemon")
 
-CONTROL_EXTENSIONS: list[str] = []
-"""Modules whose ``register(server: ControlServer, runtime: NodeRuntime)`` adds control methods."""
+NODE_FEATURES: list[str] = []
+"""Feature modules of a node process, each with ``register(server: ControlServer, runtime:
+NodeRuntime)`` and optionally ``async start(runtime)`` / ``async stop(runtime)``."""
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
 MAX_ROUTE_TEXT = 4096
@@ -129,6 +134,9 @@ class NodeRuntime:
         self.credential: Any = None
         """The credential the node presents (``node create --credential``), when it verifies."""
         self.started_at = 0
+        self.features: dict[str, Any] = {}
+        """Per-feature state, keyed by the feature module's name (see :data:`NODE_FEATURES`)."""
+        self._started_features: list[Any] = []
         self._stop = asyncio.Event()
         self._lock_fd: int | None = None
 
@@ -159,6 +167,12 @@ class NodeRuntime:
         self.node.identity = self.identity
         self.credential = self._load_credential()
         await self._start_channel_listener()
+        for module in NODE_FEATURES:
+            feature = importlib.import_module(module)
+            start_feature = getattr(feature, "start", None)
+            if start_feature is not None:
+                await start_feature(self)
+            self._started_features.append(feature)
         self._register_methods()
         if paths.unix_socket_fits:
             await self.control.start_unix(paths.socket)
@@ -255,6 +269,14 @@ class NodeRuntime:
         """Close the control endpoint, stop the node, remove runtime files, release the lock."""
         try:
             await self.control.close()
+            for feature in reversed(self._started_features):
+                stop_feature = getattr(feature, "stop", None)
+                if stop_feature is not None:
+                    try:
+                        await stop_feature(self)
+                    except Exception:
+                        log.exception("feature %s did not stop cleanly", feature.__name__)
+            self._started_features.clear()
         finally:
             await self.node.stop()
             for p in (self.paths.state, self.paths.pid, self.paths.control_tcp):
@@ -302,8 +324,8 @@ class NodeRuntime:
         s.register("secure_channel_listener.create", self._channel_listener_create)
         s.register("secure_channel_listener.list", self._channel_listener_list)
         s.register("secure_channel_listener.delete", self._channel_listener_delete)
-        for module in CONTROL_EXTENSIONS:
-            importlib.import_module(module).register(s, self)
+        for feature in self._started_features:
+            feature.register(s, self)
 
     async def _ping(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
