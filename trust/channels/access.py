@@ -18,6 +18,11 @@ reaches one from another node is decided here:
 
 Local messages (the node's own workers; no transport or channel local info) are not checked.
 
+Revocation: :attr:`NodeAccess.revoked` (identifiers an authority's revocation list names, set by
+the node's revocation client) is consulted first, per message: a message from a revoked channel
+peer is dropped (and logged) whatever the policies say; :meth:`NodeAccess.revocation_trust` is
+the trust policy a secure-channel listener adds so that a revoked peer's new channels are refused.
+
 The pure part is :func:`decide` (a :class:`Decision` with the policy's explain reason);
 :class:`PolicySnapshot` holds a node's policies in memory (``reload()`` reads them from a
 :class:`~policies.PolicyRepository`) and :class:`NodeAccess` makes the synchronous per-worker
@@ -37,6 +42,7 @@ from policies import Environment, Explanation, Policy, PolicyEntry
 from policies.repository import check_name
 from trust.channels.local_info import SecureChannelLocalInfo, channel_info
 from trust.channels.peer import merge_attributes
+from trust.channels.trust_policies import Trust
 from trust.errors import UsageError
 from trust.logsafe import safe_text, warn_limited
 from trust.node.access_control import RelayMessage
@@ -52,6 +58,7 @@ __all__ = [
     "OPEN_RESOURCES",
     "Decision",
     "NodeAccess",
+    "NotRevoked",
     "PolicySnapshot",
     "ResourceAccessControl",
     "ResourceRegistry",
@@ -363,6 +370,14 @@ class NodeAccess:
         self._default = default_policy(self.authorities) if self.authorities else None
         self.denied = 0
         self.allowed = 0
+        self.revoked: frozenset[str] = frozenset()
+        """Identifiers revoked by an authority: their channel messages are dropped, their new
+        channels refused (:meth:`revocation_trust`). Replace the whole set to update it."""
+        self.revoked_dropped = 0
+
+    def revocation_trust(self) -> NotRevoked:
+        """A trust policy refusing peers in :attr:`revoked` (read at each handshake)."""
+        return NotRevoked(self)
 
     async def reload(self, repository: PolicyRepository) -> int:
         return await self.snapshot.reload(repository)
@@ -380,6 +395,13 @@ class NodeAccess:
         remote, info = _from_peer(relay)
         if not remote:
             return True
+        if self.revoked and info is not None and info.peer.identifier in self.revoked:
+            self.denied += 1
+            self.revoked_dropped += 1
+            warn_limited(log, "revoked", "message from %s (channel %s) to %s dropped: %s is "
+                         "revoked by its authority", safe_text(relay.source),
+                         safe_text(info.channel), safe_text(resource), info.peer.identifier)
+            return False
         snapshot = self.snapshot
         if self.registry.is_open(resource) and resource not in snapshot.resources:
             rtype = self.registry.type_of(resource)
@@ -405,6 +427,27 @@ class NodeAccess:
 
     def access_control(self, resource: str) -> ResourceAccessControl:
         return ResourceAccessControl(self, resource)
+
+
+class NotRevoked(Trust):
+    """The trust policy of :meth:`NodeAccess.revocation_trust`: refuses a peer whose identifier
+    the node's current revocation list names (combine: ``access.revocation_trust() & trust``)."""
+
+    __slots__ = ("access",)
+
+    def __init__(self, access: NodeAccess) -> None:
+        self.access = access
+
+    def check(self, peer: VerifiedPeer, *, now: int | None = None) -> None:
+        if peer.identifier in self.access.revoked:
+            from trust.errors import UntrustedError
+
+            warn_limited(log, "revoked_channel", "secure channel from %s refused: it is revoked "
+                         "by its authority", peer.identifier)
+            raise UntrustedError(f"{peer.identifier} is revoked by its authority")
+
+    def __repr__(self) -> str:
+        return f"NotRevoked({self.access.scope})"
 
 
 class ResourceAccessControl:
