@@ -103,11 +103,14 @@ def node_config(name: str, *, identity: str | None = None,
                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                 stall_timeout: float = DEFAULT_STALL_TIMEOUT,
                 authorities: Iterable[str] = (), credential: str | None = None,
-                now: Callable[[], float] = time.time) -> dict[str, Any]:
+                now: Callable[[], float] = time.time,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The configuration ``node create`` records (validated; ``node start`` reuses it).
 
     ``authorities`` are the change histories (hex) of the authorities the node trusts, and
-    ``credential`` (hex) the credential it presents, issued by one of them."""
+    ``credential`` (hex) the credential it presents, issued by one of them. ``extra``: more
+    recorded fields (each must be a known ``node.json`` field and pass its test in
+    :data:`~trust.node.files.RECORD_FIELDS`, e.g. ``authority_route``)."""
     _check_listener(tcp_listener_address)
     histories, credential = check_authorities(authorities, credential, now=int(now()))
     hop_allow = check_hop_allow(hop_allow)
@@ -118,10 +121,19 @@ def node_config(name: str, *, identity: str | None = None,
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
                 or value > 10 * 365 * 86400:
             raise UsageError(f"invalid {flag} {value!r}: must be positive")
-    return {"name": name, "identity": identity, "tcp_listener_address": tcp_listener_address,
-            "hop_allow": hop_allow, "max_connections": max_connections,
-            "idle_timeout": float(idle_timeout), "stall_timeout": float(stall_timeout),
-            "authorities": histories, "credential": credential, "created_at": int(now())}
+    config = {"name": name, "identity": identity, "tcp_listener_address": tcp_listener_address,
+              "hop_allow": hop_allow, "max_connections": max_connections,
+              "idle_timeout": float(idle_timeout), "stall_timeout": float(stall_timeout),
+              "authorities": histories, "credential": credential, "created_at": int(now())}
+    if extra:
+        from trust.node.files import RECORD_FIELDS
+
+        fields = RECORD_FIELDS["node.json"]
+        for key, value in extra.items():
+            if key in config or key not in fields or not fields[key](value):
+                raise UsageError(f"node setting {key!r} is unknown or invalid")
+            config[key] = value
+    return config
 
 
 def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
@@ -132,12 +144,14 @@ def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
                 stall_timeout: float = DEFAULT_STALL_TIMEOUT,
                 authorities: Iterable[str] = (), credential: str | None = None,
                 now: Callable[[], float] = time.time,
-                timeout: float = START_TIMEOUT) -> dict[str, Any]:
+                timeout: float = START_TIMEOUT,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record node ``name`` and start it in the background; return its state when ready.
 
     ``hop_allow`` (``HOST:PORT`` or ``*``), ``max_connections``, ``idle_timeout`` and
     ``stall_timeout`` (seconds) are recorded for ``node start`` too (see ``Node(...)``), and so
-    are ``authorities`` (change histories, hex) and the node's ``credential`` (hex).
+    are ``authorities`` (change histories, hex), the node's ``credential`` (hex) and
+    ``extra`` fields (see :func:`node_config`).
     A :class:`ConflictError` when the name is taken; if the node cannot start (e.g. its port
     is in use) its record is removed again and the node's own error is raised (the node
     opens its listener before it creates its identity: nothing is left behind).
@@ -146,7 +160,8 @@ def create_node(name: str, *, home: str | os.PathLike[str] | None = None,
     config = node_config(name, identity=identity, tcp_listener_address=tcp_listener_address,
                          hop_allow=hop_allow, max_connections=max_connections,
                          idle_timeout=idle_timeout, stall_timeout=stall_timeout,
-                         authorities=authorities, credential=credential, now=now)
+                         authorities=authorities, credential=credential, now=now,
+                         extra=extra)
     try:
         paths.create_dir()
     except FileExistsError:
