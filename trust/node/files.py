@@ -2,7 +2,11 @@
 
 * ``node.json``  the node's configuration (name, identity, requested TCP listener, the
   authorities it trusts and the credential it presents, created_at, and the identifier once
-  the node has started); written by ``node create``.
+  the node has started; with ``--ticket`` or ``--authority-route``: the authority's route,
+  the revocation refresh interval and whether the credential is refreshed from the authority);
+  written by ``node create``.
+* ``revocation.bin`` the last revocation list the node accepted from its authority (signed;
+  verified again when the node starts).
 * ``state.json`` what the running node reports (pid, listeners, identifier, control endpoint,
   started_at); written by the node when it is ready, removed when it stops.
 * ``pid``        the node's process id.
@@ -137,12 +141,23 @@ def _hex_list(v: Any) -> bool:
 def _optional_hex(v: Any) -> bool:
     return v is None or (isinstance(v, str) and _HEX.match(v) is not None)
 
+
+def _optional_bool(v: Any) -> bool:
+    return v is None or type(v) is bool
+
+
+def _optional_refresh(v: Any) -> bool:
+    return v is None or (type(v) in (int, float) and 0.1 <= v <= 86400)
+
 RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "node.json": {"name": _str(63), "identity": _optional_str(), "identifier": _optional_str(),
                   "tcp_listener_address": _optional_str(), "created_at": _TIME,
                   "hop_allow": _optional_str_list, "max_connections": _int_in(1, 1_000_000),
                   "idle_timeout": _seconds, "stall_timeout": _seconds,
-                  "authorities": _hex_list, "credential": _optional_hex},
+                  "authorities": _hex_list, "credential": _optional_hex,
+                  "authority_route": _optional_str(4096),
+                  "revocation_refresh": _optional_refresh,
+                  "credential_refresh": _optional_bool},
     "state.json": {"name": _str(63), "pid": _int_in(1, MAX_PID), "status": _str(32),
                    "listeners": _str_list, "identity": _optional_str(),
                    "identifier": _optional_str(), "control": _object, "started_at": _TIME,
