@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.postgres import PostgresServer, start_postgres
+
 BIN_DIR = Path(sys.executable).parent
 TRUSTSTACK = str(BIN_DIR / "truststack")
 
@@ -78,3 +80,19 @@ def assert_one_line_error(r: CliResult, *needles: str) -> None:
     assert "Traceback" not in r.stderr
     for n in needles:
         assert n.lower() in lines[0].lower(), f"{n!r} not in {lines[0]!r}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for this test process (tests/fixtures/postgres.py)."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty PostgreSQL database for this test."""
+    return postgres_server.create_database()
