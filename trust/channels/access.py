@@ -18,10 +18,12 @@ reaches one from another node is decided here:
 
 Local messages (the node's own workers; no transport or channel local info) are not checked.
 
-Revocation: :attr:`NodeAccess.revoked` (identifiers an authority's revocation list names, set by
-the node's revocation client) is consulted first, per message: a message from a revoked channel
-peer is dropped (and logged) whatever the policies say; :meth:`NodeAccess.revocation_trust` is
-the trust policy a secure-channel listener adds so that a revoked peer's new channels are refused.
+Revocation: :attr:`NodeAccess.revoked` (identifier -> revoked at, from an authority's revocation
+list, set by the node's revocation client) is consulted first, per message: a message from a
+revoked channel peer is dropped (and logged) whatever the policies say, unless the peer presents a
+credential created after its revocation (it enrolled again); :meth:`NodeAccess.revocation_trust`
+is the trust policy a secure-channel listener adds so that a revoked peer's new channels are
+refused.
 
 The pure part is :func:`decide` (a :class:`Decision` with the policy's explain reason);
 :class:`PolicySnapshot` holds a node's policies in memory (``reload()`` reads them from a
@@ -370,10 +372,19 @@ class NodeAccess:
         self._default = default_policy(self.authorities) if self.authorities else None
         self.denied = 0
         self.allowed = 0
-        self.revoked: frozenset[str] = frozenset()
-        """Identifiers revoked by an authority: their channel messages are dropped, their new
-        channels refused (:meth:`revocation_trust`). Replace the whole set to update it."""
+        self.revoked: Mapping[str, int] = {}
+        """Identifiers revoked by an authority -> when (unix seconds): their channel messages
+        are dropped, their new channels refused (:meth:`revocation_trust`), unless they present
+        a credential created later. Replace the whole mapping to update it."""
         self.revoked_dropped = 0
+
+    def is_revoked(self, peer: VerifiedPeer) -> bool:
+        """Whether ``peer`` is revoked: listed in :attr:`revoked`, and none of its verified
+        credentials was created after its revocation."""
+        at = self.revoked.get(peer.identifier)
+        if at is None:
+            return False
+        return not any(c.created_at > at for c in peer.credentials)
 
     def revocation_trust(self) -> NotRevoked:
         """A trust policy refusing peers in :attr:`revoked` (read at each handshake)."""
@@ -395,7 +406,7 @@ class NodeAccess:
         remote, info = _from_peer(relay)
         if not remote:
             return True
-        if self.revoked and info is not None and info.peer.identifier in self.revoked:
+        if self.revoked and info is not None and self.is_revoked(info.peer):
             self.denied += 1
             self.revoked_dropped += 1
             warn_limited(log, "revoked", "message from %s (channel %s) to %s dropped: %s is "
@@ -439,7 +450,7 @@ class NotRevoked(Trust):
         self.access = access
 
     def check(self, peer: VerifiedPeer, *, now: int | None = None) -> None:
-        if peer.identifier in self.access.revoked:
+        if self.access.revoked and self.access.is_revoked(peer):
             from trust.errors import UntrustedError
 
             warn_limited(log, "revoked_channel", "secure channel from %s refused: it is revoked "
