@@ -185,3 +185,24 @@ def test_any_record_bytes_give_a_message_or_a_typed_error(raw: bytes) -> None:
         b.decrypt(raw)
     except (DecodeError, DecryptionError, ReplayError):
         return
+
+
+def test_decryptor_snapshot_restore_continues_exactly() -> None:
+    """A restored decryptor accepts and refuses exactly what the original would (window, keys
+    rotated on both sides of a boundary, replays)."""
+    key = bytes(range(32))
+    enc = Encryptor(key)
+    records = [enc.encrypt(b"m%d" % i) for i in range(100)]
+    dec = Decryptor(key)
+    for i in [*range(0, 40), 45, 41, 70]:
+        dec.decrypt(records[i])
+    twin = Decryptor.restore(*dec.snapshot())
+    for i in (42, 43, 44, 46, 71, 69, 72, 99, 98):
+        assert dec.decrypt(records[i]) == twin.decrypt(records[i]) == b"m%d" % i
+    for i in (45, 41, 70, 0, 10):
+        for d in (dec, twin):
+            with pytest.raises(ReplayError):
+                d.decrypt(records[i])
+    assert dec.snapshot() == twin.snapshot()
+    with pytest.raises(UsageError):
+        Decryptor.restore(key, None, 32, 40, 0)

@@ -148,7 +148,7 @@ class Decryptor:
     :class:`~trust.errors.DecodeError` (shorter than a record); after any of them its state is
     exactly as before."""
 
-    __slots__ = ("_aead", "_bitmap", "_current", "_key", "_prev", "_start")
+    __slots__ = ("_aead", "_bitmap", "_current", "_key", "_prev", "_prev_key", "_start")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
@@ -156,6 +156,7 @@ class Decryptor:
         self._key = key
         self._aead = AESGCM(key)
         self._prev: AESGCM | None = None
+        self._prev_key: bytes | None = None
         self._start = 0
         """The first nonce of the current key."""
         self._current = 0
@@ -166,6 +167,29 @@ class Decryptor:
     @property
     def highest_nonce(self) -> int:
         return self._current
+
+    def snapshot(self) -> tuple[bytes, bytes | None, int, int, int]:
+        """The whole state, for :meth:`restore`: ``(current key, previous key, first nonce of
+        the current key, highest nonce accepted, window bitmap)``. It holds keys: keep it as
+        secret as a key (a channel persisted with its consumer's position, for instance)."""
+        return self._key, self._prev_key, self._start, self._current, self._bitmap
+
+    @classmethod
+    def restore(cls, key: bytes, prev_key: bytes | None, start: int, current: int,
+                bitmap: int) -> Decryptor:
+        """A decryptor in the state :meth:`snapshot` returned (checked for consistency)."""
+        if start % KEY_RENEWAL_INTERVAL or not 0 <= start <= MAX_NONCE or \
+                not 0 <= current <= MAX_NONCE + 1 or not 0 <= bitmap <= _MASK64 or \
+                (prev_key is None) != (start == 0) or current + 2 * WINDOW < start:
+            raise UsageError("not a decryptor state")
+        dec = cls(key)
+        if prev_key is not None:
+            if not isinstance(prev_key, bytes) or len(prev_key) != 32:
+                raise UsageError("a record key is 32 bytes")
+            dec._prev = AESGCM(prev_key)
+            dec._prev_key = prev_key
+        dec._start, dec._current, dec._bitmap = start, current, bitmap
+        return dec
 
     def _check(self, n: int) -> tuple[AESGCM, bytes | None]:
         """The AEAD for nonce ``n`` (and the next key when it is a new one); nothing changes."""
@@ -193,6 +217,7 @@ class Decryptor:
     def _commit(self, n: int, aead: AESGCM, key: bytes | None) -> None:
         if key is not None:
             self._prev = self._aead
+            self._prev_key = self._key
             self._aead = aead
             self._key = key
             self._start += KEY_RENEWAL_INTERVAL
