@@ -128,3 +128,53 @@ def test_fast_and_strict_history_decoders_agree(data: bytes) -> None:
     fast = _fast_decode(data)
     if fast is not None:
         assert fast.encode() == data
+
+
+@st.composite
+def attestation_datas(draw: st.DrawFn) -> bytes:
+    """An attestation's ``data`` (VersionedData) as our encoder makes it, any key and times."""
+    return PurposeKeyAttestation.decode(draw(attestations())).data
+
+
+ATTESTATION_DATA_SEEDS = [
+    PurposeKeyAttestation.decode(bytes.fromhex(h)).data for k, h in by_name(
+        "synthetic_rotation_ed25519_to_p256_with_credential")["artefacts"].items()
+    if k.startswith("attestation")]
+
+
+def _data_outcome(decode, data: bytes):  # type: ignore[no-untyped-def]
+    try:
+        return decode(data)
+    except DecodeError as e:
+        return ("error", e.message, e.field, e.offset)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.one_of(attestation_datas(), mutations_of(ATTESTATION_DATA_SEEDS),
+                      st.binary(max_size=200)))
+def test_fast_and_strict_attestation_data_decoders_agree(data: bytes) -> None:
+    from trust.models.purpose_key import decode_attestation_data_fast
+
+    strict = _data_outcome(PurposeKeyAttestationData.from_versioned_strict, data)
+    assert _data_outcome(PurposeKeyAttestationData.from_versioned, data) == strict
+    fast = decode_attestation_data_fast(data)
+    if fast is not None:
+        assert fast == strict
+        assert fast.to_versioned() == data
+
+
+def test_attestation_data_fast_path_takes_our_shapes() -> None:
+    """The fast path is really used for what our encoder makes (both purposes, both key types),
+    and declines what only the strict decoder may judge."""
+    from trust.models.purpose_key import decode_attestation_data_fast
+
+    for seed in ATTESTATION_DATA_SEEDS:
+        fast = decode_attestation_data_fast(seed)
+        assert fast is not None and fast == PurposeKeyAttestationData.from_versioned_strict(seed)
+    p256 = PurposePublicKey.credential_signing(PublicKey(KeyType.P256, b"\x04" + bytes(64)))
+    big = PurposeKeyAttestationData(bytes(32), bytes(32), p256, 0, (1 << 64) - 1).to_versioned()
+    assert decode_attestation_data_fast(big) == PurposeKeyAttestationData.from_versioned_strict(big)
+    assert len(ATTESTATION_DATA_SEEDS) == 2
+    for bad in (ATTESTATION_DATA_SEEDS[0][:-1], ATTESTATION_DATA_SEEDS[0] + b"\x00",
+                ATTESTATION_DATA_SEEDS[0].replace(b"\x83\x01\x02", b"\x83\x01\x03", 1)):
+        assert decode_attestation_data_fast(bad) is None

@@ -9,12 +9,11 @@ decoded history is well formed (its signatures are checked by :mod:`trust.identi
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
 from trust.models.cbor import Reader, check_size, enc_bool, enc_bytes, enc_uint, head, relocate
-from trust.models.fastpath import FastPathMiss, arg, signature
+from trust.models.fastpath import KEY_PREFIX, FastPathMiss, arg, signature, uint
 from trust.models.primitives import (
     CHANGE_DATA_TYPE,
     IDENTIFIER_SIZE,
@@ -29,7 +28,6 @@ from trust.models.primitives import (
     read_versioned,
 )
 from vaults.errors import VaultError
-from vaults.keys import KeyType
 
 _U64 = (1 << 64) - 1
 
@@ -174,20 +172,6 @@ class ChangeHistory:
 # field) for every input it does not accept. The property tests check both paths agree.
 
 
-_KEY_PREFIX = {b"\x82\x00\x81\x58\x20": (KeyType.ED25519, 32),
-               b"\x82\x01\x81\x58\x41": (KeyType.P256, 65)}
-_U32 = struct.Struct(">I")
-
-
-def _uint(p: bytes, i: int) -> tuple[int, int]:
-    # Timestamps are 4-byte heads until 2106: read those inline, anything else through arg().
-    if p[i] == 0x1A and i + 5 <= len(p):
-        v = _U32.unpack_from(p, i + 1)[0]
-        if v >= 0x10000:
-            return v, i + 5
-    return arg(p, i, 0)
-
-
 def _change_data(d: bytes) -> ChangeData:
     if d[:3] != b"\x83\x01\x01":
         raise FastPathMiss
@@ -206,7 +190,7 @@ def _change_data(d: bytes) -> ChangeData:
         i += 34
     else:
         raise FastPathMiss
-    kind = _KEY_PREFIX.get(d[i : i + 5])
+    kind = KEY_PREFIX.get(d[i : i + 5])
     if kind is None:
         raise FastPathMiss
     kt, size = kind
@@ -218,8 +202,8 @@ def _change_data(d: bytes) -> ChangeData:
     flag = d[i]
     if flag not in (0xF4, 0xF5):
         raise FastPathMiss
-    valid_from, i = _uint(d, i + 1)
-    valid_until, i = _uint(d, i)
+    valid_from, i = uint(d, i + 1)
+    valid_until, i = uint(d, i)
     if i != len(d):
         raise FastPathMiss
     try:

@@ -7,6 +7,8 @@ decoder, which decides and names the field. The property tests check both paths 
 
 from __future__ import annotations
 
+import struct
+
 from trust.models.primitives import Signature
 from vaults.keys import KeyType
 
@@ -15,6 +17,9 @@ class FastPathMiss(Exception):
     """The input is not in a shape the fast path handles (not necessarily invalid)."""
 
 
+KEY_PREFIX = {b"\x82\x00\x81\x58\x20": (KeyType.ED25519, 32),
+              b"\x82\x01\x81\x58\x41": (KeyType.P256, 65)}
+"""The heads of a ``PublicKey`` (``82 0k 81`` + the key's byte-string head): its type and size."""
 SIG_PREFIX = {b"\x82\x00\x81\x58\x40": KeyType.ED25519, b"\x82\x01\x81\x58\x40": KeyType.P256}
 _HEAD_LEN = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
 _HEAD_MIN = {0x18: 24, 0x19: 0x100, 0x1A: 0x10000, 0x1B: 0x100000000}
@@ -35,6 +40,19 @@ def arg(b: bytes, i: int, base: int) -> tuple[int, int]:
     if v < _HEAD_MIN[info]:
         raise FastPathMiss
     return v, i + 1 + n
+
+
+_U32 = struct.Struct(">I")
+
+
+def uint(b: bytes, i: int) -> tuple[int, int]:
+    """An unsigned integer at ``i`` in its shortest form (timestamps, 4-byte heads until 2106,
+    inline); and the position after it."""
+    if b[i] == 0x1A and i + 5 <= len(b):
+        v: int = _U32.unpack_from(b, i + 1)[0]
+        if v >= 0x10000:
+            return v, i + 5
+    return arg(b, i, 0)
 
 
 def signature(b: bytes, i: int) -> tuple[Signature, int]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
 from trust.models.cbor import Reader, check_size, enc_bytes, enc_uint, relocate
+from trust.models.fastpath import KEY_PREFIX, FastPathMiss, arg, uint
 from trust.models.primitives import (
     IDENTIFIER_SIZE,
     PURPOSE_KEY_ATTESTATION_DATA_TYPE,
@@ -26,6 +27,7 @@ from trust.models.primitives import (
     read_signature,
     read_versioned,
 )
+from vaults.errors import VaultError
 
 _U64 = (1 << 64) - 1
 
@@ -105,6 +107,70 @@ class PurposeKeyAttestationData:
     def to_versioned(self) -> bytes:
         return encode_versioned(PURPOSE_KEY_ATTESTATION_DATA_TYPE, self.encode())
 
+    @classmethod
+    def from_versioned(cls, data: bytes) -> PurposeKeyAttestationData:
+        """Decode an attestation's ``data`` (VersionedData, type 2, of this structure): the
+        fast path for the shapes our encoder produces (:func:`decode_attestation_data_fast`),
+        else the strict decoder (:meth:`from_versioned_strict`), which names the field."""
+        fast = decode_attestation_data_fast(data)
+        return fast if fast is not None else cls.from_versioned_strict(data)
+
+    @classmethod
+    def from_versioned_strict(cls, data: bytes) -> PurposeKeyAttestationData:
+        """The general decoder of an attestation's ``data`` (precise errors, offsets in
+        ``data``)."""
+        payload = read_versioned(data, PURPOSE_KEY_ATTESTATION_DATA_TYPE, "attestation.data")
+        try:
+            return cls.decode(payload)
+        except DecodeError as e:  # the payload ends the VersionedData
+            raise relocate(e, e.field, len(data) - len(payload)) from None
+
+
+_SECURE_CHANNEL_KEY = b"\x82\x00\x81\x58\x20"
+_SIGNING_KEY = b"\x82\x01\x81"
+
+
+def decode_attestation_data_fast(data: bytes) -> PurposeKeyAttestationData | None:
+    """An attestation's ``data`` in the exact shape our encoder produces (``83 01 02``, a
+    byte string holding ``85``, two 32-byte strings, the purpose key, two timestamps), read with
+    direct indexing; None for anything else, and the strict decoder then decides. Whatever it
+    returns, the strict decoder returns too (property test)."""
+    try:
+        if data[:3] != b"\x83\x01\x02":
+            return None
+        if data[3] == 0x58 and data[4] >= 24:  # the payload is 117 to 152 bytes long
+            n, i = data[4], 5
+        else:
+            n, i = arg(data, 3, 0x40)
+        if i + n != len(data) or data[i : i + 3] != b"\x85\x58\x20" or \
+                data[i + 35 : i + 37] != b"\x58\x20":
+            return None
+        subject = data[i + 3 : i + 35]
+        latest = data[i + 37 : i + 69]
+        i += 69
+        if data[i : i + 5] == _SECURE_CHANNEL_KEY:
+            x25519 = data[i + 5 : i + 37]
+            i += 37
+            public_key = PurposePublicKey(Purpose.SECURE_CHANNEL_STATIC, x25519=x25519)
+        elif data[i : i + 3] == _SIGNING_KEY:
+            kind = KEY_PREFIX.get(data[i + 3 : i + 8])
+            if kind is None:
+                return None
+            kt, size = kind
+            key = data[i + 8 : i + 8 + size]
+            i += 8 + size
+            public_key = PurposePublicKey(Purpose.CREDENTIAL_SIGNING, signing=PublicKey(kt, key))
+        else:
+            return None
+        created, i = uint(data, i)
+        expires, i = uint(data, i)
+    except (IndexError, FastPathMiss, VaultError):
+        return None
+    # every slice above was complete: a short one would have left i past the end
+    if i != len(data):
+        return None
+    return PurposeKeyAttestationData(subject, latest, public_key, created, expires)
+
 
 @dataclass(frozen=True)
 class PurposeKeyAttestation:
@@ -114,12 +180,8 @@ class PurposeKeyAttestation:
     data_hash: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        payload = read_versioned(self.data, PURPOSE_KEY_ATTESTATION_DATA_TYPE, "attestation.data")
-        try:
-            attestation_data = PurposeKeyAttestationData.decode(payload)
-        except DecodeError as e:  # the payload ends the VersionedData
-            raise relocate(e, e.field, len(self.data) - len(payload)) from None
-        object.__setattr__(self, "attestation_data", attestation_data)
+        object.__setattr__(self, "attestation_data",
+                           PurposeKeyAttestationData.from_versioned(self.data))
         object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
 
     def encode(self) -> bytes:
