@@ -1,0 +1,33 @@
+"""Enrollment and the authority: one-time tickets, members and roles, credentials, a signed
+revocation list, an audit log (see ``docs/enrollment.md``).
+
+* :mod:`.messages` — the wire types; :mod:`.ticket` — ``ExportedEnrollmentTicket`` text;
+* :mod:`.service` — the rules (roles, reserved attributes, tickets, credentials);
+* :mod:`.authority` — the services as node workers (:func:`start_authority`);
+* :mod:`.client` — :class:`AuthorityClient` over a secure channel;
+* :mod:`.revocation` — build, sign, verify revocation lists;
+* :mod:`.repositories` — the storage Protocol and an in-memory implementation.
+"""
+
+from trust.enrollment.authority import SERVICES, Authority, start_authority
+from trust.enrollment.client import AuthorityClient
+from trust.enrollment.repositories import AuthorityRepository, MemoryAuthorityRepository
+from trust.enrollment.revocation import verify_revocation_list
+from trust.enrollment.service import AuthorityOptions, AuthorityService, Role
+from trust.enrollment.signer import AuthoritySigner
+from trust.enrollment.ticket import EnrollmentTicket
+
+__all__ = [
+    "SERVICES",
+    "Authority",
+    "AuthorityClient",
+    "AuthorityOptions",
+    "AuthorityRepository",
+    "AuthorityService",
+    "AuthoritySigner",
+    "EnrollmentTicket",
+    "MemoryAuthorityRepository",
+    "Role",
+    "start_authority",
+    "verify_revocation_list",
+]

@@ -1,0 +1,449 @@
+"""The authority's rules, over a repository and a signer (no messaging: the workers of
+:mod:`trust.enrollment.authority` call these with the caller's identifier taken from the
+secure channel).
+
+Roles (as Ockam's direct authenticator, with the differences listed in ``docs/enrollment.md``):
+
+* **member**: has a member record; gets its own credential.
+* **enroller**: a member with ``ockam-role=enroller``; creates tickets, adds, shows, lists and
+  deletes ordinary members (not enrollers), never grants a reserved attribute.
+* **admin**: the identities given as ``admins`` (the identity that created the authority),
+  the authority itself, and pre-trusted members with ``ockam-role=admin``; everything an
+  enroller does, plus reserved attributes (enrollers are made so), deleting enrollers, and the
+  audit log. Admins get a credential without a member record (with ``ockam-relay=*``).
+* **pre-trusted** members come from the trusted-identities file at every start; nobody deletes
+  or changes them through the API.
+
+Reserved attributes: ``ockam-role``, ``ockam-relay``, ``trust_context_id`` and every name under
+``truststack.``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import string
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Final
+
+from trust.credentials.issuance import issue_credential
+from trust.enrollment.errors import (
+    BadRequestError,
+    ForbiddenError,
+    MemberNotFoundError,
+    NotMemberError,
+    PreTrustedError,
+)
+from trust.enrollment.messages.audit_entry import AuditEntry
+from trust.enrollment.messages.audit_query import MAX_AUDIT_LIMIT
+from trust.enrollment.messages.common import check_identifier, check_text_attributes
+from trust.enrollment.messages.member_list import MAX_LISTED_MEMBERS
+from trust.enrollment.messages.one_time_code import CODE_SIZE, OneTimeCode
+from trust.enrollment.messages.revocation_list import SignedRevocationList
+from trust.enrollment.repositories import (
+    AuditRecord,
+    AuthorityRepository,
+    Member,
+    Redemption,
+    TicketRecord,
+)
+from trust.enrollment.revocation import build_revocation_list, sign_revocation_list
+from trust.enrollment.signer import AuthoritySigner
+from trust.errors import ConflictError, DecodeError, UsageError
+from trust.identities.identity import Identity
+from trust.models.credential import Attributes, CredentialAndPurposeKey
+
+__all__ = [
+    "DEFAULT_CREDENTIAL_TTL",
+    "DEFAULT_MAX_TICKET_TTL",
+    "DEFAULT_TICKET_TTL",
+    "PROJECT_MEMBER_SCHEMA",
+    "RESERVED_ATTRIBUTES",
+    "RESERVED_PREFIX",
+    "AuthorityOptions",
+    "AuthorityService",
+    "Role",
+    "code_hash",
+    "is_reserved",
+    "parse_trusted_identities",
+]
+
+log = logging.getLogger("trust.enrollment")
+
+DEFAULT_CREDENTIAL_TTL: Final = 3600
+"""Credentials the authority issues live one hour by default (Ockam: 30 days)."""
+DEFAULT_TICKET_TTL: Final = 600
+"""Tickets live ten minutes by default (as Ockam)."""
+DEFAULT_MAX_TICKET_TTL: Final = 7 * 86_400
+"""The longest a ticket may live unless configured otherwise (Ockam has no limit)."""
+DEFAULT_MAX_USAGE_COUNT: Final = 10_000
+PURGE_GRACE: Final = 3600
+"""Expired tickets are kept this long (a redemption is told "expired"), then purged."""
+PROJECT_MEMBER_SCHEMA: Final = 1
+"""The credential schema Ockam's authority uses for member credentials."""
+RESERVED_ATTRIBUTES: Final = frozenset({"ockam-role", "ockam-relay", "trust_context_id"})
+RESERVED_PREFIX: Final = "truststack."
+ROLE: Final = "ockam-role"
+ENROLLER: Final = "enroller"
+ADMIN: Final = "admin"
+MAX_TRUSTED_IDENTITIES: Final = 10_000
+_REFERENCE_ALPHABET: Final = string.ascii_letters + string.digits
+_REFERENCE_SIZE: Final = 10
+
+
+def is_reserved(name: str) -> bool:
+    """Whether only an admin may grant the attribute ``name``."""
+    return name in RESERVED_ATTRIBUTES or name.startswith(RESERVED_PREFIX)
+
+
+def code_hash(code: bytes) -> bytes:
+    """What is stored of a one-time code: its SHA-256."""
+    return hashlib.sha256(code).digest()
+
+
+class Role(IntEnum):
+    NONE = 0
+    MEMBER = 1
+    ENROLLER = 2
+    ADMIN = 3
+
+
+def parse_trusted_identities(value: str | bytes | Mapping[str, Any]
+                             ) -> dict[str, dict[str, str]]:
+    """Ockam's trusted-identities JSON object ``{"I…": {"attr": "value", ...}, ...}`` (text, or
+    the parsed object): identifiers and attributes checked, sorted."""
+    if isinstance(value, (str, bytes)):
+        if len(value) > 16 << 20:
+            raise DecodeError("the trusted identities are larger than 16 MiB",
+                              field="trusted_identities")
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            raise DecodeError("not valid JSON", field="trusted_identities") from None
+    if not isinstance(value, Mapping):
+        raise DecodeError('expected a JSON object {"I…": {"attribute": "value"}}',
+                          field="trusted_identities")
+    if len(value) > MAX_TRUSTED_IDENTITIES:
+        raise DecodeError(f"more than {MAX_TRUSTED_IDENTITIES} identities",
+                          field="trusted_identities")
+    out: dict[str, dict[str, str]] = {}
+    for k, v in value.items():
+        ident = check_identifier(k, "trusted_identities")
+        if ident in out:
+            raise DecodeError("an identifier appears twice", field="trusted_identities")
+        if not isinstance(v, Mapping):
+            raise DecodeError(f"the attributes of {ident} must be an object of text values",
+                              field="trusted_identities")
+        out[ident] = check_text_attributes(v, f"trusted_identities[{ident}]")
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class AuthorityOptions:
+    """How an authority behaves (all times in seconds)."""
+
+    credential_ttl: int = DEFAULT_CREDENTIAL_TTL
+    ticket_ttl: int = DEFAULT_TICKET_TTL
+    """A ticket's time to live when the request names none."""
+    max_ticket_ttl: int = DEFAULT_MAX_TICKET_TTL
+    max_usage_count: int = DEFAULT_MAX_USAGE_COUNT
+    admins: frozenset[str] = frozenset()
+    """Identifiers with the admin role (the identity that created the authority)."""
+    trusted_identities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Pre-trusted members (see :func:`parse_trusted_identities`)."""
+    trust_context_id: str | None = None
+    """When set, every credential carries ``trust_context_id`` with this value (Ockam's)."""
+    purge_grace: int = PURGE_GRACE
+    revocation_retention: int | None = None
+    """How long a deleted member stays on the revocation list (default: the credential TTL
+    plus two minutes, after which every credential it revokes has expired)."""
+
+    def __post_init__(self) -> None:
+        for name in ("credential_ttl", "ticket_ttl", "max_ticket_ttl", "max_usage_count"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise UsageError(f"{name} must be a positive integer")
+        if self.ticket_ttl > self.max_ticket_ttl:
+            raise UsageError("the default ticket time to live exceeds the maximum")
+        object.__setattr__(self, "admins",
+                           frozenset(check_identifier(a, "admins") for a in self.admins))
+        object.__setattr__(self, "trusted_identities",
+                           parse_trusted_identities(self.trusted_identities))
+
+    @property
+    def retention(self) -> int:
+        return self.revocation_retention if self.revocation_retention is not None \
+            else self.credential_ttl + 120
+
+
+def _now(now: int | None) -> int:
+    return int(time.time()) if now is None else int(now)
+
+
+def _reference() -> str:
+    return "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(_REFERENCE_SIZE))
+
+
+class AuthorityService:
+    """The authority's operations, each taking the caller's (channel-verified) identifier."""
+
+    def __init__(self, signer: AuthoritySigner, repository: AuthorityRepository,
+                 options: AuthorityOptions | None = None) -> None:
+        self.signer = signer
+        self.repository = repository
+        self.options = options or AuthorityOptions()
+        self.identifier = signer.identifier
+        pre_admins = {i for i, a in self.options.trusted_identities.items()
+                      if a.get(ROLE) == ADMIN}
+        self.admins: frozenset[str] = frozenset({self.identifier, *self.options.admins,
+                                                 *pre_admins})
+        self._revocations: SignedRevocationList | None = None
+
+    # -- start ------------------------------------------------------------------------------
+    async def load_pre_trusted(self, *, now: int | None = None) -> int:
+        """Replace the stored pre-trusted members with the configured ones (every start)."""
+        t = _now(now)
+        members = [Member(i, dict(a), self.identifier, t, True)
+                   for i, a in self.options.trusted_identities.items()]
+        audit = [AuditRecord(t, self.identifier, "member.pre_trusted", m.identifier,
+                             attributes=m.attributes) for m in members]
+        await self.repository.replace_pre_trusted(members, audit)
+        return len(members)
+
+    # -- roles ------------------------------------------------------------------------------
+    async def role_of(self, identifier: str) -> tuple[Role, Member | None]:
+        member = await self.repository.get_member(identifier)
+        if identifier in self.admins:
+            return Role.ADMIN, member
+        if member is None:
+            return Role.NONE, None
+        if member.attributes.get(ROLE) == ENROLLER:
+            return Role.ENROLLER, member
+        return Role.MEMBER, member
+
+    async def _require(self, caller: str, role: Role, what: str) -> Role:
+        have, _ = await self.role_of(caller)
+        if have < role:
+            who = "an admin" if role is Role.ADMIN else "an enroller or an admin"
+            raise ForbiddenError(f"only {who} may {what}")
+        return have
+
+    def _check_grant(self, attributes: Mapping[str, str], role: Role) -> None:
+        reserved = sorted(k for k in attributes if is_reserved(k))
+        if reserved and role is not Role.ADMIN:
+            raise ForbiddenError(f"only an admin may grant the reserved attribute {reserved[0]!r}")
+        value = attributes.get(ROLE)
+        if value is not None and value != ENROLLER:
+            raise BadRequestError(f"{ROLE} may only be {ENROLLER!r} (admins are configured at "
+                                  "authority start, as trusted identities)")
+
+    @staticmethod
+    def _attributes(attributes: Mapping[str, str]) -> dict[str, str]:
+        try:
+            return check_text_attributes(attributes)
+        except DecodeError as e:
+            raise BadRequestError(str(e)) from None
+
+    # -- members ----------------------------------------------------------------------------
+    async def add_member(self, caller: str, identifier: str, attributes: Mapping[str, str], *,
+                         now: int | None = None) -> Member:
+        """Add or replace a member (Ockam's upsert). An enroller cannot grant reserved
+        attributes nor change an enroller; when it changes a member, the member's reserved
+        attributes are kept. An admin sets the attributes exactly."""
+        t = _now(now)
+        role = await self._require(caller, Role.ENROLLER, "add members")
+        identifier = check_identifier(identifier, "member")
+        attrs = self._attributes(attributes)
+        self._check_grant(attrs, role)
+        before = await self.repository.get_member(identifier)
+        if before is not None and before.pre_trusted:
+            raise PreTrustedError(f"member {identifier} is pre-trusted: it changes only through "
+                                  "the trusted identities at authority start")
+        if before is not None and role is not Role.ADMIN:
+            if ROLE in before.attributes:
+                raise ForbiddenError(f"only an admin may change the enroller {identifier}")
+            attrs = {**{k: v for k, v in before.attributes.items() if is_reserved(k)}, **attrs}
+        member = Member(identifier, dict(sorted(attrs.items())), caller, t)
+        action = "member.add" if before is None else "member.update"
+        try:
+            await self.repository.put_member(member, AuditRecord(t, caller, action, identifier,
+                                                                 attributes=member.attributes))
+        except ConflictError:
+            raise PreTrustedError(f"member {identifier} is pre-trusted") from None
+        log.info("%s %s by %s", action, identifier, caller)
+        return member
+
+    async def list_members(self, caller: str, *, limit: int = MAX_LISTED_MEMBERS
+                           ) -> list[Member]:
+        await self._require(caller, Role.ENROLLER, "list members")
+        return await self.repository.list_members(limit=min(limit, MAX_LISTED_MEMBERS))
+
+    async def show_member(self, caller: str, identifier: str) -> Member:
+        await self._require(caller, Role.ENROLLER, "show members")
+        member = await self.repository.get_member(check_identifier(identifier, "member"))
+        if member is None:
+            raise MemberNotFoundError(f"member {identifier} not found")
+        return member
+
+    async def delete_member(self, caller: str, identifier: str, *, now: int | None = None
+                            ) -> Member:
+        """Delete a member: no more credentials, and on the revocation list. Pre-trusted
+        members cannot be deleted; enrollers only by an admin."""
+        t = _now(now)
+        role = await self._require(caller, Role.ENROLLER, "delete members")
+        identifier = check_identifier(identifier, "member")
+        member = await self.repository.get_member(identifier)
+        if member is None:
+            raise MemberNotFoundError(f"member {identifier} not found")
+        if member.pre_trusted:
+            raise PreTrustedError(f"member {identifier} is pre-trusted and cannot be deleted")
+        if ROLE in member.attributes and role is not Role.ADMIN:
+            raise ForbiddenError(f"only an admin may delete the enroller {identifier}")
+        deleted = await self.repository.delete_member(
+            identifier, AuditRecord(t, caller, "member.delete", identifier,
+                                    attributes=member.attributes), revoked_at=t)
+        if deleted is None:
+            raise MemberNotFoundError(f"member {identifier} not found")
+        log.info("member.delete %s by %s (revoked)", identifier, caller)
+        return deleted
+
+    async def delete_all_members(self, caller: str, *, now: int | None = None) -> int:
+        """Ockam's ``DELETE /members``: every member but the caller, skipping pre-trusted
+        members and, for an enroller, enrollers. Returns how many were deleted."""
+        role = await self._require(caller, Role.ENROLLER, "delete members")
+        count = 0
+        for m in await self.repository.list_members(limit=MAX_LISTED_MEMBERS):
+            if m.identifier == caller or m.pre_trusted or \
+                    (ROLE in m.attributes and role is not Role.ADMIN):
+                continue
+            t = _now(now)
+            if await self.repository.delete_member(
+                    m.identifier, AuditRecord(t, caller, "member.delete", m.identifier,
+                                              attributes=m.attributes), revoked_at=t):
+                count += 1
+        return count
+
+    # -- tickets ----------------------------------------------------------------------------
+    async def create_ticket(self, caller: str, attributes: Mapping[str, str], *,
+                            ttl: int | None = None, usage_count: int | None = None,
+                            now: int | None = None) -> tuple[OneTimeCode, TicketRecord]:
+        """A new ticket: the code (returned once, stored only as its SHA-256) with its
+        reference and expiry, and the stored record."""
+        t = _now(now)
+        role = await self._require(caller, Role.ENROLLER, "create tickets")
+        attrs = self._attributes(attributes)
+        self._check_grant(attrs, role)
+        o = self.options
+        life = o.ticket_ttl if ttl is None else ttl
+        if not 0 < life <= o.max_ticket_ttl:
+            raise BadRequestError(f"a ticket lives between 1 and {o.max_ticket_ttl} seconds")
+        uses = usage_count or 1
+        if not 0 < uses <= o.max_usage_count:
+            raise BadRequestError(f"a ticket's usage count is between 1 and {o.max_usage_count}")
+        for _ in range(3):
+            code = secrets.token_bytes(CODE_SIZE)
+            record = TicketRecord(_reference(), code_hash(code), attrs, caller, t, t + life,
+                                  uses, uses)
+            try:
+                await self.repository.add_ticket(record, AuditRecord(
+                    t, caller, "ticket.create", ticket=record.reference, attributes=attrs))
+            except ConflictError:
+                continue
+            log.info("ticket.create %s by %s (%d uses, expires at %d)", record.reference,
+                     caller, uses, record.expires_at)
+            return OneTimeCode(code, record.reference, record.expires_at), record
+        raise ConflictError("could not store a new ticket (reference collisions)")
+
+    async def redeem_ticket(self, caller: str, code: bytes | OneTimeCode, *,
+                            now: int | None = None) -> Redemption:
+        """Use a ticket: the caller becomes a member with the ticket's attributes (a member
+        enrolling again keeps its reserved attributes the ticket does not set, and gets the
+        rest from the ticket). Raises a :class:`~trust.enrollment.errors.TicketError` child."""
+        t = _now(now)
+        caller = check_identifier(caller, "caller")
+        raw = code.code if isinstance(code, OneTimeCode) else code
+        if not isinstance(raw, bytes) or len(raw) != CODE_SIZE:
+            raise BadRequestError(f"a one-time code is {CODE_SIZE} bytes")
+
+        def merge(before: Member | None, ticket: TicketRecord) -> Member:
+            if before is not None and before.pre_trusted:
+                raise PreTrustedError(f"member {caller} is pre-trusted: it changes only through "
+                                      "the trusted identities at authority start")
+            kept = {} if before is None else {k: v for k, v in before.attributes.items()
+                                              if is_reserved(k)}
+            attrs = dict(sorted({**kept, **ticket.attributes}.items()))
+            return Member(caller, attrs, ticket.created_by, t)
+
+        def audit(r: Redemption) -> AuditRecord:
+            return AuditRecord(t, caller, "ticket.redeem", caller, r.ticket.reference,
+                               r.member.attributes)
+
+        result = await self.repository.redeem_ticket(code_hash(raw), caller, t, merge, audit)
+        log.info("ticket.redeem %s by %s (%s)", result.ticket.reference, caller,
+                 "new member" if result.previous is None else "attributes replaced")
+        return result
+
+    # -- credentials ------------------------------------------------------------------------
+    async def credential_attributes(self, caller: str) -> dict[str, str]:
+        """The attributes a credential for ``caller`` carries; :class:`NotMemberError` when it
+        gets none."""
+        role, member = await self.role_of(caller)
+        if role is Role.NONE:
+            raise NotMemberError("unauthorized member")
+        attrs: dict[str, str] = {}
+        if self.options.trust_context_id is not None:
+            attrs["trust_context_id"] = self.options.trust_context_id
+        if member is not None:
+            attrs.update(member.attributes)
+        if role is Role.ADMIN:
+            attrs.setdefault("ockam-relay", "*")
+        return attrs
+
+    async def issue_credential(self, subject: Identity, *, now: int | None = None
+                               ) -> CredentialAndPurposeKey:
+        """A credential for ``subject`` (the caller's verified identity) with its attributes,
+        valid for the configured TTL (never beyond the signing key's attestation)."""
+        t = _now(now)
+        attrs = await self.credential_attributes(subject.identifier)
+        signer = self.signer
+        ttl = min(self.options.credential_ttl,
+                  signer.attestation.attestation_data.expires_at - t)
+        if ttl <= 0:
+            raise ConflictError("the authority's credential-signing key has expired")
+        return await issue_credential(subject, Attributes.of(attrs, PROJECT_MEMBER_SCHEMA),
+                                      signer.vault, signer.handle, signer.attestation, now=t,
+                                      ttl=ttl)
+
+    # -- audit and revocation ---------------------------------------------------------------
+    async def audit(self, caller: str, *, after: int = 0, limit: int = 1000
+                    ) -> list[AuditEntry]:
+        await self._require(caller, Role.ADMIN, "read the audit log")
+        return await self.repository.audit_log(after=max(0, after),
+                                               limit=max(0, min(limit, MAX_AUDIT_LIMIT)))
+
+    async def revocation_list(self, *, now: int | None = None) -> SignedRevocationList:
+        """The signed revocation list at the stored version (signed once per version)."""
+        version = await self.repository.revocation_version()
+        cached = self._revocations
+        if cached is not None and cached.content.version == version:
+            return cached
+        version, entries = await self.repository.revocations()
+        signed = await sign_revocation_list(
+            build_revocation_list(self.identifier, version, entries, now=_now(now)), self.signer)
+        self._revocations = signed
+        return signed
+
+    async def housekeeping(self, *, now: int | None = None) -> tuple[int, int]:
+        """Purge tickets expired for longer than the grace period and revocation entries older
+        than the retention. Returns (tickets purged, revocations dropped)."""
+        t = _now(now)
+        purged = await self.repository.purge_tickets(expired_before=t - self.options.purge_grace)
+        dropped = await self.repository.expire_revocations(
+            revoked_before=t - self.options.retention)
+        return purged, dropped
+
