@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.kafka import Broker, start_broker
+from tests.fixtures.kafka import Broker
+from tests.streams.conftest import unique_prefix
 from tests.streams.helpers import aio
 from trust.errors import ConflictError, NotFoundError
 from trust.storage.sql import database
@@ -39,8 +38,7 @@ async def sqlite(tmp: Path) -> AsyncIterator[StreamBackend]:
 @asynccontextmanager
 async def kafka(_: Path) -> AsyncIterator[StreamBackend]:
     assert BROKER is not None
-    # a unique prefix per test: the broker is shared by the session
-    b = KafkaStreams(BROKER.bootstrap, prefix=f"t{next(_prefixes)}-")
+    b = KafkaStreams(BROKER.bootstrap, prefix=unique_prefix())  # the broker is shared
     try:
         yield b
     finally:
@@ -49,18 +47,14 @@ async def kafka(_: Path) -> AsyncIterator[StreamBackend]:
 
 BACKENDS: dict[str, Callable[[Path], Any]] = {"memory": memory, "sqlite": sqlite, "kafka": kafka}
 BROKER: Broker | None = None
-_prefixes = itertools.count(int(time.time() * 1000) % 1_000_000)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def broker() -> Iterator[Broker]:
+@pytest.fixture(autouse=True)
+def _broker(broker: Broker) -> Iterator[None]:
     global BROKER
-    BROKER = start_broker()
-    try:
-        yield BROKER
-    finally:
-        BROKER.stop()
-        BROKER = None
+    BROKER = broker
+    yield
+    BROKER = None
 
 
 async def check_backend(b: StreamBackend) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -260,7 +260,7 @@ class StreamConsumer:
             self.name, self.group, next_index, self.partition))
         self.index = next_index
 
-    async def batches(self) -> AsyncIterator[list[tuple[int, bytes]]]:
+    async def batches(self) -> AsyncGenerator[list[tuple[int, bytes]], None]:
         """Yield non-empty batches forever; each is committed when the loop asks for the next
         one (so a batch is handled at least once, even if the process dies mid-batch)."""
         while True:
