@@ -37,6 +37,11 @@ class Authority:
     key: str
     signing_key: str
     signing_attestation: PurposeKeyAttestation
+    channel: ChannelIdentity
+
+    @property
+    def identifier(self) -> str:
+        return self.identity.identifier
 
     async def issue(self, subject: Identity, attributes: dict[str, str], *, ttl: int = 3600,
                     now: int | None = None) -> CredentialAndPurposeKey:
@@ -63,7 +68,11 @@ async def authority(vault: SoftwareVault) -> Authority:
     att = await attest_purpose_key(identity, vault, key,
                                    PurposePublicKey.credential_signing(await vault.public_key(sk)),
                                    now=now, ttl=86_400)
-    return Authority(identity, vault, key, sk, att)
+    static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
+    sc = await attest_purpose_key(identity, vault, key, PurposePublicKey.secure_channel(static.public),
+                                  now=now, ttl=86_400)
+    return Authority(identity, vault, key, sk, att,
+                     ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), sc)))
 
 
 @asynccontextmanager
