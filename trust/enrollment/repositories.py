@@ -30,6 +30,7 @@ from trust.enrollment.messages.revocation_list import Revoked
 from trust.errors import ConflictError
 
 __all__ = [
+    "AuditOf",
     "AuditRecord",
     "AuthorityRepository",
     "Member",

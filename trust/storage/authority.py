@@ -1,0 +1,304 @@
+"""The authority's tables (:class:`~trust.enrollment.repositories.AuthorityRepository`) on the
+async SQL layer: SQLite and PostgreSQL alike, so replicas of one authority share a PostgreSQL
+database.
+
+Every row belongs to one authority (its identifier), so several authorities may share a
+database. One-time codes are stored only as their SHA-256. A redemption is one transaction
+around one conditional ``UPDATE … SET uses_left = uses_left - 1 WHERE … AND uses_left > 0 AND
+expires_at > now RETURNING …``: of concurrent redemptions of a ticket with one use left, in one
+process or in many sharing PostgreSQL, exactly one gets the row.
+
+>>> # repo = SqlAuthorityRepository(storage.db, authority_identifier)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from trust.enrollment.errors import TicketExpiredError, TicketUnknownError, TicketUsedError
+from trust.enrollment.messages.audit_entry import AuditEntry
+from trust.enrollment.messages.revocation_list import Revoked
+from trust.enrollment.repositories import (
+    AuditOf,
+    AuditRecord,
+    Member,
+    MemberMerge,
+    Redemption,
+    TicketRecord,
+)
+from trust.errors import ConflictError, StorageError
+from trust.storage.sql import Database, IntegrityViolation, Migration, Transaction
+
+__all__ = ["MIGRATIONS", "SqlAuthorityRepository"]
+
+MIGRATIONS = [
+    Migration(
+        "authority", 1,
+        sqlite=[
+            "CREATE TABLE authority_member (authority TEXT NOT NULL, identifier TEXT NOT NULL, "
+            "attributes TEXT NOT NULL, added_by TEXT NOT NULL, added_at INTEGER NOT NULL, "
+            "is_pre_trusted INTEGER NOT NULL, PRIMARY KEY (authority, identifier))",
+            "CREATE TABLE authority_ticket (code_hash BLOB PRIMARY KEY, authority TEXT NOT NULL, "
+            "reference TEXT NOT NULL, attributes TEXT NOT NULL, created_by TEXT NOT NULL, "
+            "created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, "
+            "usage_count INTEGER NOT NULL, uses_left INTEGER NOT NULL, "
+            "UNIQUE (authority, reference))",
+            "CREATE TABLE authority_audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "authority TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, "
+            "action TEXT NOT NULL, subject TEXT, ticket TEXT, attributes TEXT)",
+            "CREATE TABLE authority_revocation (authority TEXT NOT NULL, "
+            "identifier TEXT NOT NULL, revoked_at INTEGER NOT NULL, "
+            "PRIMARY KEY (authority, identifier))",
+            "CREATE TABLE authority_state (authority TEXT PRIMARY KEY, "
+            "revocation_version INTEGER NOT NULL)",
+            "CREATE TABLE authority_setting (authority TEXT NOT NULL, name TEXT NOT NULL, "
+            "value BLOB NOT NULL, PRIMARY KEY (authority, name))",
+        ],
+        postgresql=[
+            "CREATE TABLE authority_member (authority TEXT NOT NULL, identifier TEXT NOT NULL, "
+            "attributes TEXT NOT NULL, added_by TEXT NOT NULL, added_at BIGINT NOT NULL, "
+            "is_pre_trusted INTEGER NOT NULL, PRIMARY KEY (authority, identifier))",
+            "CREATE TABLE authority_ticket (code_hash BYTEA PRIMARY KEY, "
+            "authority TEXT NOT NULL, reference TEXT NOT NULL, attributes TEXT NOT NULL, "
+            "created_by TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, "
+            "usage_count BIGINT NOT NULL, uses_left BIGINT NOT NULL, "
+            "UNIQUE (authority, reference))",
+            "CREATE TABLE authority_audit (seq BIGSERIAL PRIMARY KEY, authority TEXT NOT NULL, "
+            "at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, "
+            "ticket TEXT, attributes TEXT)",
+            "CREATE TABLE authority_revocation (authority TEXT NOT NULL, "
+            "identifier TEXT NOT NULL, revoked_at BIGINT NOT NULL, "
+            "PRIMARY KEY (authority, identifier))",
+            "CREATE TABLE authority_state (authority TEXT PRIMARY KEY, "
+            "revocation_version BIGINT NOT NULL)",
+            "CREATE TABLE authority_setting (authority TEXT NOT NULL, name TEXT NOT NULL, "
+            "value BYTEA NOT NULL, PRIMARY KEY (authority, name))",
+        ],
+        both=["CREATE INDEX authority_audit_by_authority ON authority_audit (authority, seq)",
+              "CREATE INDEX authority_ticket_expiry ON authority_ticket (authority, expires_at)"],
+    ),
+]
+
+_MEMBER_COLUMNS = "identifier, attributes, added_by, added_at, is_pre_trusted"
+_TICKET_COLUMNS = ("reference, code_hash, attributes, created_by, created_at, expires_at, "
+                   "usage_count, uses_left")
+
+
+def _dump(attributes: Mapping[str, str]) -> str:
+    return json.dumps(dict(attributes), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def _load(text: Any) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        raise StorageError("an authority row holds malformed attributes") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in value.items()):
+        raise StorageError("an authority row holds malformed attributes")
+    return value
+
+
+def _member(row: tuple[Any, ...]) -> Member:
+    return Member(str(row[0]), _load(row[1]), str(row[2]), int(row[3]), bool(row[4]))
+
+
+def _ticket(row: tuple[Any, ...]) -> TicketRecord:
+    return TicketRecord(str(row[0]), bytes(row[1]), _load(row[2]), str(row[3]), int(row[4]),
+                        int(row[5]), int(row[6]), int(row[7]))
+
+
+class SqlAuthorityRepository:
+    """The stored state of the authority ``authority`` (its identifier) in ``db``."""
+
+    MIGRATIONS = MIGRATIONS
+
+    def __init__(self, db: Database, authority: str) -> None:
+        self.db = db
+        self.authority = authority
+        db.require(MIGRATIONS)
+
+    async def _audit(self, tx: Transaction, a: AuditRecord) -> None:
+        await tx.execute("INSERT INTO authority_audit (authority, at, actor, action, subject, "
+                         "ticket, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (self.authority, a.at, a.actor, a.action, a.subject, a.ticket,
+                          None if a.attributes is None else _dump(a.attributes)))
+
+    async def _get_member(self, tx: Transaction | Database, identifier: str, lock: str = ""
+                          ) -> Member | None:
+        row = await tx.fetch_one(f"SELECT {_MEMBER_COLUMNS} FROM authority_member "
+                                 f"WHERE authority = ? AND identifier = ?{lock}",
+                                 (self.authority, identifier))
+        return None if row is None else _member(row)
+
+    async def _write_member(self, tx: Transaction, m: Member) -> None:
+        n = await tx.execute(
+            f"INSERT INTO authority_member (authority, {_MEMBER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (authority, identifier) DO UPDATE SET "
+            "attributes = excluded.attributes, added_by = excluded.added_by, "
+            "added_at = excluded.added_at, is_pre_trusted = excluded.is_pre_trusted "
+            "WHERE authority_member.is_pre_trusted = 0",
+            (self.authority, m.identifier, _dump(m.attributes), m.added_by, m.added_at,
+             int(m.pre_trusted)))
+        if n == 0:
+            raise ConflictError("a pre-trusted member is changed only at authority start")
+
+    # -- members ----------------------------------------------------------------------------
+    async def get_member(self, identifier: str) -> Member | None:
+        return await self._get_member(self.db, identifier)
+
+    async def list_members(self, *, limit: int) -> list[Member]:
+        rows = await self.db.fetch_all(f"SELECT {_MEMBER_COLUMNS} FROM authority_member "
+                                       "WHERE authority = ? ORDER BY identifier LIMIT ?",
+                                       (self.authority, limit))
+        return [_member(r) for r in rows]
+
+    async def put_member(self, member: Member, audit: AuditRecord) -> Member | None:
+        async with self.db.transaction() as tx:
+            before = await self._get_member(tx, member.identifier, self.db.for_update)
+            await self._write_member(tx, member)
+            await self._audit(tx, audit)
+            return before
+
+    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int
+                            ) -> Member | None:
+        async with self.db.transaction() as tx:
+            row = await tx.fetch_one(
+                f"DELETE FROM authority_member WHERE authority = ? AND identifier = ? "
+                f"AND is_pre_trusted = 0 RETURNING {_MEMBER_COLUMNS}",
+                (self.authority, identifier))
+            if row is None:
+                return None
+            await tx.execute(
+                "INSERT INTO authority_revocation (authority, identifier, revoked_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (authority, identifier) DO UPDATE SET "
+                "revoked_at = excluded.revoked_at", (self.authority, identifier, revoked_at))
+            await self._bump(tx)
+            await self._audit(tx, audit)
+            return _member(row)
+
+    async def replace_pre_trusted(self, members: list[Member], audit: list[AuditRecord]
+                                  ) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM authority_member WHERE authority = ? "
+                             "AND is_pre_trusted = 1", (self.authority,))
+            await tx.execute_many(
+                f"INSERT INTO authority_member (authority, {_MEMBER_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (authority, identifier) DO UPDATE SET "
+                "attributes = excluded.attributes, added_by = excluded.added_by, "
+                "added_at = excluded.added_at, is_pre_trusted = 1",
+                [(self.authority, m.identifier, _dump(m.attributes), m.added_by, m.added_at)
+                 for m in members])
+            for a in audit:
+                await self._audit(tx, a)
+
+    # -- tickets ----------------------------------------------------------------------------
+    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord) -> None:
+        async with self.db.transaction() as tx:
+            try:
+                await tx.execute(
+                    f"INSERT INTO authority_ticket (authority, {_TICKET_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.authority, ticket.reference, ticket.code_hash, _dump(ticket.attributes),
+                     ticket.created_by, ticket.created_at, ticket.expires_at,
+                     ticket.usage_count, ticket.uses_left))
+            except IntegrityViolation:
+                raise ConflictError("a ticket with this reference or code exists") from None
+            await self._audit(tx, audit)
+
+    async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
+                            merge: MemberMerge, audit: AuditOf) -> Redemption:
+        async with self.db.transaction() as tx:
+            row = await tx.fetch_one(
+                "UPDATE authority_ticket SET uses_left = uses_left - 1 WHERE authority = ? "
+                "AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
+                f"RETURNING {_TICKET_COLUMNS}", (self.authority, code_hash, now))
+            if row is None:
+                found = await tx.fetch_one(
+                    "SELECT reference, expires_at FROM authority_ticket "
+                    "WHERE authority = ? AND code_hash = ?", (self.authority, code_hash))
+                if found is None:
+                    raise TicketUnknownError("unknown enrollment ticket")
+                if int(found[1]) <= now:
+                    raise TicketExpiredError(f"enrollment ticket {found[0]} has expired")
+                raise TicketUsedError(f"enrollment ticket {found[0]} was already used")
+            ticket = _ticket(row)
+            before = await self._get_member(tx, identifier, self.db.for_update)
+            member = merge(before, ticket)
+            if member.identifier != identifier:
+                raise ConflictError("a redemption writes the redeemer's member record")
+            await self._write_member(tx, member)
+            result = Redemption(ticket, member, before)
+            await self._audit(tx, audit(result))
+            return result
+
+    async def get_ticket(self, reference: str) -> TicketRecord | None:
+        row = await self.db.fetch_one(f"SELECT {_TICKET_COLUMNS} FROM authority_ticket "
+                                      "WHERE authority = ? AND reference = ?",
+                                      (self.authority, reference))
+        return None if row is None else _ticket(row)
+
+    async def purge_tickets(self, *, expired_before: int) -> int:
+        return await self.db.execute("DELETE FROM authority_ticket WHERE authority = ? "
+                                     "AND expires_at < ?", (self.authority, expired_before))
+
+    # -- audit ------------------------------------------------------------------------------
+    async def audit_log(self, *, after: int, limit: int) -> list[AuditEntry]:
+        rows = await self.db.fetch_all(
+            "SELECT seq, at, actor, action, subject, ticket, attributes FROM authority_audit "
+            "WHERE authority = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (self.authority, after, limit))
+        return [AuditEntry(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], r[5],
+                           None if r[6] is None else _load(r[6])) for r in rows]
+
+    # -- revocations ------------------------------------------------------------------------
+    async def _bump(self, tx: Transaction) -> None:
+        await tx.execute("INSERT INTO authority_state (authority, revocation_version) "
+                         "VALUES (?, 1) ON CONFLICT (authority) DO UPDATE SET "
+                         "revocation_version = authority_state.revocation_version + 1",
+                         (self.authority,))
+
+    async def revocation_version(self) -> int:
+        v = await self.db.fetch_value("SELECT revocation_version FROM authority_state "
+                                      "WHERE authority = ?", (self.authority,))
+        return 0 if v is None else int(v)
+
+    async def revocations(self) -> tuple[int, list[Revoked]]:
+        async with self.db.transaction() as tx:
+            v = await tx.fetch_value("SELECT revocation_version FROM authority_state "
+                                     "WHERE authority = ?", (self.authority,))
+            rows = await tx.fetch_all("SELECT identifier, revoked_at FROM authority_revocation "
+                                      "WHERE authority = ? ORDER BY identifier",
+                                      (self.authority,))
+        return (0 if v is None else int(v)), [Revoked(str(i), int(t)) for i, t in rows]
+
+    async def expire_revocations(self, *, revoked_before: int) -> int:
+        async with self.db.transaction() as tx:
+            n = await tx.execute("DELETE FROM authority_revocation WHERE authority = ? "
+                                 "AND revoked_at < ?", (self.authority, revoked_before))
+            if n:
+                await self._bump(tx)
+            return n
+
+    # -- settings ---------------------------------------------------------------------------
+    async def get_setting(self, key: str) -> bytes | None:
+        v = await self.db.fetch_value("SELECT value FROM authority_setting WHERE authority = ? "
+                                      "AND name = ?", (self.authority, key))
+        return None if v is None else bytes(v)
+
+    async def put_setting(self, key: str, value: bytes, *, replace: bool = True) -> bytes:
+        async with self.db.transaction() as tx:
+            conflict = "DO UPDATE SET value = excluded.value" if replace else "DO NOTHING"
+            await tx.execute("INSERT INTO authority_setting (authority, name, value) "
+                             f"VALUES (?, ?, ?) ON CONFLICT (authority, name) {conflict}",
+                             (self.authority, key, bytes(value)))
+            v = await tx.fetch_value("SELECT value FROM authority_setting WHERE authority = ? "
+                                     "AND name = ?", (self.authority, key))
+        return bytes(v)
+
+    async def close(self) -> None:
+        """The database belongs to the caller (its :class:`~trust.storage.Storage`)."""
+        return None
