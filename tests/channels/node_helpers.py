@@ -28,14 +28,19 @@ class Live:
     bob: ChannelIdentity
     carol: ChannelIdentity
     alice_credential: CredentialAndPurposeKey
+    other_authority: Identity
+    """An authority that issued nothing to anyone here."""
+    expired: ChannelIdentity
+    """A party whose attestation of its static key expired (real clock)."""
 
 
-async def _party(vault: SoftwareVault, now: int) -> tuple[Identity, ChannelIdentity]:
+async def _party(vault: SoftwareVault, now: int, ttl: int = 86_400
+                 ) -> tuple[Identity, ChannelIdentity]:
     key = await vault.generate_key(KeyType.ED25519)
     identity = await create_identity(vault, key, now=now)
     static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
     att = await attest_purpose_key(identity, vault, key, PurposePublicKey.secure_channel(static.public),
-                                   now=now, ttl=86_400)
+                                   now=now, ttl=ttl)
     return identity, ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), att))
 
 
@@ -51,7 +56,9 @@ async def _live() -> Live:
     (alice_id, alice), (_, bob), (_, carol) = [await _party(vault, now) for _ in range(3)]
     cred = await issue_credential(alice_id, {"role": "admin"}, vault, sk, satt,
                                   now=now, ttl=3_600)
-    return Live(authority, alice, bob, carol, cred)
+    other = await create_identity(vault, await vault.generate_key(KeyType.ED25519), now=now)
+    _, expired = await _party(vault, now, ttl=30)
+    return Live(authority, alice, bob, carol, cred, other, expired)
 
 
 @cache

@@ -17,12 +17,14 @@ from tests.channels.helpers import (
 )
 from trust.channels import (
     ChannelIdentity,
+    Close,
     DecryptionError,
     HandshakeComplete,
     HandshakeState,
     IdentityAndCredentials,
     Initiator,
     PeerAuthenticator,
+    RecordSession,
     Responder,
     TrustAuthority,
     TrustIdentifier,
@@ -384,3 +386,38 @@ def test_low_order_ephemeral_keys_are_refused() -> None:
     with pytest.raises(VerificationError, match="all-zero"):
         ini.receive(bytes(96), now=NOW)
     assert ini.state is HandshakeState.FAILED
+
+
+# -- a refusal after message 3 closes the initiator's channel --------------------------------------
+
+
+def test_responder_refusing_after_message_3_holds_a_close_record_for_the_initiator() -> None:
+    w = world()
+    ini = Initiator(w.alice.channel_identity())
+    res = Responder(w.carol.channel_identity(),
+                    PeerAuthenticator(TrustIdentifier(w.bob.identity.identifier)))
+    [m2] = res.receive(ini.start(), now=NOW)
+    m3, done = ini.receive(m2.data, now=NOW)  # type: ignore[union-attr]
+    assert res.refusal is None
+    with pytest.raises(UntrustedError):
+        res.receive(m3.data, now=NOW)  # type: ignore[union-attr]
+    assert res.refusal is not None and res.state is HandshakeState.FAILED
+    # only the initiator reads it (its keys): a Close, which its channel honours
+    assert isinstance(done, HandshakeComplete)
+    assert RecordSession(done.keys).decrypt(res.refusal) == Close()
+    # no refusal when the handshake succeeded, or when message 3 did not decrypt (no keys)
+    res = Responder(w.carol.channel_identity())
+    ini = Initiator(w.alice.channel_identity())
+    [m2] = res.receive(ini.start(), now=NOW)
+    m3, _ = ini.receive(m2.data, now=NOW)  # type: ignore[union-attr]
+    changed = bytearray(m3.data)  # type: ignore[union-attr]
+    changed[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        res.receive(bytes(changed), now=NOW)
+    assert res.refusal is None
+    res = Responder(w.carol.channel_identity())
+    ini = Initiator(w.alice.channel_identity())
+    [m2] = res.receive(ini.start(), now=NOW)
+    m3, _ = ini.receive(m2.data, now=NOW)  # type: ignore[union-attr]
+    res.receive(m3.data, now=NOW)  # type: ignore[union-attr]
+    assert res.refusal is None

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 from trust.channels.authentication import PeerAuthenticator
 from trust.channels.keys import DhKey
+from trust.channels.messages.close import Close
 from trust.channels.messages.identity_and_credentials import IdentityAndCredentials
 from trust.channels.noise import PROTOCOL_NAME, NoiseInitiator, NoiseResponder, SplitKeys
 from trust.channels.peer import VerifiedPeer
+from trust.channels.records import RecordSession
 from trust.errors import RemoteProtocolError, UsageError
 from trust.models.purpose_key import Purpose
 
@@ -163,9 +165,15 @@ class Initiator(_Machine):
 
 
 class Responder(_Machine):
-    """The side that accepts a channel (one per incoming message 1)."""
+    """The side that accepts a channel (one per incoming message 1).
 
-    __slots__ = ()
+    When it refuses the initiator after message 3 (the Noise handshake completed, the
+    initiator's identity, attestation, credentials or trust did not pass), the initiator
+    already holds an open channel: :attr:`refusal` is then a Close record under the derived
+    keys, for the runtime to send back along message 3's return route (Ockam's decryptor
+    honours Close too). The keys themselves are not kept."""
+
+    __slots__ = ("refusal",)
 
     _noise: NoiseResponder
 
@@ -175,6 +183,8 @@ class Responder(_Machine):
         self._noise = NoiseResponder(identity.static, ephemeral=ephemeral,
                                      protocol_name=protocol_name)
         self.state = HandshakeState.WAITING_FOR_MESSAGE_1
+        self.refusal: bytes | None = None
+        """A Close record for the initiator, once this side refused it after message 3."""
 
     def receive(self, data: bytes, *, now: int | None = None) -> list[Event]:
         """Message 1 in: ``[SendMessage(message 2)]``; message 3 in: ``[HandshakeComplete]``."""
@@ -191,10 +201,17 @@ class Responder(_Machine):
         if self.state is HandshakeState.WAITING_FOR_MESSAGE_3:
             try:
                 payload, keys = noise.read_message3(data)
+            except Exception as e:
+                self._failed(e)
+                raise
+            try:
                 rs = noise.remote_static
                 assert rs is not None
                 peer = self._auth.authenticate(payload, rs, now=now)
             except Exception as e:
+                # Noise completed: only the initiator can read a record under these keys.
+                # Keep one Close record to tell it (its channel is open), then the keys go.
+                self.refusal = RecordSession(keys).encrypt(Close())
                 self._failed(e)
                 raise
             self.state = HandshakeState.COMPLETE

@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_HANDSHAKES",
     "ChannelAddresses",
+    "ChannelClosedError",
     "ChannelTimeoutError",
     "ListenerStats",
     "SecureChannel",
@@ -74,6 +75,11 @@ _TASKS: set[asyncio.Task[None]] = set()
 
 class ChannelTimeoutError(TrustError, TimeoutError):
     """The handshake did not complete in time."""
+
+
+class ChannelClosedError(TrustError):
+    """The channel was closed (by this side, or by its peer: e.g. a responder that refused
+    this side after message 3 closes the channel this side had just opened)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +206,7 @@ class SecureChannel:
                                   change_history: bytes | None = None) -> None:
         """Present new credentials (and, optionally, a newer change history) to the peer."""
         if self.closed:
-            raise UsageError(f"the channel {self.address} is closed")
+            raise ChannelClosedError(f"the channel {self.address} is closed")
         history = change_history or self.identity.payload.change_history_raw
         record = self.session.encrypt(RefreshCredentials(history, tuple(credentials)))
         await self._send_record(record, Route([self.addresses.encryptor]))
@@ -221,14 +227,12 @@ class SecureChannel:
             except (TrustError, TimeoutError) as e:
                 warn_limited(log, "close", "channel %s could not send Close: %s", self.address,
                              safe_text(e))
-        node.unregister_secure_channel(self)
-        node.flow_controls.remove_flow(self.flow_control_id)
-        for addr in (self.addresses.encryptor, self.addresses.decryptor_remote):
-            if node.has_address(addr):
-                try:
-                    await node.stop_worker(addr)
-                except TrustError:
-                    pass
+        try:  # (the workers go first: a channel not listed has no workers left)
+            for addr in (self.addresses.encryptor, self.addresses.decryptor_remote):
+                await _stop_quietly(node, addr)
+        finally:
+            node.unregister_secure_channel(self)
+            node.flow_controls.remove_flow(self.flow_control_id)
 
     # -- receiving -------------------------------------------------------------------------------
     async def _on_record(self, msg: LocalMessage) -> None:
@@ -323,6 +327,9 @@ class _DecryptorWorker(Worker):
             events = self.machine.receive(msg.payload)
         except TrustError as e:
             self._fail(e)
+            refusal = getattr(self.machine, "refusal", None)
+            if refusal is not None:  # the initiator holds an open channel: close it
+                await self._send_refusal(ctx, msg.return_route, refusal)
             await ctx.stop()
             return
         for ev in events:
@@ -330,6 +337,18 @@ class _DecryptorWorker(Worker):
                 await ctx.send(msg.return_route, ev.data)
             elif isinstance(ev, HandshakeComplete):
                 await self._complete(ctx, ev, msg.return_route)
+
+    async def _send_refusal(self, ctx: Context, route: Route, record: bytes) -> None:
+        """Send the refused initiator its Close record, along message 3's return route (where
+        its records would have gone); never waits long, never raises."""
+        try:
+            await asyncio.wait_for(ctx.forward(LocalMessage(route, _EMPTY, record)), 2)
+        except (TrustError, TimeoutError) as e:
+            warn_limited(log, "refusal", "listener %s: could not tell a refused initiator: %s",
+                         self.listener.address if self.listener else "-", safe_text(e))
+        else:
+            if self.listener is not None:
+                self.listener.stats.refusals_sent += 1
 
     async def _complete(self, ctx: Context, ev: HandshakeComplete, remote_route: Route) -> None:
         ch = SecureChannel(self.node, self.addresses, RecordSession(ev.keys), ev.peer,
@@ -424,7 +443,12 @@ class ListenerStats:
     dropped_over_limit: int = 0
     """Message 1s dropped because ``max_handshakes`` were in progress."""
     failed_handshakes: int = 0
+    """Handshakes that failed (message 1 or 3 malformed, changed or replayed; the initiator
+    refused by authentication or trust)."""
     timed_out: int = 0
+    """Handshakes abandoned after ``handshake_timeout`` (e.g. the initiator refused us)."""
+    refusals_sent: int = 0
+    """Close records sent to initiators refused after message 3 (their channel closes)."""
 
 
 @dataclass(eq=False)
@@ -465,9 +489,20 @@ class SecureChannelListener(Worker):
             node.flow_controls.add_consumer(addrs.decryptor_remote, flow.decode("utf-8", "replace"))
         await ctx.forward(msg.replace_front_onward(addrs.decryptor_remote))
 
+    def accepted_channels(self) -> list[SecureChannel]:
+        """The open channels this listener accepted."""
+        return [c for c in self.node.secure_channels() if c.spawner == self.flow_control_id]
+
     async def shutdown(self, ctx: Context) -> None:
-        self.node.flow_controls.remove_flow(self.flow_control_id)
-        self.node.unregister_secure_channel_listener(self)
+        """Stopping the listener closes the channels it accepted (Close is sent to each peer)
+        and abandons its handshakes in progress."""
+        node = self.node
+        node.unregister_secure_channel_listener(self)
+        for channel in self.accepted_channels():
+            await channel.close()
+        for pending in list(self._pending):
+            await _stop_quietly(node, pending.addresses.decryptor_remote)
+        node.flow_controls.remove_flow(self.flow_control_id)
 
     def __repr__(self) -> str:
         return f"SecureChannelListener({self.address})"
@@ -489,7 +524,9 @@ async def create_secure_channel_listener(
     listener = SecureChannelListener(node, addr, identity, auth, flow, max_handshakes,
                                      handshake_timeout)
     await node.start_worker(addr, listener)
-    for c in (node.listener_consumers - {addr.name}) if consumers is None else consumers:
+    # The listener itself consumes its channels' traffic: a channel inside one of its channels
+    # (a second handshake to the same listener, through the first channel) reaches it.
+    for c in {*(node.listener_consumers if consumers is None else consumers), addr}:
         node.flow_controls.add_consumer(c, flow)
     node.register_secure_channel_listener(listener)
     return listener

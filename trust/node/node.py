@@ -913,8 +913,8 @@ class Node:
         await self.secure_channel(address).close()
 
     async def delete_secure_channel_listener(self, address: Address | str) -> None:
-        """Stop the listener at ``address`` (open channels stay open, but what they decrypt
-        no longer reaches the listener's consumers)."""
+        """Stop the listener at ``address``: the channels it accepted are closed (Close is
+        sent to each peer) and its handshakes in progress abandoned."""
         addr = Address.parse(address)
         if addr not in self._channel_listeners:
             raise NotFoundError(f"no secure-channel listener {safe_text(str(addr))} on node "
