@@ -55,7 +55,9 @@ __all__ = ["NODE_FEATURES", "NodeRuntime", "node_authorities", "run_node"]
 
 log = logging.getLogger("trust.node.daemon")
 
-NODE_FEATURES: list[str] = []
+NODE_FEATURES: list[str] = [
+    "trust.node.stream_feature",
+]
 """Feature modules of a node process, each with ``register(server: ControlServer, runtime:
 NodeRuntime)`` and optionally ``async start(runtime)`` / ``async stop(runtime)``."""
 

@@ -339,6 +339,26 @@ class Node:
         """Let ``router`` resolve addresses of transport type ``tt`` (e.g. 1 = TCP)."""
         self._transports[tt] = router
 
+    def transport(self, tt: int) -> TransportRouter:
+        """The node's transport for address type ``tt``: the registered one, else one built by
+        the factory registered for the type (:mod:`trust.transports.base`; TCP is built on
+        first use). A :class:`~trust.errors.NotFoundError` when no transport has the type."""
+        router = self._transports.get(tt)
+        if router is None:
+            from trust.transports.base import transport_factory
+
+            factory = transport_factory(tt)
+            if factory is None:
+                raise NotFoundError(f"no transport for address type {tt} on node {self.name}")
+            router = factory(self)
+            self._transports.setdefault(tt, router)
+        return router
+
+    @property
+    def transports(self) -> dict[int, TransportRouter]:
+        """The node's transports by address type."""
+        return dict(self._transports)
+
     # -- workers ---------------------------------------------------------------------------------
     async def start_worker(self, address: Address | str | Iterable[Address | str],
                            worker: Worker | Any, *,
@@ -693,12 +713,14 @@ class Node:
 
     def _router(self, dst: Address) -> TransportRouter:
         router = self._transports.get(dst.tt)
-        if router is None and dst.tt == TCP and not self._stopping:
-            router = self.tcp
         if router is None:
             if self._stopping:
                 raise NodeStoppedError(f"node {self.name} is stopping")
-            raise NotFoundError(f"no transport can reach {safe_text(dst)} on node {self.name}")
+            try:
+                router = self.transport(dst.tt)
+            except NotFoundError:
+                raise NotFoundError(f"no transport can reach {safe_text(dst)} on node "
+                                    f"{self.name}") from None
         return router
 
     def _dropped_full(self, msg: LocalMessage, source: Address) -> None:
@@ -833,7 +855,10 @@ class Node:
         if self._tcp is None:
             from trust.transports.tcp import TcpTransport
 
-            self._tcp = TcpTransport(self, hop_allow=self.hop_allow, **self.tcp_options)
+            tcp = self.transport(TCP)
+            if not isinstance(tcp, TcpTransport):
+                raise UsageError(f"the TCP transport of node {self.name} is not a TcpTransport")
+            self._tcp = tcp
         return self._tcp
 
     async def create_tcp_listener(self, address: str = "127.0.0.1:0", *,

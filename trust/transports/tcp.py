@@ -18,6 +18,11 @@ connection per peer text, reused, opened within ``connect_timeout``; on behalf o
 only to destinations ``hop_allow`` lists. A peer that sends garbage or an oversize frame is
 disconnected; other connections are unaffected.
 
+Connections are built on the stream-connection base shared with TCP portals
+(:class:`~trust.transports.stream.StreamConnection`: socket options, pausing reads while the
+consumer is full, waiting for write space), and the transport implements the node's
+:class:`~trust.transports.base.Transport` protocol (registered for type 1).
+
 Limits (each a :class:`TcpTransport` option, ``Node(...)`` option and ``node create`` flag):
 at most ``max_connections`` open connections (more are closed at once), a connection with no
 byte in either direction for ``idle_timeout`` is closed, and one whose full write buffer
@@ -39,7 +44,6 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from trust.errors import ConflictError, DecodeError, TrustError, UntrustedError, UsageError
 from trust.logsafe import safe_text, warn_limited
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
-from trust.node.mailbox import MailboxClosedError
 from trust.routing import TCP, Address, LocalInfo, LocalMessage, Route
 from trust.routing.tcp_frame import (
     PREAMBLE,
@@ -50,6 +54,13 @@ from trust.routing.tcp_frame import (
     pack_u32,
     routes_prefix,
 )
+from trust.transports.stream import (
+    KEEPALIVE,
+    WRITE_BUFFER_HIGH,
+    WRITE_BUFFER_LOW,
+    StreamConnection,
+    host_port,
+)
 
 if TYPE_CHECKING:
     from trust.node.access_control import AccessControl
@@ -58,6 +69,8 @@ if TYPE_CHECKING:
 __all__ = [
     "KEEPALIVE",
     "TCP_LOCAL_INFO",
+    "WRITE_BUFFER_HIGH",
+    "WRITE_BUFFER_LOW",
     "ConnectionFailedError",
     "TcpConnection",
     "TcpListener",
@@ -71,11 +84,6 @@ log = logging.getLogger("trust.transports.tcp")
 TCP_LOCAL_INFO: Final = "tcp_peer"
 """Local-info type of messages that arrived over TCP; its data is the peer's ``host:port``."""
 
-KEEPALIVE: Final = (300, 75, 2)
-"""TCP keepalive idle time, interval and probe count (Ockam's values)."""
-
-WRITE_BUFFER_HIGH: Final = 1024 * 1024
-WRITE_BUFFER_LOW: Final = 256 * 1024
 _ZERO_COPY_SIZE: Final = 8 * 1024
 """Payloads this large are written next to their frame header (``writelines``), not copied."""
 
@@ -144,25 +152,7 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _host_port(sockname: Any) -> str:
-    host, port = sockname[0], sockname[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _tune_socket(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        idle, interval, count = KEEPALIVE
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
-    except OSError:
-        pass
+_host_port = host_port
 
 
 class TcpListener:
@@ -189,13 +179,14 @@ def _nothing(msg: LocalMessage) -> None:
     return None
 
 
-class TcpConnection(asyncio.Protocol):
+class TcpConnection(StreamConnection, asyncio.Protocol):
     """One TCP connection: a sender endpoint at :attr:`sender_address` and a receiver."""
 
     incoming: AccessControl | None = None  # a sender accepts messages from any local worker
 
     def __init__(self, transport: TcpTransport, *, outgoing: bool,
                  spawner: FlowControlId | None = None) -> None:
+        StreamConnection.__init__(self)
         self._tcp = transport
         self._node = transport.node
         self.outgoing = outgoing
@@ -205,7 +196,6 @@ class TcpConnection(asyncio.Protocol):
         self._spawner = spawner
         self.peer = ""
         self.key: str | None = None
-        self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
         self._local_info: tuple[LocalInfo, ...] = ()
         self._pending: tuple[LocalMessage, Endpoint] | None = None
@@ -220,10 +210,6 @@ class TcpConnection(asyncio.Protocol):
         self._last_onward: Route | None = None
         self._last_return: Route | None = None
         self._last_routes: bytes | None = None
-        self._write_paused = False
-        self._space_waiters: list[Callable[[], object]] = []
-        self.closing = False
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def __repr__(self) -> str:
         kind = "to" if self.outgoing else "from"
@@ -254,8 +240,7 @@ class TcpConnection(asyncio.Protocol):
                          len(tcp._connections))
             transport.abort()
             return
-        _tune_socket(transport)
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+        self.attach(transport, high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
         peer = transport.get_extra_info("peername")
         self.peer = _host_port(peer) if peer else "?"
         self._local_info = (LocalInfo(TCP_LOCAL_INFO, self.peer.encode()),
@@ -284,12 +269,9 @@ class TcpConnection(asyncio.Protocol):
             node.flow_controls.remove_flow(self.flow_control_id)
         self._tcp._forget(self)
         self._pending = None
-        self._wake_writers()
         self._deliver = self._redeliver = _nothing
-        if not self.closed.done():
-            self.closed.set_result(None)
         log.debug("%s closed%s", self, f": {safe_text(exc)}" if exc else "")
-        self._transport = None  # no cycle with the transport: freed at once, not by the gc
+        self.detach()  # (drops the transport: no cycle with it, freed at once, not by the gc)
 
     def eof_received(self) -> bool:
         return False
@@ -308,8 +290,7 @@ class TcpConnection(asyncio.Protocol):
             return
         if blocked is not None:
             self._pending = blocked
-            self._transport.pause_reading()  # type: ignore[union-attr]
-            blocked[1].on_space(self._retry)
+            self.block_on(blocked[1])
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -320,9 +301,8 @@ class TcpConnection(asyncio.Protocol):
         tcp._schedule_sweep()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
         self._tcp._paused.discard(self)
-        self._wake_writers()
+        StreamConnection.resume_writing(self)
 
     # -- receiver --------------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -337,10 +317,10 @@ class TcpConnection(asyncio.Protocol):
             return
         if blocked is not None:
             self._pending = blocked
-            self._transport.pause_reading()  # type: ignore[union-attr]
-            blocked[1].on_space(self._retry)
+            self.block_on(blocked[1])
 
-    def _retry(self) -> None:
+    def unblocked(self) -> None:
+        """The consumer has space: deliver the message held back, then what is buffered."""
         pending = self._pending
         if pending is None or self.closing:
             return
@@ -348,12 +328,10 @@ class TcpConnection(asyncio.Protocol):
         ep = self._redeliver(msg)
         if ep is not None:
             self._pending = (msg, ep)
-            ep.on_space(self._retry)
+            self.block_on(ep)
             return
         self._pending = None
         self._pump()
-        if self._pending is None and not self.closing and self._transport is not None:
-            self._transport.resume_reading()
 
     def _protocol_error(self, e: DecodeError) -> None:
         self._node.stats.disconnected_peers += 1
@@ -398,53 +376,11 @@ class TcpConnection(asyncio.Protocol):
                                    payload, msg.tracing_context))
         return True
 
-    def on_space(self, callback: Callable[[], object]) -> None:
-        if not self._write_paused or self.closing:
-            asyncio.get_running_loop().call_soon(callback)
-        else:
-            self._space_waiters.append(callback)
-
-    async def wait_space(self) -> None:
-        if self.closing:
-            raise MailboxClosedError
-        if not self._write_paused:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def wake() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        self._space_waiters.append(wake)
-        await fut
-        if self.closing:
-            raise MailboxClosedError
-
-    def _wake_writers(self) -> None:
-        waiters, self._space_waiters = self._space_waiters, []
-        if waiters:
-            loop = asyncio.get_running_loop()
-            for w in waiters:
-                loop.call_soon(w)
-
-    # -- closing ---------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close after flushing what is buffered."""
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-
-    def abort(self) -> None:
-        """Close at once, dropping buffered data."""
-        self.closing = True
-        if self._transport is not None:
-            self._transport.abort()
-
-    async def wait_closed(self) -> None:
-        await asyncio.shield(self.closed)
-
 
 class TcpTransport:
-    """TCP listeners and connections of one node (``node.tcp``; its options come from
+    """The TCP transport (a :class:`~trust.transports.base.Transport`).
+
+    TCP listeners and connections of one node (``node.tcp``; its options come from
     ``Node(...)``): ``max_connections`` open at once, ``idle_timeout`` and ``stall_timeout``
     (seconds) before a silent or a stalled connection is closed, ``connect_timeout`` for
     outgoing connections, and ``hop_allow``: where a connection may be opened on behalf of a
@@ -481,6 +417,9 @@ class TcpTransport:
         self._last_trim = -1e9
         self._trim_handle: asyncio.TimerHandle | None = None
         node.register_transport(TCP, self)
+
+    transport_type: Final = TCP
+    """The address type this transport resolves (``1#host:port``)."""
 
     # -- idle and stalled connections ------------------------------------------------------------
     def _schedule_sweep(self) -> None:
