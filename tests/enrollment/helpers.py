@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -75,7 +76,10 @@ async def make_world(n: int = 6) -> World:
 
 @cache
 def world() -> World:
-    return asyncio.run(make_world())
+    """One world for the whole test process (made in a thread of its own, so it may be called
+    from inside a running event loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, make_world()).result()
 
 
 @dataclass

@@ -285,7 +285,7 @@ class Authority:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _routes: _Routes = field(init=False)
     _housekeeping: asyncio.Task[None] | None = None
-    _clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.max_in_flight)
@@ -318,7 +318,7 @@ class Authority:
                 self.stats["no_channel"] += 1
                 raise SecureChannelRequiredError("secure channel required")
             handler = self._routes.find(name, request.method, request.path)
-            body = await handler(Call(request, info.peer, int(self._clock())))
+            body = await handler(Call(request, info.peer, int(self.clock())))
         except AuthorityError as e:
             self.stats["errors"] += 1
             return Response.error(request, Status(e.status), ErrorBody(
@@ -346,7 +346,7 @@ class Authority:
     async def _housekeep(self, interval: float) -> None:
         while True:
             try:
-                purged, dropped = await self.service.housekeeping(now=int(self._clock()))
+                purged, dropped = await self.service.housekeeping(now=int(self.clock()))
                 if purged or dropped:
                     log.info("housekeeping: %d expired tickets purged, %d revocations dropped",
                              purged, dropped)
@@ -391,7 +391,7 @@ async def start_authority(node: Node, signer: AuthoritySigner, repository: Autho
     signer.check(now)
     await service.load_pre_trusted(now=now)
     await service.housekeeping(now=now)
-    authority = Authority(node, service, max_in_flight, _clock=clock)
+    authority = Authority(node, service, max_in_flight, clock=clock)
     started: list[str] = []
     try:
         for name in SERVICES:
