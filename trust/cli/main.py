@@ -28,6 +28,7 @@ NOUNS: dict[str, tuple[str, str]] = {
                        "Create, list, show and delete secure channels between nodes."),
     "secure-channel-listener": ("trust.cli.secure_channel_listener",
                                 "Create, list and delete secure-channel listeners on nodes."),
+    "relay": ("trust.cli.relay", "Create, list, show and delete relays to reach nodes behind firewalls."),
     "stream": ("trust.cli.stream", "Create, push to, pull from, list, show and delete streams on nodes."),
     "demo": ("trust.cli.demo", "Run the whole toolkit once, end to end, on a temporary home."),
 }
