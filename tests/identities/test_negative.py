@@ -176,3 +176,25 @@ def test_attestation_rules_across_rotations() -> None:
 
 def test_errors_are_trust_errors() -> None:
     assert issubclass(DecodeError, TrustError) and issubclass(VerificationError, TrustError)
+
+
+def test_a_decoded_history_is_verified_without_decoding_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify_change_history(decoded=...) (what the channel handshake passes) checks every
+    signature of the given history and does not decode the bytes again."""
+    good = ChangeHistory.decode(ROTATED)
+    history = good.changes[1]
+    forged_sig = history.signature.data[:-1] + bytes((history.signature.data[-1] ^ 1,))
+    forged_change = Change(history.data, type(history.signature)(history.signature.key_type, forged_sig),
+                           history.previous_signature)
+    forged = ChangeHistory((good.changes[0], forged_change))
+
+    def no_decode(data: bytes) -> ChangeHistory:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(ChangeHistory, "decode", no_decode)
+    identity = verify_change_history(ROTATED, decoded=good)
+    assert identity.change_history is good and identity.raw == ROTATED
+    with pytest.raises(VerificationError, match="invalid signature by its own key"):
+        verify_change_history(forged.encode(), decoded=forged)
+    with pytest.raises(TypeError):
+        verify_change_history(ROTATED, decoded=ROTATED)  # type: ignore[arg-type]

@@ -108,7 +108,8 @@ class PeerAuthenticator:
         t = int(time.time()) if now is None else int(now)
         message = payload if isinstance(payload, IdentityAndCredentials) else \
             IdentityAndCredentials.decode(payload)
-        identity = verify_change_history(message.change_history_raw, cache=self.cache)
+        identity = verify_change_history(message.change_history_raw, cache=self.cache,
+                                         decoded=message.change_history)
         data = self._attestation(identity, message.purpose_key_attestation, t)
         if data.public_key.x25519 != static_key:
             raise VerificationError("the attested secure-channel key is not the key the peer "

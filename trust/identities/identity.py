@@ -118,12 +118,22 @@ def cache_info() -> CacheInfo:
 
 
 def verify_change_history(data: bytes, *, expected_identifier: str | bytes | None = None,
-                          cache: bool = False) -> Identity:
-    """Decode and verify a change history (spec §5); raise DecodeError or VerificationError."""
+                          cache: bool = False, decoded: ChangeHistory | None = None) -> Identity:
+    """Decode and verify a change history (spec §5); raise DecodeError or VerificationError.
+
+    ``decoded``: the history a decoder already made of exactly ``data`` (e.g.
+    :attr:`~trust.channels.messages.IdentityAndCredentials.change_history`, decoded with its
+    message): it is verified as it is, without decoding ``data`` again. Every signature is
+    checked either way."""
     data = bytes(data)
     identity = _CACHE.get(data) if cache else None
     if identity is None:
-        history = ChangeHistory.decode(data)
+        if decoded is None:
+            history = ChangeHistory.decode(data)
+        elif isinstance(decoded, ChangeHistory):
+            history = decoded
+        else:
+            raise TypeError("decoded must be the ChangeHistory decoded from data")
         _verify(history)
         identity = Identity(history, data)
         if cache:
