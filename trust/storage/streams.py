@@ -14,7 +14,7 @@ from trust.errors import ConflictError, NotFoundError
 from trust.storage.sql import Database, IntegrityViolation, Migration
 from trust.streams.messages.stream_info import StreamInfo
 
-__all__ = ["MIGRATIONS", "SqlStreams"]
+__all__ = ["MIGRATIONS", "SqlStreamLocations", "SqlStreams"]
 
 MIGRATIONS = [
     Migration(
@@ -40,6 +40,8 @@ MIGRATIONS = [
             "part INTEGER NOT NULL, idx BIGINT NOT NULL, PRIMARY KEY (stream, grp, part))",
         ],
     ),
+    Migration("streams", 2, both=["CREATE TABLE stream_location (name TEXT PRIMARY KEY, "
+                                  "url TEXT NOT NULL)"]),
 ]
 
 
@@ -151,3 +153,24 @@ class SqlStreams:
 
     async def close(self) -> None:
         return None
+
+
+class SqlStreamLocations:
+    """Which streams live in a Kafka cluster (:class:`trust.streams.catalog.StreamLocations`)."""
+
+    MIGRATIONS = MIGRATIONS
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.require(MIGRATIONS)
+
+    async def all(self) -> dict[str, str]:
+        rows = await self.db.fetch_all("SELECT name, url FROM stream_location ORDER BY name")
+        return {r[0]: r[1] for r in rows}
+
+    async def set(self, name: str, url: str) -> None:
+        await self.db.execute("INSERT INTO stream_location (name, url) VALUES (?, ?) "
+                              "ON CONFLICT (name) DO UPDATE SET url = excluded.url", (name, url))
+
+    async def delete(self, name: str) -> None:
+        await self.db.execute("DELETE FROM stream_location WHERE name = ?", (name,))
