@@ -155,5 +155,13 @@ def test_poller_pulls_every_interval_until_stopped() -> None:
         seen = calls
         await asyncio.sleep(0.2)
         assert calls == seen and poller.refreshes == seen
+        # wait=False: start returns before the first pull, which follows in the background
+        background = RevocationPoller(RevocationState([auth.identity]), fetch, 30)
+        await background.start(wait=False)
+        try:
+            assert background.refreshes == 0 and background.state.version == -1
+            await until(lambda: background.state.version == 3, timeout=3)
+        finally:
+            await background.stop()
 
     run(main)

@@ -147,13 +147,13 @@ class CredentialRefresher:
             return False
         return True
 
-    async def start(self) -> None:
-        """Fetch at once when due (a failure is logged, not raised), then keep refreshing in a
-        background task until :meth:`stop`."""
+    async def start(self, *, wait: bool = True) -> None:
+        """Fetch at once when due (a failure is logged, not raised; ``wait=False``: in the
+        background task), then keep refreshing in a background task until :meth:`stop`."""
         if self._task is not None:
             return
         ok = True
-        if self.due_in() <= 0:
+        if wait and self.due_in() <= 0:
             ok = await self._attempt()
         self._task = asyncio.get_running_loop().create_task(
             self._run(None if ok else self.retry), name=f"credential refresh {self.name}")

@@ -204,15 +204,19 @@ class RevocationPoller:
             return False
         return True
 
-    async def start(self) -> None:
-        """Pull once now, then every ``interval`` seconds in a background task."""
+    async def start(self, *, wait: bool = True) -> None:
+        """Pull once now (``wait=False``: in the background task too, so a slow authority does
+        not hold the caller up), then every ``interval`` seconds in a background task."""
         if self._task is not None:
             return
-        await self.attempt()
+        if wait:
+            await self.attempt()
         self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"revocation refresh {self.name}")
+            self._run(first=not wait), name=f"revocation refresh {self.name}")
 
-    async def _run(self) -> None:
+    async def _run(self, *, first: bool = False) -> None:
+        if first:
+            await self.attempt()
         while True:
             await asyncio.sleep(self.interval)
             await self.attempt()
