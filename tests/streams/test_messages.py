@@ -145,7 +145,7 @@ async def test_stream_service_survives_a_fuzz_run() -> None:
         client = StreamClient(node, "stream_service", timeout=2)
         await client.create("fz")
         await client.push("fz", [b"kept"])
-        seeds = [encode_request(i, op) for i, (op, _) in enumerate(VECTORS)]
+        seeds = [encode_request(i, op) for i, (op, _) in enumerate(VECTORS)]  # type: ignore[arg-type]
         replies = 0
         for i in range(600):
             raw = bytearray(rng.choice(seeds))
