@@ -61,8 +61,39 @@ def test_messages_through_a_relay_carry_only_ciphertext_past_the_relay_node() ->
             plain = Route([Address.tcp(proxy.address), "forward_to_bank", "echo"])
             assert await an.send_and_receive(plain, marker, timeout=5) == marker
             assert marker in proxy.seen()
+            # the same through a channel to the relay node first (a portal's --via route)
+            outer = await an.create_secure_channel(
+                p.analysis, Route([Address.tcp(proxy.address), "api"]), timeout=5)
+            inner2 = await an.create_secure_channel(
+                p.analysis, outer.route / "forward_to_bank" / "api", timeout=5)
+            assert await an.send_and_receive(inner2.route / "echo", SECRET, timeout=5) == SECRET
+            assert SECRET not in proxy.seen()
             await client.stop()
             assert client.state == "stopped" and not bank.has_address(client.main_remote)
+
+    arun(main(), timeout=30)
+
+
+def test_a_registration_whose_connection_dropped_is_not_live() -> None:
+    p = parties()
+
+    async def main() -> None:
+        async with relay_node(p.relay) as r, client_node("bank", p.bank) as bank, \
+                client_node("mallory", p.mallory) as mallory:
+            async with RecordingProxy(r.address) as proxy:
+                client = RelayClient(bank, "bank", channel_to(bank, p.bank, proxy.address))
+                await client.start(wait=5)
+                relay = r.service.relay("bank")
+                assert r.service.is_live(relay)
+            # the proxy is gone: bank's TCP connection dropped without a Close (as when its
+            # node is killed); the relay node still has the channel, but not its connection
+            await eventually(lambda: not r.service.is_live(relay))
+            assert r.node.has_address(relay.forward_route.addresses[0])
+            taker = RelayClient(mallory, "bank", channel_to(mallory, p.mallory, r.address))
+            await taker.start(wait=5)
+            assert r.service.relay("bank").owner == p.identifier(p.mallory)
+            await taker.stop()
+            await client.stop()
 
     arun(main(), timeout=30)
 

@@ -208,7 +208,6 @@ class RelayClient:
                 await self._register()
                 delay = self.backoff
                 await self._watch()
-                self.last_error = "the relay node stopped answering pings"
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -272,10 +271,21 @@ class RelayClient:
             address = ret[-1].name
         fut.set_result(address)
 
+    def link_broken(self) -> bool:
+        """Is the link's first hop (e.g. a channel's TCP connection) gone from this node?"""
+        remote = getattr(self.link, "remote_route", None)
+        if remote is None:
+            return False
+        addresses = Route.of(remote).addresses
+        return bool(addresses) and addresses[0].is_local and not self.node.has_address(addresses[0])
+
     async def _watch(self) -> None:
         missed = 0
         while True:
             await asyncio.sleep(self.ping_interval)
+            if self.link_broken():
+                self.last_error = "the connection to the relay node was lost"
+                return
             self._pings += 1
             ping = encode_ping(self._pings)
             try:
@@ -286,6 +296,7 @@ class RelayClient:
                 ok = False
             missed = 0 if ok else missed + 1
             if missed >= self.max_missed:
+                self.last_error = "the relay node stopped answering pings"
                 return
 
     async def _close_link(self) -> None:

@@ -17,7 +17,8 @@ answer, as with Ockam, and nothing changes):
   one of them, else :class:`~trust.errors.UntrustedError`;
 * a name held by another identity's *live* registration is refused
   (:class:`~trust.errors.ConflictError`: no hijacking). A registration is live while the first
-  hop of its route (the channel's encryptor, or the TCP connection) exists on this node. The
+  hop of its route (the channel's encryptor, or the TCP connection) exists on this node, and
+  the connection under that channel too. The
   same identity registering the name again replaces the route (a client that reconnected);
 * at most ``max_relays`` relays, ``max_per_owner`` per identity, names of at most 128
   characters, return routes of at most :data:`MAX_ROUTE_HOPS` hops.
@@ -285,9 +286,20 @@ class RelayService(Worker):
 
     # -- introspection and management -------------------------------------------------------
     def is_live(self, relay: Relay) -> bool:
-        """Does the first hop of the relay's route still exist on this node?"""
+        """Does the first hop of the relay's route still exist on this node (and, when it is a
+        secure channel, the first hop of the channel's own route, e.g. its TCP connection)?"""
         first = relay.forward_route.addresses[0]
-        return not first.is_local or self.node.has_address(first)
+        if not first.is_local:
+            return True
+        node = self.node
+        if not node.has_address(first):
+            return False
+        try:
+            channel = node.secure_channel(first)
+        except NotFoundError:
+            return True
+        under = channel.remote_route.addresses[0]
+        return not under.is_local or node.has_address(under)
 
     def relays(self) -> list[Relay]:
         return sorted(self._relays.values(), key=lambda r: r.name)
