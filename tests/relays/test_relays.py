@@ -112,7 +112,7 @@ def test_a_name_held_by_another_identity_is_refused_and_the_same_identity_replac
 
             thief = RelayClient(mallory, "bank", channel_to(mallory, p.mallory, r.address),
                                 register_timeout=0.5, max_backoff=0.5)
-            with pytest.raises(TimeoutError, match="not registered"):
+            with pytest.raises(TimeoutError, match="did not confirm the registration"):
                 await thief.start(wait=1.5)
             assert r.service.stats.refused >= 1
             assert r.service.relays() == [relay]

@@ -210,10 +210,11 @@ class RelayClient:
                 await self._watch()
             except asyncio.CancelledError:
                 raise
-            except TimeoutError:
-                self.last_error = "the relay node could not be reached in time"
-            except TrustError as e:
+            except TrustError as e:  # (before TimeoutError: typed timeouts say more)
                 self.last_error = safe_text(e, 400)
+            except TimeoutError:
+                self.last_error = (f"no secure channel to the relay node within "
+                                   f"{self.connect_timeout:g}s")
             except Exception as e:  # whatever went wrong, the client goes on trying
                 self.last_error = safe_text(e, 400)
                 log.exception("relay client %s failed", self.name)
