@@ -54,6 +54,8 @@ class KafkaStreams:
         self._admin: Any = None
         self._readers: OrderedDict[tuple[str, int], _Reader] = OrderedDict()
         self._groups: OrderedDict[str, Any] = OrderedDict()
+        self._known: dict[str, int] = {}
+        """Partition counts of streams seen to exist (bounded; forgotten on delete)."""
         self._start_lock = asyncio.Lock()
 
     @property
@@ -99,7 +101,12 @@ class KafkaStreams:
             raise StorageError(f"Kafka at {self.bootstrap}: {e}") from None
         for topic in described:
             if topic.get("topic") == self._topic(name) and not topic.get("error_code"):
-                return len(topic.get("partitions") or ()) or None
+                n = len(topic.get("partitions") or ()) or None
+                if n is not None:
+                    if len(self._known) >= 10_000:
+                        self._known.clear()
+                    self._known[name] = n
+                return n
         return None
 
     async def create(self, name: str, partitions: int) -> StreamInfo:
@@ -141,6 +148,7 @@ class KafkaStreams:
         return out
 
     async def delete(self, name: str) -> None:
+        self._known.pop(name, None)
         if await self._partitions(name) is None:
             raise NotFoundError(f"no stream named {name}")
         for key in [k for k in self._readers if k[0] == name]:
@@ -151,7 +159,9 @@ class KafkaStreams:
             raise StorageError(f"Kafka at {self.bootstrap}: cannot delete {name}: {e}") from None
 
     async def _check(self, name: str, partition: int) -> None:
-        n = await self._partitions(name)
+        n = self._known.get(name)
+        if n is None or partition >= n:
+            n = await self._partitions(name)
         if n is None:
             raise NotFoundError(f"no stream named {name}")
         if partition >= n:
@@ -159,8 +169,7 @@ class KafkaStreams:
 
     async def append(self, name: str, partition: int, records: tuple[bytes, ...]) -> int:
         await self._started()
-        if (name, partition) not in self._readers:
-            await self._check(name, partition)
+        await self._check(name, partition)
         producer = self._producer
         topic = self._topic(name)
         futures = []
