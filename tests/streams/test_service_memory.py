@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,50 @@ async def test_producer_and_consumer_resume_from_saved_index() -> None:
         assert got[:600] + rest == [b"%d" % i for i in range(2500)]
     finally:
         await node.stop()
+
+
+@aio(60)
+async def test_producer_and_consumer_ride_out_a_restart_of_the_stream_node(tmp_path: Path) -> None:
+    """The stream node goes away mid-stream and comes back on the same port: the producer's
+    pushes and the consumer's pulls wait it out (backoff) and nothing is lost or repeated."""
+    from trust.routing import Address, Route
+    from trust.storage.sql import database
+    from trust.storage.streams import SqlStreams
+    from trust.streams.client import Backoff
+
+    url = f"sqlite:///{tmp_path / 'streams.sqlite'}"
+
+    async def stream_node(address: str) -> tuple[Node, str]:
+        node = Node("stream-node")
+        await node.start_worker("stream_service", StreamService(SqlStreams(database(url))))
+        listener = await node.create_tcp_listener(address, consumers=["stream_service"])
+        return node, listener.address
+
+    server, address = await stream_node("127.0.0.1:0")
+    client_node = Node("device")
+    try:
+        client = StreamClient(client_node, Route([Address.tcp(address), "stream_service"]),
+                              timeout=1)
+        await client.create("log")
+        producer = StreamProducer(client, "log", backoff=Backoff(0.05, 0.3))
+        consumer = StreamConsumer(client, "log", "g", limit=50, poll_timeout=0.1,
+                                  backoff=Backoff(0.05, 0.3))
+        await producer.send([b"a%d" % i for i in range(100)])
+        first = await consumer.pull()
+        await consumer.commit(first[-1][0] + 1)
+        await server.stop()
+        pushing = asyncio.create_task(producer.send([b"b%d" % i for i in range(100)]))
+        await asyncio.sleep(1.0)  # pushes fail and retry meanwhile
+        assert not pushing.done()
+        server, _ = await stream_node(address)
+        await asyncio.wait_for(pushing, 20)
+        got = [d for _, d in first]
+        while len(got) < 200:
+            batch = await consumer.pull()
+            got.extend(d for _, d in batch)
+            if batch:
+                await consumer.commit(batch[-1][0] + 1)
+        assert got == [b"a%d" % i for i in range(100)] + [b"b%d" % i for i in range(100)]
+    finally:
+        await client_node.stop()
+        await server.stop()

@@ -52,6 +52,7 @@ from trust.streams.messages import (
 from trust.streams.messages.common import MAX_BATCH_RECORDS
 from trust.streams.messages.envelope import MAX_ID
 from trust.streams.messages.index_get import decode_index_reply
+from trust.transports import ConnectionFailedError
 
 __all__ = ["Backoff", "StreamClient", "StreamConsumer", "StreamProducer"]
 
@@ -178,8 +179,8 @@ class Backoff:
             delay = min(self.maximum, delay * 2)
 
 
-RETRYABLE: Final = (ReceiveTimeoutError, StorageError, RemoteProtocolError, ConnectionError,
-                    OSError)
+RETRYABLE: Final = (ReceiveTimeoutError, StorageError, RemoteProtocolError, ConnectionFailedError,
+                    ConnectionError, OSError)
 """Failures a producer or consumer waits out: no reply, a busy or unreachable backend, a
 connection being re-made. A missing stream or a refusal is not waited out."""
 
