@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
+from trust.errors import UsageError
+from trust.node.control_client import ControlClient
 from trust.node.files import pid_alive
 
 THROUGH = "/node/hub/service/forward_to_bank/secure/api/service/echo"
@@ -152,3 +154,26 @@ def test_hostile_arguments_fail_in_one_line(hub_and_bank: Cli) -> None:
     cli("relay", "create", "x", "--to", "bank", "--at", "/node/hub")
     r = cli("relay", "create", "x", "--to", "bank", "--at", "/node/hub", ok=False)
     assert_one_line_error(r, "already created relay x")
+
+
+def test_hostile_control_parameters_are_usage_errors(hub_and_bank: Cli, home: Path) -> None:
+    client = ControlClient.for_node("bank", home)
+    before = client.request("relay.list")
+    ident = "I" + "ab" * 32
+    for method, params in [
+        ("relay.create", {}),
+        ("relay.create", {"name": 5, "at": "/node/hub"}),
+        ("relay.create", {"name": "x", "at": ["/node/hub"]}),
+        ("relay.create", {"name": "x", "at": "/" + "a" * 5000}),
+        ("relay.create", {"name": "x", "at": "/node/hub", "timeout": True}),
+        ("relay.create", {"name": "x", "at": "/node/hub", "timeout": 1e9}),
+        ("relay.create", {"name": "x", "at": "/node/hub", "authorized": ident}),
+        ("relay.create", {"name": "x", "at": "/node/hub", "authorized": [ident.upper()]}),
+        ("relay.create", {"name": "x", "at": "/node/hub", "authorized": [ident] * 65}),
+        ("relay.show", {"name": None}),
+        ("relay.show", {"name": "x" * 200}),
+        ("relay.delete", {"name": "x", "hosted": "yes"}),
+    ]:
+        with pytest.raises(UsageError):
+            client.request(method, params)
+    assert client.request("relay.list") == before == {"relays": [], "hosted": []}

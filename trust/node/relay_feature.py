@@ -40,7 +40,7 @@ from trust.relays.messages import SERVICE, check_relay_name
 from trust.relays.service import RelayService, start_relay_service
 from trust.routing import Address, Route
 
-__all__ = ["MAX_CLIENTS", "RelayFeature", "register", "start", "stop"]
+__all__ = ["MAX_CLIENTS", "RelayFeature", "register", "start", "stop", "summary"]
 
 log = logging.getLogger("trust.node.relay_feature")
 
@@ -82,6 +82,17 @@ def _state(runtime: Any) -> RelayFeature:
     return state
 
 
+def summary(runtime: Any) -> dict[str, Any]:
+    """The node's relays for ``node show``: ``{"relays": [created…], "hosted": [hosted…]}``
+    (hosted relays with their message and byte counts); empty when the feature is not running."""
+    state = runtime.features.get(__name__)
+    if not isinstance(state, RelayFeature):
+        return {"relays": [], "hosted": []}
+    service = state.service
+    return {"relays": [c.info() for _, c in sorted(state.created.items())],
+            "hosted": [service.info(r) for r in service.relays()]}
+
+
 async def start(runtime: Any) -> None:
     access = runtime.access
     access.registry.add(SERVICE, RESOURCE_TYPE)
@@ -103,10 +114,8 @@ def register(server: Any, runtime: Any) -> None:
         return await _create(runtime, params)
 
     async def list_(params: dict[str, Any]) -> dict[str, Any]:
-        state = _state(runtime)
-        service = state.service
-        return {"relays": [c.info() for _, c in sorted(state.created.items())],
-                "hosted": [service.info(r) for r in service.relays()]}
+        _state(runtime)
+        return summary(runtime)
 
     async def show(params: dict[str, Any]) -> dict[str, Any]:
         state = _state(runtime)
