@@ -245,7 +245,8 @@ def test_hostile_registrations_get_typed_errors_and_change_nothing() -> None:
             async with client_node("a", p.bank) as a, client_node("b", p.star) as b, \
                     client_node("c", p.analysis) as c:
                 await service.sweep()
-                await RelayClient(a, "one", channel_to(a, p.bank, r.address)).start(wait=5)
+                one = RelayClient(a, "one", channel_to(a, p.bank, r.address))
+                await one.start(wait=5)
                 with pytest.raises(TimeoutError):
                     await RelayClient(a, "two", channel_to(a, p.bank, r.address),
                                       register_timeout=0.5).start(wait=1)
@@ -254,6 +255,11 @@ def test_hostile_registrations_get_typed_errors_and_change_nothing() -> None:
                     await RelayClient(c, "four", channel_to(c, p.analysis, r.address),
                                       register_timeout=0.5).start(wait=1)
                 assert sorted(x.name for x in service.relays()) == ["one", "three"]
+                # a relay whose channel is gone no longer counts: its owner registers another
+                await one.stop()
+                await eventually(lambda: not service.is_live(service.relay("one")))
+                await RelayClient(a, "two", channel_to(a, p.bank, r.address)).start(wait=5)
+                assert sorted(x.name for x in service.relays()) == ["three", "two"]
 
     arun(main(), timeout=40)
 

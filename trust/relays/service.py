@@ -271,6 +271,9 @@ class RelayService(Worker):
                 raise ConflictError(f"this node hosts {self.max_relays} relays: no more")
         held = sum(1 for r in self._relays.values() if r.owner == owner)
         if held >= self.max_per_owner:
+            await self.sweep()
+            held = sum(1 for r in self._relays.values() if r.owner == owner)
+        if held >= self.max_per_owner:
             raise ConflictError(f"{owner or 'a registrant without a channel'} holds "
                                 f"{self.max_per_owner} relays here: no more")
 
