@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,7 +161,7 @@ def test_hostile_control_parameters_are_usage_errors(hub_and_bank: Cli, home: Pa
     client = ControlClient.for_node("bank", home)
     before = client.request("relay.list")
     ident = "I" + "ab" * 32
-    for method, params in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("relay.create", {}),
         ("relay.create", {"name": 5, "at": "/node/hub"}),
         ("relay.create", {"name": "x", "at": ["/node/hub"]}),
@@ -173,7 +174,8 @@ def test_hostile_control_parameters_are_usage_errors(hub_and_bank: Cli, home: Pa
         ("relay.show", {"name": None}),
         ("relay.show", {"name": "x" * 200}),
         ("relay.delete", {"name": "x", "hosted": "yes"}),
-    ]:
+    ]
+    for method, params in cases:
         with pytest.raises(UsageError):
             client.request(method, params)
     assert client.request("relay.list") == before == {"relays": [], "hosted": []}
