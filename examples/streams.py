@@ -3,7 +3,8 @@ encrypted: the stream node (and its database) holds only ciphertext.
 
 Three in-process nodes on 127.0.0.1. The "broker" node runs the stream service on an SQLite
 file; the sensor and the hub reach it over TCP. They open a secure channel over two streams
-(sensor→hub, hub→sensor), each checking who is at the other end. The hub goes offline (its
+(sensor→hub, hub→sensor), each checking who is at the other end (identities and their
+secure-channel keys in an in-memory vault, for brevity). The hub goes offline (its
 channel state saved in its own database), the sensor pushes 1,000 readings, and a new hub
 process-to-be resumes the same channel from the saved state and catches up, each reading once.
 
@@ -14,29 +15,49 @@ import asyncio
 import sqlite3
 import tempfile
 
-from trust.channels import PeerAuthenticator, TrustIdentifier
-from trust.channels.workers import channel_identity
+from trust.channels import (
+    ChannelIdentity,
+    IdentityAndCredentials,
+    PeerAuthenticator,
+    TrustIdentifier,
+    VaultX25519Key,
+)
+from trust.identities.creation import create_identity
+from trust.identities.identity import Identity
+from trust.identities.purpose_keys import attest_purpose_key
+from trust.models.purpose_key import PurposePublicKey
 from trust.node import Node
 from trust.routing import Address, Route
-from trust.services import open_identities
 from trust.storage.sql import database
 from trust.storage.stream_channels import SqlChannelStates
 from trust.storage.streams import SqlStreams
 from trust.streams.channel import StreamChannel
 from trust.streams.client import StreamClient
 from trust.streams.service import StreamService
+from vaults.keys import KeyType
+from vaults.software import SoftwareVault
+
+
+async def party(vault: SoftwareVault) -> tuple[Identity, ChannelIdentity]:
+    """A new identity and its side of secure channels (an attested X25519 static key)."""
+    key = await vault.generate_key(KeyType.ED25519)
+    identity = await create_identity(vault, key)
+    static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
+    attestation = await attest_purpose_key(identity, vault, key,
+                                           PurposePublicKey.secure_channel(static.public))
+    return identity, ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), attestation))
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as home:
-        identities = open_identities(home)
+        vault = SoftwareVault()
         broker_db = database(f"sqlite:///{home}/broker.sqlite")
         hub_db = database(f"sqlite:///{home}/hub.sqlite")
         sensor_db = database(f"sqlite:///{home}/sensor.sqlite")
         broker, sensor, hub = Node("broker"), Node("sensor"), Node("hub")
         try:
-            sensor_id = await identities.create_identity("sensor")
-            hub_id = await identities.create_identity("hub")
+            sensor_id, sensor_side = await party(vault)
+            hub_id, hub_side = await party(vault)
             await broker.start_worker("stream_service", StreamService(SqlStreams(broker_db)))
             listener = await broker.create_tcp_listener("127.0.0.1:0", consumers=["stream_service"])
             service = Route([Address.tcp(listener.address), "stream_service"])
@@ -48,12 +69,12 @@ async def main() -> None:
             await sensor_client.create("hub-to-sensor")
             uplink, downlink = await asyncio.gather(
                 StreamChannel.initiate(
-                    sensor_client, await channel_identity(sensor_id, identities=identities),
+                    sensor_client, sensor_side,
                     PeerAuthenticator(TrustIdentifier(hub_id.identifier)),
                     SqlChannelStates(sensor_db), "uplink",
                     out_stream="sensor-to-hub", in_stream="hub-to-sensor"),
                 StreamChannel.accept(
-                    hub_client, await channel_identity(hub_id, identities=identities),
+                    hub_client, hub_side,
                     PeerAuthenticator(TrustIdentifier(sensor_id.identifier)),
                     SqlChannelStates(hub_db), "from-sensor",
                     in_stream="sensor-to-hub", out_stream="hub-to-sensor"))
@@ -83,7 +104,6 @@ async def main() -> None:
                 await node.stop()
             for db in (broker_db, hub_db, sensor_db):
                 await db.close()
-            await identities.close()
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def test_decryptor_snapshot_restore_continues_exactly() -> None:
     enc = Encryptor(key)
     records = [enc.encrypt(b"m%d" % i) for i in range(100)]
     dec = Decryptor(key)
-    for i in [*range(0, 40), 45, 41, 70]:
+    for i in [*range(40), 45, 41, 70]:
         dec.decrypt(records[i])
     twin = Decryptor.restore(*dec.snapshot())
     for i in (42, 43, 44, 46, 71, 69, 72, 99, 98):
