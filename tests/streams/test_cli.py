@@ -60,6 +60,26 @@ def test_stream_commands_end_to_end(node: Cli, broker: Broker) -> None:
     assert [s["name"] for s in cli.json("stream", "list", "--at", "s1")] == []
 
 
+def test_stream_service_is_a_policy_resource(node: Cli) -> None:
+    """The node decides messages to its stream service like any other resource: a plain TCP
+    message is denied, a channel peer is allowed only once a policy says so."""
+    cli = node
+    ident = "I" + "ab" * 32
+
+    def decide(*extra: str) -> dict[str, object]:
+        return cli.json("policy", "test", "--resource", "stream_service", "--at", "s1", *extra)  # type: ignore[no-any-return]
+
+    assert decide()["allowed"] is False
+    assert decide("--identifier", ident)["allowed"] is True  # admitted by its listener
+    cli("policy", "create", "--at", "s1", "--resource", "stream_service", "--allow",
+        'subject.role = "sensor"')
+    try:
+        assert decide("--identifier", ident)["allowed"] is False
+        assert decide("--identifier", ident, "--attribute", "role=sensor")["allowed"] is True
+    finally:
+        cli("policy", "delete", "--at", "s1", "--resource", "stream_service")
+
+
 def test_stream_errors_are_one_line(node: Cli) -> None:
     cli = node
     before = cli.json("stream", "list", "--at", "s1")
