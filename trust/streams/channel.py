@@ -178,13 +178,21 @@ class StreamChannel:
         m3 = next(e.data for e in events if isinstance(e, SendMessage))
         done = next(e for e in events if isinstance(e, HandshakeComplete))
         pushed = await client.push(out_stream, [_frame(HANDSHAKE_3, channel_id, m3)])
+        return await cls._opened(client, states, name, done, channel_id, out_stream, in_stream,
+                                 pushed.first_index + 1, index, initiator=True)
+
+    @classmethod
+    async def _opened(cls, client: StreamClient, states: ChannelStates, name: str,
+                      done: HandshakeComplete, channel_id: bytes, out_stream: str, in_stream: str,
+                      out_index: int, in_index: int, *, initiator: bool) -> StreamChannel:
+        """The channel of a completed handshake, saved before it is used."""
         channel = cls(client, states, name, channel_id=channel_id, out_stream=out_stream,
                       in_stream=in_stream, peer_identifier=done.peer.identifier,
                       peer_attributes=dict(done.peer.attributes),
-                      encrypt_key=done.keys.encrypt_key, encrypt_nonce=0,
-                      out_index=pushed.first_index + 1,
-                      decryptor=Decryptor(done.keys.decrypt_key), in_index=index, initiator=True)
-        await states.save(name, channel._state(channel._decryptor, index))
+                      encrypt_key=done.keys.encrypt_key, encrypt_nonce=0, out_index=out_index,
+                      decryptor=Decryptor(done.keys.decrypt_key), in_index=in_index,
+                      initiator=initiator)
+        await states.save(name, channel._state(channel._decryptor, in_index))
         return channel
 
     @classmethod
@@ -205,14 +213,8 @@ class StreamChannel:
             if machine.refusal is not None:  # tell the initiator: a Close under the keys
                 await client.push(out_stream, [_frame(RECORD, channel_id, machine.refusal)])
             raise
-        channel = cls(client, states, name, channel_id=channel_id, out_stream=out_stream,
-                      in_stream=in_stream, peer_identifier=done.peer.identifier,
-                      peer_attributes=dict(done.peer.attributes),
-                      encrypt_key=done.keys.encrypt_key, encrypt_nonce=0,
-                      out_index=pushed.first_index + 1,
-                      decryptor=Decryptor(done.keys.decrypt_key), in_index=index, initiator=False)
-        await states.save(name, channel._state(channel._decryptor, index))
-        return channel
+        return await cls._opened(client, states, name, done, channel_id, out_stream, in_stream,
+                                 pushed.first_index + 1, index, initiator=False)
 
     @classmethod
     async def resume(cls, client: StreamClient, states: ChannelStates,
