@@ -11,7 +11,7 @@ from trust.node.mailbox import MailboxClosedError
 from trust.routing import Address, LocalInfoItem, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
-    from trust.node.node import Node, _Slot
+    from trust.node.node import Node, Slot
 
 __all__ = ["DEFAULT_TIMEOUT", "Context"]
 
@@ -29,12 +29,12 @@ class Context:
     __slots__ = ("_deliver", "_detached", "_return", "_slot", "address", "drop_when_full",
                  "node")
 
-    def __init__(self, node: Node, slot: _Slot) -> None:
+    def __init__(self, node: Node, slot: Slot) -> None:
         self.node = node
         self._slot = slot
         self.address: Address = slot.addresses[0]
         self._return = Route.from_tuple((self.address,))
-        self._deliver = node._deliver
+        self._deliver = node.deliver
         self._detached = slot.kind != "worker"
         self.drop_when_full = False
         """A shared sender (``echo``, ``hop``: :attr:`Worker.drop_when_full`) never waits on
@@ -45,6 +45,11 @@ class Context:
     @property
     def addresses(self) -> tuple[Address, ...]:
         return self._slot.addresses
+
+    @property
+    def slot(self) -> Slot:
+        """The node's registration of this context (its addresses, mailbox, access controls)."""
+        return self._slot
 
     def __repr__(self) -> str:
         return f"Context({self.address})"
@@ -77,7 +82,7 @@ class Context:
         done = self._deliver(msg, src, outgoing, None, None)  # no coroutine unless it must wait
         if done is True or done is False:
             return done  # type: ignore[no-any-return]
-        return await self.node._send_slow(
+        return await self.node.finish_send(
             msg, src, outgoing, done,
             self.drop_when_full if drop_when_full is None else drop_when_full)
 
@@ -92,7 +97,7 @@ class Context:
         done = self._deliver(msg, src, outgoing, None, None)
         if done is True or done is False:
             return done  # type: ignore[no-any-return]
-        return await self.node._send_slow(
+        return await self.node.finish_send(
             msg, src, outgoing, done,
             self.drop_when_full if drop_when_full is None else drop_when_full)
 
@@ -106,19 +111,19 @@ class Context:
         if type(route) is not Route:
             route = Route.of(route)
         msg = LocalMessage(route, self._return, payload)
-        return self.node._send_nowait(msg, self.address, self._slot.outgoing,
+        return self.node.deliver_nowait(msg, self.address, self._slot.outgoing,
                                       self.drop_when_full)
 
     def forward_nowait(self, msg: LocalMessage) -> bool:
         """Forward without waiting; ``False`` (nothing sent) when it would have to wait."""
-        return self.node._send_nowait(msg, self.address, self._slot.outgoing,
+        return self.node.deliver_nowait(msg, self.address, self._slot.outgoing,
                                       self.drop_when_full)
 
     def reply_nowait(self, msg: LocalMessage, payload: bytes) -> bool:
         """Send ``payload`` back along ``msg``'s return route without waiting (the hot path
         of ``echo``); ``False`` (nothing sent) when it would have to wait."""
         ret = msg.return_route
-        if not ret._addrs:
+        if not ret.addresses:
             return True
         reply = LocalMessage(ret, self._return, payload)
         done = self._deliver(reply, self.address, self._slot.outgoing, None, None)
@@ -126,7 +131,7 @@ class Context:
             return True
         if not self.drop_when_full:
             return False
-        return self.node._not_waiting(reply, self.address, self._slot.outgoing, done)
+        return self.node.queue_or_drop(reply, self.address, self._slot.outgoing, done)
 
     # -- receiving -------------------------------------------------------------------------------
     async def receive(self, timeout: float | None = None) -> LocalMessage:
@@ -191,7 +196,7 @@ class Context:
 
     def close(self) -> None:
         """Unregister a detached context at once (no shutdown hooks to run)."""
-        self.node._unregister(self._slot)
+        self.node.unregister(self._slot)
 
     async def __aenter__(self) -> Context:
         return self

@@ -42,6 +42,7 @@ __all__ = [
     "Node",
     "NodeStats",
     "Producer",
+    "Slot",
     "TransportRouter",
     "from_peer",
 ]
@@ -184,7 +185,7 @@ class NodeStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _log_worker_error(slot: _Slot, e: Exception) -> None:
+def _log_worker_error(slot: Slot, e: Exception) -> None:
     """One line for an expected failure (a typed error: e.g. the peer that should get the
     reply has gone), a traceback for a bug; both rate-limited."""
     if isinstance(e, TrustError):
@@ -195,8 +196,10 @@ def _log_worker_error(slot: _Slot, e: Exception) -> None:
                      slot.addresses[0], level=logging.ERROR, exc_info=True)
 
 
-class _Slot:
-    """A registered worker, processor or detached context (an :class:`Endpoint`)."""
+class Slot:
+    """A registered worker, processor or detached context (an :class:`Endpoint`): its
+    addresses, mailbox and access controls. Made by the node; its :class:`Context` sends and
+    receives through it."""
 
     __slots__ = ("addresses", "busy", "ctx", "incoming", "kind", "mailbox", "offer", "on_space",
                  "outgoing", "producer_flow", "runner", "shut_down", "task", "wait_space")
@@ -264,7 +267,7 @@ class Node:
         self.identity: Any = None
         """The identity this node carries (set by whoever starts it; unused by routing)."""
         self._endpoints: dict[Address, Any] = {}
-        self._slots: dict[Address, _Slot] = {}
+        self._slots: dict[Address, Slot] = {}
         self._transports: dict[int, TransportRouter] = {}
         self._tcp: TcpTransport | None = None
         self._main: Context | None = None
@@ -296,7 +299,7 @@ class Node:
     # -- registration ----------------------------------------------------------------------------
     def _register(self, addresses: Iterable[Address | str], kind: str, runner: Any, *,
                   incoming: AccessControl | None, outgoing: AccessControl | None,
-                  mailbox_size: int | None) -> _Slot:
+                  mailbox_size: int | None) -> Slot:
         if self._stopping:
             raise NodeStoppedError(f"node {self.name} is stopping")
         addrs = tuple(dict.fromkeys(Address.parse(a) for a in addresses))
@@ -307,7 +310,7 @@ class Node:
                 raise UsageError(f"a worker address must be local (type 0), not {a}")
             if a in self._endpoints:
                 raise ConflictError(f"address {a} is already in use on node {self.name}")
-        slot = _Slot(addrs, kind, Mailbox(mailbox_size or self.mailbox_size), _access(incoming),
+        slot = Slot(addrs, kind, Mailbox(mailbox_size or self.mailbox_size), _access(incoming),
                      _access(outgoing), runner)
         slot.ctx = Context(self, slot)
         for a in addrs:
@@ -315,7 +318,8 @@ class Node:
         self._slots[addrs[0]] = slot
         return slot
 
-    def _unregister(self, slot: _Slot) -> None:
+    def unregister(self, slot: Slot) -> None:
+        """Remove ``slot`` from the node at once (no shutdown hook; its mailbox closes)."""
         if self._slots.get(slot.addresses[0]) is not slot:
             return
         del self._slots[slot.addresses[0]]
@@ -324,6 +328,13 @@ class Node:
                 del self._endpoints[a]
             self.flow_controls.remove_consumer(a)
         slot.mailbox.close()
+
+    @property
+    def deliver(self) -> Deliver:
+        """The node's one delivery function, ``deliver(msg, source, outgoing, flow, spawner)``
+        (see :meth:`_make_deliver`): what a :class:`Context` sends through. It never waits; use
+        :meth:`finish_send` with its result when it could not deliver at once."""
+        return self._deliver
 
     def register_endpoint(self, address: Address, endpoint: Endpoint) -> None:
         """Register a transport's endpoint (e.g. a TCP connection's sender) at ``address``."""
@@ -389,7 +400,7 @@ class Node:
             self._run_worker(slot), name=f"worker {slot.addresses[0]}")
         return slot.ctx
 
-    def _inline_offer(self, slot: _Slot, worker: InlineWorker) -> Any:
+    def _inline_offer(self, slot: Slot, worker: InlineWorker) -> Any:
         """The ``offer`` of an inline worker: handle at once when idle, else queue."""
         mailbox = slot.mailbox
         items = mailbox._items
@@ -449,12 +460,12 @@ class Node:
         """Stop the worker, processor or context at ``address`` and run its shutdown hook."""
         addr = Address.parse(address)
         slot = self._endpoints.get(addr)
-        if not isinstance(slot, _Slot) or self._slots.get(slot.addresses[0]) is not slot:
+        if not isinstance(slot, Slot) or self._slots.get(slot.addresses[0]) is not slot:
             raise UnknownAddressError(f"no worker at address {addr} on node {self.name}")
         await self._stop_slot(slot)
 
-    async def _stop_slot(self, slot: _Slot) -> None:
-        self._unregister(slot)
+    async def _stop_slot(self, slot: Slot) -> None:
+        self.unregister(slot)
         task = slot.task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
@@ -465,7 +476,7 @@ class Node:
                     raise
         await self._shutdown_hook(slot)
 
-    async def _shutdown_hook(self, slot: _Slot) -> None:
+    async def _shutdown_hook(self, slot: Slot) -> None:
         """Run the worker's or processor's ``shutdown`` once."""
         if slot.shut_down or slot.runner is None:
             return
@@ -475,14 +486,14 @@ class Node:
         except Exception:
             log.exception("%s at %s failed to shut down", slot.kind, slot.addresses[0])
 
-    async def _run_worker(self, slot: _Slot) -> None:
+    async def _run_worker(self, slot: Slot) -> None:
         ctx = slot.ctx
         worker = slot.runner
         try:
             await worker.initialize(ctx)
         except Exception:
             log.exception("worker at %s failed to initialize; stopping it", slot.addresses[0])
-            self._unregister(slot)
+            self.unregister(slot)
             return
         handle = worker.handle_message
         mailbox = slot.mailbox
@@ -513,7 +524,7 @@ class Node:
                 handled = 0
                 await asyncio.sleep(0)
 
-    async def _run_processor(self, slot: _Slot) -> None:
+    async def _run_processor(self, slot: Slot) -> None:
         ctx = slot.ctx
         proc = slot.runner
         try:
@@ -525,7 +536,7 @@ class Node:
         except Exception:
             self.stats.worker_errors += 1
             log.exception("processor at %s failed; stopping it", slot.addresses[0])
-        self._unregister(slot)
+        self.unregister(slot)
         await self._shutdown_hook(slot)
 
     # -- delivery: the one path every message takes ---------------------------------------------
@@ -549,7 +560,7 @@ class Node:
             local senders only) or the :class:`Endpoint` whose queue is full (the caller waits,
             pauses its producer or drops). Never waits.
             """
-            onward = msg.onward_route._addrs
+            onward = msg.onward_route.addresses
             if not onward:
                 raise UsageError("cannot send a message with an empty onward route")
             dst = onward[0]
@@ -607,7 +618,7 @@ class Node:
 
         return deliver
 
-    async def _send_slow(self, msg: LocalMessage, source: Address,
+    async def finish_send(self, msg: LocalMessage, source: Address,
                          outgoing: AccessControl | None, result: Any, drop: bool) -> bool:
         """The rest of a local send that :attr:`_deliver` could not finish at once (``result``
         is ``None``: connect first, or the full :class:`Endpoint`). ``drop``: a shared sender,
@@ -618,7 +629,7 @@ class Node:
             if result is None:
                 if drop:
                     return self._send_later(msg, source, outgoing)
-                dst = msg.onward_route._addrs[0]
+                dst = msg.onward_route.addresses[0]
                 local = await self._router(dst).resolve(dst, remote=from_peer(msg))
                 msg = msg.replace_front_onward(local)
             elif drop:
@@ -628,24 +639,24 @@ class Node:
                 try:
                     await result.wait_space()
                 except MailboxClosedError:
-                    raise UnknownAddressError(f"{safe_text(msg.onward_route._addrs[0])} stopped "
+                    raise UnknownAddressError(f"{safe_text(msg.onward_route.addresses[0])} stopped "
                                               "before the message could be delivered") from None
             result = deliver(msg, source, outgoing, None, None)
             if result is True or result is False:
                 return result  # type: ignore[no-any-return]
 
-    def _send_nowait(self, msg: LocalMessage, source: Address, outgoing: AccessControl | None,
+    def deliver_nowait(self, msg: LocalMessage, source: Address, outgoing: AccessControl | None,
                      drop: bool) -> bool:
         """Deliver without waiting. ``False`` (nothing done) when it would have to wait; a
-        shared sender (``drop``) never has to: see :meth:`_send_slow`."""
+        shared sender (``drop``) never has to: see :meth:`finish_send`."""
         result = self._deliver(msg, source, outgoing, None, None)
         if result is True or result is False:
             return True
         if not drop:
             return False
-        return self._not_waiting(msg, source, outgoing, result)
+        return self.queue_or_drop(msg, source, outgoing, result)
 
-    def _not_waiting(self, msg: LocalMessage, source: Address, outgoing: AccessControl | None,
+    def queue_or_drop(self, msg: LocalMessage, source: Address, outgoing: AccessControl | None,
                      result: Endpoint | None) -> bool:
         """A shared sender's message that :attr:`_deliver` could not deliver at once: queued
         for a destination being connected (``result`` is ``None``), else dropped (full)."""
@@ -726,13 +737,13 @@ class Node:
     def _dropped_full(self, msg: LocalMessage, source: Address) -> None:
         self.stats.dropped_full += 1
         warn_limited(log, "full", "message from %s to %s dropped: its queue is full",
-                     safe_text(source), safe_text(msg.onward_route._addrs[0]))
+                     safe_text(source), safe_text(msg.onward_route.addresses[0]))
 
     def _send_later(self, msg: LocalMessage, source: Address,
                     outgoing: AccessControl | None) -> bool:
         """Queue ``msg`` for a destination being connected (at most
         :data:`PENDING_PER_DESTINATION` messages each), connecting in a task of its own."""
-        dst = msg.onward_route._addrs[0]
+        dst = msg.onward_route.addresses[0]
         size = len(msg.payload)
         if self._pending_bytes + size > PENDING_BYTES_MAX:
             self._dropped_full(msg, source)
@@ -808,7 +819,7 @@ class Node:
                 msg.return_route = last_pushed  # type: ignore[assignment]
             else:
                 last_ret = ret
-                last_pushed = msg.return_route = new_route(prefix + ret._addrs)
+                last_pushed = msg.return_route = new_route(prefix + ret.addresses)
             msg.local_info = local_info
             result = deliver(msg, source, None, flow_id, spawner)
             return None if result is True or result is False else result  # type: ignore[no-any-return]
@@ -826,7 +837,7 @@ class Node:
         self._refused(msg, flow_id, source)
 
     def _refused(self, msg: LocalMessage, flow_id: FlowControlId, source: Address) -> None:
-        dst = safe_text(msg.onward_route._addrs[0])
+        dst = safe_text(msg.onward_route.addresses[0])
         self.stats.refused_by_flow_control += 1
         warn_limited(log, "refused", "message from %s to %s refused: %s does not accept messages "
                      "of flow %s", safe_text(source), dst, dst, safe_text(flow_id))
@@ -987,7 +998,7 @@ class Node:
                     log.exception("transport failed to stop")
             slots = list(self._slots.values())
             for slot in reversed(slots):
-                self._unregister(slot)
+                self.unregister(slot)
             tasks = [s.task for s in slots if s.task is not None and not s.task.done()
                      and s.task is not asyncio.current_task()]
             tasks += [t for t in self._connect_tasks if not t.done()]

@@ -1,0 +1,132 @@
+"""The node's public delivery API, which contexts (and channel workers) use instead of the
+node's private names: ``Node.deliver``, ``finish_send``, ``deliver_nowait``, ``queue_or_drop``,
+``unregister``, ``Slot``; and ``Route.addresses`` / ``Route.from_tuple``. Plus a check that
+the secure-channel and context code reaches into no other module's private names."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+
+from tests.node.helpers import arun
+from trust.node import Context, Node
+from trust.node.errors import UnknownAddressError
+from trust.node.mailbox import Mailbox
+from trust.node.node import Slot
+from trust.routing import Address, LocalMessage, Route
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_route_addresses_is_the_tuple_and_from_tuple_does_not_copy() -> None:
+    addrs = (Address.parse("a"), Address.tcp("127.0.0.1:1"))
+    r = Route.from_tuple(addrs)
+    assert r.addresses is addrs and r == Route(["a", "1#127.0.0.1:1"])
+    assert (r / "b").addresses == (*addrs, Address.parse("b"))
+    assert r.pop_front().addresses == addrs[1:] and r[1:].addresses == addrs[1:]
+    assert Route().addresses == () and not Route()
+    assert Route.decode(r.encode()).addresses == addrs
+
+
+def test_deliver_finish_send_and_deliver_nowait() -> None:
+    async def main() -> None:
+        async with Node("n") as node:
+            got: list[bytes] = []
+
+            async def slow(ctx: Context, msg: LocalMessage) -> None:
+                got.append(msg.payload)
+                await asyncio.sleep(0.01)
+
+            await node.start_worker("slow", slow, mailbox_size=1)
+            ctx = node.context()
+            src = ctx.address
+            assert isinstance(node.deliver(LocalMessage(Route(["slow"]), Route([src]), b"1"),
+                                           src, None, None, None), bool)
+            # fill the mailbox: deliver reports the full endpoint, never waits
+            results = [node.deliver(LocalMessage(Route(["slow"]), Route([src]), b"x"), src, None,
+                                    None, None) for _ in range(3)]
+            full = next(r for r in results if r is not True)
+            assert hasattr(full, "wait_space")
+            # finish_send waits for space and delivers
+            assert await node.finish_send(LocalMessage(Route(["slow"]), Route([src]), b"late"),
+                                          src, None, full, False) is True
+            # a shared sender (drop) never waits: the message is dropped and counted
+            dropped = node.stats.dropped_full
+            while node.deliver_nowait(LocalMessage(Route(["slow"]), Route([src]), b"d"), src,
+                                      None, False):
+                pass  # (until the mailbox is full: False, nothing sent)
+            assert node.deliver_nowait(LocalMessage(Route(["slow"]), Route([src]), b"d"), src,
+                                       None, True) is True
+            assert node.stats.dropped_full == dropped + 1
+            assert node.queue_or_drop(LocalMessage(Route(["slow"]), Route([src]), b"q"), src,
+                                      None, full) is True
+            assert node.stats.dropped_full == dropped + 2
+            async with asyncio.timeout(5):
+                while b"late" not in got:
+                    await asyncio.sleep(0.01)
+            try:
+                node.deliver(LocalMessage(Route(["nobody"]), Route([src]), b"?"), src, None, None,
+                             None)
+                raise AssertionError("delivered to nobody")
+            except UnknownAddressError:
+                pass
+            ctx.close()
+
+    arun(main())
+
+
+def test_unregister_and_slot() -> None:
+    async def main() -> None:
+        async with Node("n") as node:
+            ctx = node.context("here")
+            slot = ctx.slot
+            assert isinstance(slot, Slot)
+            assert slot.addresses == (Address.parse("here"),) and isinstance(slot.mailbox, Mailbox)
+            assert node.has_address("here")
+            node.unregister(slot)
+            assert not node.has_address("here") and slot.mailbox.closed
+            node.unregister(slot)  # twice: nothing
+
+    arun(main())
+
+
+# -- no reach-ins ---------------------------------------------------------------------------------
+
+_CHECKED = [*sorted((ROOT / "trust" / "channels").glob("*.py")), ROOT / "trust" / "node" / "context.py",
+            ROOT / "trust" / "node" / "node.py"]
+_HANDLES = {"node", "ctx", "context", "router", "transport", "route", "msg", "mailbox_owner"}
+
+
+def _reaches(path: Path) -> list[str]:
+    """``x._name`` where ``x`` is another module's object (a node, a context, a route...), and
+    ``_addrs``/``_of``/``_Slot`` anywhere (the former private names of Route and Node)."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__"):
+            if n.attr in ("_addrs", "_of"):
+                found.append(f"{path.name}:{n.lineno} .{n.attr}")
+            elif (isinstance(n.value, ast.Name) and n.value.id in _HANDLES
+                  and not (path.name == "node.py" and n.value.id == "node")):  # (node is self there)
+                found.append(f"{path.name}:{n.lineno} {n.value.id}.{n.attr}")
+            elif (isinstance(n.value, ast.Attribute) and n.value.attr == "node"
+                  and path.name != "node.py"):
+                found.append(f"{path.name}:{n.lineno} .node.{n.attr}")
+        elif isinstance(n, ast.alias) and n.name.startswith("_") and not n.name.startswith("__"):
+            found.append(f"{path.name}:{n.lineno} import {n.name}")
+    return found
+
+
+def test_channels_and_contexts_use_no_private_names_of_other_modules() -> None:
+    found = [r for p in _CHECKED for r in _reaches(p)]
+    assert found == [], found
+
+
+def test_the_reach_in_check_finds_reach_ins(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from trust.node.node import _Slot\n"
+                   "def f(node, ctx, route, self):\n"
+                   "    node._deliver; ctx._slot; route._addrs; self.node._send_slow; self._ok\n")
+    assert sorted(r.split(" ", 1)[1] for r in _reaches(bad)) == sorted([
+        "import _Slot", "node._deliver", "ctx._slot", "._addrs", ".node._send_slow"])
