@@ -4,6 +4,7 @@ identifiers (a transparent 32-byte byte string, as Ockam's ``Identifier``)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -141,9 +142,15 @@ def read_struct(r: Reader, field: str, readers: Mapping[int, FieldReader],
                           offset=start)
     out: dict[int, Any] = {}
     last = -1
+    data = r.data
     for _ in range(n):
         at = r.pos
-        key = r.uint(f"{field}.key")
+        b = data[at] if at < len(data) else 0xFF
+        if b < 24:  # a small key (every key we use): its one-byte head, read directly
+            key = b
+            r.pos = at + 1
+        else:
+            key = r.uint(_key_name(field))
         if key <= last:
             raise DecodeError("field keys must be in increasing order, each once", field=field,
                               offset=at)
@@ -151,9 +158,18 @@ def read_struct(r: Reader, field: str, readers: Mapping[int, FieldReader],
         reader = readers.get(key)
         if reader is None:
             raise DecodeError(f"unknown field {key}", field=field, offset=at)
-        out[key] = reader(r, f"{field}.{key}")
-    missing = sorted(set(required) - set(out))
-    if missing:
+        out[key] = reader(r, _field_name(field, key))
+    if len(out) < len(required) or not required <= out.keys():
+        missing = sorted(set(required) - set(out))
         raise DecodeError(f"missing field {missing[0]}", field=field, offset=start)
     return out
 
+
+@functools.lru_cache(maxsize=1024)
+def _field_name(field: str, key: int) -> str:
+    return f"{field}.{key}"
+
+
+@functools.lru_cache(maxsize=256)
+def _key_name(field: str) -> str:
+    return f"{field}.key"
