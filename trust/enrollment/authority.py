@@ -52,7 +52,7 @@ from trust.enrollment.messages.one_time_code import OneTimeCode
 from trust.enrollment.repositories import AuthorityRepository, Member
 from trust.enrollment.service import AuthorityOptions, AuthorityService
 from trust.enrollment.signer import AuthoritySigner
-from trust.errors import DecodeError, StorageError, TrustError
+from trust.errors import ConflictError, DecodeError, StorageError, TrustError
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import Reader
 from trust.node.worker import Worker
@@ -331,8 +331,7 @@ class Authority:
         except TrustError as e:
             # a typed refusal from below (e.g. a usage or conflict error): the caller's problem
             self.stats["errors"] += 1
-            status = Status.CONFLICT if type(e).__name__ == "ConflictError" else \
-                Status.BAD_REQUEST
+            status = Status.CONFLICT if isinstance(e, ConflictError) else Status.BAD_REQUEST
             return Response.error(request, status, ErrorBody(
                 request.path, request.method, str(e),
                 code="conflict" if status is Status.CONFLICT else BadRequestError.code))

@@ -1,0 +1,111 @@
+"""The authority's rules without messaging: ticket defaults and bounds, housekeeping (expired
+tickets purged after the grace period, old revocations dropped), options and the
+trusted-identities file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.enrollment.helpers import world
+from trust.enrollment.errors import TicketExpiredError, TicketUnknownError
+from trust.enrollment.repositories import MemoryAuthorityRepository
+from trust.enrollment.service import (
+    DEFAULT_TICKET_TTL,
+    AuthorityOptions,
+    AuthorityService,
+    Role,
+    code_hash,
+    is_reserved,
+    parse_trusted_identities,
+)
+from trust.errors import DecodeError, UsageError
+
+NOW = 1_800_000_000
+
+
+def service(**kw: object) -> tuple[AuthorityService, MemoryAuthorityRepository]:
+    w = world()
+    repo = MemoryAuthorityRepository()
+    opts = AuthorityOptions(admins=frozenset({w.admin.identifier}), **kw)  # type: ignore[arg-type]
+    return AuthorityService(w.signer, repo, opts), repo
+
+
+async def test_ticket_defaults_and_the_stored_hash() -> None:
+    svc, _repo = service()
+    admin = world().admin.identifier
+    code, record = await svc.create_ticket(admin, {"a": "1"}, now=NOW)
+    assert record.expires_at == NOW + DEFAULT_TICKET_TTL == NOW + 600
+    assert record.usage_count == record.uses_left == 1
+    assert record.code_hash == code_hash(code.code) != code.code
+    assert len(record.reference) == 10 and record.reference.isalnum()
+    assert record.created_by == admin
+
+
+async def test_housekeeping_purges_expired_tickets_after_the_grace_period() -> None:
+    svc, _repo = service(purge_grace=100, credential_ttl=60, revocation_retention=500)
+    admin, alice = world().admin.identifier, world().parties[0].identifier
+    code, _record = await svc.create_ticket(admin, {}, ttl=10, now=NOW)
+    with pytest.raises(TicketExpiredError):
+        await svc.redeem_ticket(alice, code, now=NOW + 10)
+    assert await svc.housekeeping(now=NOW + 110) == (0, 0)   # within the grace period
+    assert await svc.housekeeping(now=NOW + 111) == (1, 0)
+    with pytest.raises(TicketUnknownError):
+        await svc.redeem_ticket(alice, code, now=NOW + 111)
+    # revocations leave the list after the retention, and the version grows
+    code, _ = await svc.create_ticket(admin, {}, now=NOW)
+    await svc.redeem_ticket(alice, code, now=NOW)
+    await svc.delete_member(admin, alice, now=NOW)
+    assert (await svc.revocation_list(now=NOW)).content.version == 1
+    assert await svc.housekeeping(now=NOW + 500) == (0, 0)
+    assert await svc.housekeeping(now=NOW + 501) == (0, 1)
+    listed = (await svc.revocation_list(now=NOW + 501)).content
+    assert listed.version == 2 and len(listed) == 0
+
+
+async def test_roles() -> None:
+    w = world()
+    trusted = {w.parties[5].identifier: {"ockam-role": "admin"}}
+    svc, _ = service(trusted_identities=trusted)
+    await svc.load_pre_trusted(now=NOW)
+    assert (await svc.role_of(w.admin.identifier))[0] is Role.ADMIN
+    assert (await svc.role_of(w.signer.identifier))[0] is Role.ADMIN      # itself
+    assert (await svc.role_of(w.parties[5].identifier))[0] is Role.ADMIN  # pre-trusted admin
+    await svc.add_member(w.admin.identifier, w.parties[0].identifier, {"ockam-role": "enroller"})
+    await svc.add_member(w.admin.identifier, w.parties[1].identifier, {"x": "y"})
+    assert (await svc.role_of(w.parties[0].identifier))[0] is Role.ENROLLER
+    assert (await svc.role_of(w.parties[1].identifier))[0] is Role.MEMBER
+    assert (await svc.role_of(w.parties[2].identifier))[0] is Role.NONE
+    assert all(is_reserved(n) for n in ("ockam-role", "ockam-relay", "trust_context_id",
+                                        "truststack.x"))
+    assert not any(is_reserved(n) for n in ("role", "truststack", "ockam-tls-certificate"))
+
+
+async def test_trust_context_id_is_in_every_credential() -> None:
+    from trust.credentials.verification import verify_credential
+
+    svc, _ = service(trust_context_id="project-1")
+    w = world()
+    v = verify_credential(await svc.issue_credential(w.admin.identity), [w.signer.identity])
+    assert v.attributes == {b"ockam-relay": b"*", b"trust_context_id": b"project-1"}
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(UsageError):
+        AuthorityOptions(ticket_ttl=10, max_ticket_ttl=5)
+    with pytest.raises(UsageError):
+        AuthorityOptions(credential_ttl=0)
+    with pytest.raises(DecodeError):
+        AuthorityOptions(admins=frozenset({"nobody"}))
+
+
+def test_trusted_identities_file_is_ockams_object() -> None:
+    a, b = "I" + "aa" * 32, "I" + "BB" * 32
+    got = parse_trusted_identities(json.dumps({b: {"x": "1"}, a: {"ockam-role": "admin"}}))
+    assert got == {a: {"ockam-role": "admin"}, "I" + "bb" * 32: {"x": "1"}}
+    for bad in ('[{"identifier": "I00", "attributes": {}}]',     # the array of Ockam's help text
+                "{", json.dumps({a: ["x"]}), json.dumps({a: {"x": 1}}),
+                json.dumps({"Ixyz": {}}), json.dumps({a: {}, a.upper(): {}})):
+        with pytest.raises(DecodeError):
+            parse_trusted_identities(bad)
