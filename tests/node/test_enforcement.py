@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import Cli
+import pytest
+
+from tests.conftest import TRUSTSTACK, Cli
 from tests.node.test_cli import nodes  # noqa: F401  (the fixture: every node stopped at the end)
 from trust.node.control_client import ControlClient
 
@@ -13,6 +17,25 @@ from trust.node.control_client import ControlClient
 def _send(cli: Cli, to: str, *, ok: bool = True) -> str:
     r = cli("message", "send", "ping", "--from", "n1", "--to", to, "--timeout", "1s", ok=ok)
     return r.out
+
+
+def _stop_nodes(home: Path) -> None:
+    """Stop every node under ``home``: politely, then by pid as a last resort."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from trust.node.files import pid_alive
+
+    for d in (home / "nodes").iterdir() if (home / "nodes").is_dir() else ():
+        with contextlib.suppress(Exception):
+            subprocess.run([TRUSTSTACK, "node", "stop", d.name], capture_output=True, timeout=15,
+                           env={**os.environ, "TRUSTSTACK_HOME": str(home)})
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((d / "pid").read_text())
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _log(home: Path, name: str) -> str:
@@ -173,53 +196,99 @@ def test_tampered_authority_record_is_refused(nodes: Cli, home: Path) -> None:  
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_stored_policy_over_channels_denies_one_peer_and_allows_another(
-        nodes: Cli, home: Path) -> None:  # noqa: F811
-    import asyncio
+@dataclass
+class Enrolled:
+    """Background nodes made by the CLI alone: ``srv`` trusts a local authority identity;
+    ``admin`` and ``member`` carry credentials from it (role=admin, role=member) and each holds
+    an open channel to ``srv``'s ``api`` listener; ``stranger`` trusts no authority and holds
+    no credential."""
 
-    from tests.channels.node_helpers import live
-    from trust.node import Node
-    from trust.node.errors import ReceiveTimeoutError
-    from trust.routing import Address, Route
+    cli: Cli
+    home: Path
+    ids: dict[str, str]
+    channels: dict[str, str]
 
-    w = live()
-    state = nodes.json("node", "create", "n1", "--authority", w.authority.export_hex())
-    assert state["authorities"] == [w.authority.identifier]
-    api = Route([Address.tcp(state["listeners"][0]), "api"])
-    nodes("policy", "create", "--at", "n1", "--resource", "echo", "--allow",
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enrolled]:
+    home = tmp_path_factory.mktemp("enf") / "home"
+    cli = Cli(home)
+    try:
+        cli("identity", "create", "authority")
+        ids: dict[str, str] = {}
+        for name, role in (("admin", "admin"), ("member", "member")):
+            cli("identity", "create", f"{name}-id")
+            cred = cli("credential", "issue", "--identity", "authority", "--subject",
+                       f"{name}-id", "--attribute", f"role={role}").out
+            (home / f"{name}.cred").write_text(cred + "\n")
+            ids[name] = cli.json("node", "create", name, "--identity", f"{name}-id", "--authority",
+                                 "authority", "--credential", f"@{home / f'{name}.cred'}")["identifier"]
+        ids["srv"] = cli.json("node", "create", "srv", "--authority", "authority")["identifier"]
+        ids["stranger"] = cli.json("node", "create", "stranger")["identifier"]
+        channels = {name: cli("secure-channel", "create", "--from", name, "--to",
+                              "/node/srv/service/api").out
+                    for name in ("admin", "member", "stranger")}
+        yield Enrolled(cli, home, ids, channels)
+    finally:
+        _stop_nodes(home)
+
+
+def _through(e: Enrolled, name: str, text: str) -> bool:
+    """Did ``text`` come back from srv's echo through ``name``'s open channel?"""
+    r = e.cli("message", "send", text, "--from", name, "--to",
+              f"{e.channels[name]}/service/echo", "--timeout", "1s", ok=None)
+    assert "Traceback" not in r.stderr
+    if r.returncode == 0:
+        assert r.out == text
+        return True
+    assert "no reply" in r.stderr, r.stderr
+    return False
+
+
+def test_cli_stored_policy_denies_one_enrolled_peer_and_allows_another(enrolled: Enrolled) -> None:
+    e = enrolled
+    # each channel's peer is verified with its credential (srv's side of each channel)
+    peers = {row.split("\t")[2] for row in e.cli("secure-channel", "list", "--at", "srv").out.splitlines()}
+    assert peers == {e.ids["admin"], e.ids["member"], e.ids["stranger"]}
+    # no policy for echo: open (as over plain TCP)
+    assert all(_through(e, n, f"open-{n}") for n in ("admin", "member", "stranger"))
+    e.cli("policy", "create", "--at", "srv", "--resource", "echo", "--allow",
           '(= subject.role "admin")')
-
-    async def denied(node: Node, route: object) -> bool:
-        try:
-            await node.send_and_receive(route, b"hi", timeout=1.0)  # type: ignore[arg-type]
-        except ReceiveTimeoutError:
-            return True
-        return False
-
-    async def cli(*args: str) -> None:
-        await asyncio.to_thread(nodes, *args)
-
-    async def main() -> None:
-        client = Node("client")
-        try:
-            alice = await client.create_secure_channel(w.alice, api, timeout=5,
-                                                       credentials=[w.alice_credential])
-            bob = await client.create_secure_channel(w.bob, api, timeout=5)
-            assert await client.send_and_receive(alice.route / "echo", b"hi", timeout=5) == b"hi"
-            assert await denied(client, bob.route / "echo")  # enrolled, no role=admin
-            # a change governs the next message on the channels already open
-            await cli("policy", "create", "--at", "n1", "--resource", "echo", "--allow",
-                      f'(= subject.identifier "{w.bob.identifier}")')
-            assert await denied(client, alice.route / "echo")
-            assert await client.send_and_receive(bob.route / "echo", b"b", timeout=5) == b"b"
-            await cli("policy", "delete", "--at", "n1", "--resource", "echo")
-            assert await client.send_and_receive(alice.route / "echo", b"a", timeout=5) == b"a"
-        finally:
-            await client.stop()
-
-    asyncio.run(main())
-    log = _log(home, "n1")
+    assert _through(e, "admin", "admin-ok")
+    assert not _through(e, "member", "member-denied")  # enrolled, but role=member
+    assert not _through(e, "stranger", "stranger-denied")  # no credential at all
+    log = _log(e.home, "srv")
     assert "denied: the policy of resource echo is" in log and "subject.role" in log
+    d = e.cli.json("policy", "test", "--resource", "echo", "--at", "srv", "--identifier",
+                   e.ids["member"], "--attribute", "role=member")
+    assert not d["allowed"] and d["policy_source"] == "resource"
+
+
+def test_cli_policy_change_governs_the_next_message_on_open_channels(enrolled: Enrolled) -> None:
+    e = enrolled
+    e.cli("policy", "create", "--at", "srv", "--resource", "echo", "--allow",
+          '(= subject.role "admin")')
+    assert _through(e, "admin", "a1") and not _through(e, "member", "m1")
+    # a new policy: the very next message on each already-open channel follows it
+    t0 = time.monotonic()
+    created = e.cli.json("policy", "create", "--at", "srv", "--resource", "echo", "--allow",
+                         f'(= subject.identifier "{e.ids["member"]}")')
+    assert created["reloaded"] is True and time.monotonic() - t0 < 5
+    assert _through(e, "member", "m2")
+    assert not _through(e, "admin", "a2")
+    # the resource's policy deleted: echo is open again (until a policy is stored for it)
+    assert e.cli.json("policy", "delete", "--at", "srv", "--resource", "echo")["reloaded"] is True
+    assert all(_through(e, n, f"{n}-3") for n in ("admin", "member", "stranger"))
+    # a policy on the resource type governs as well, and its deletion too
+    e.cli("policy", "create", "--at", "srv", "--resource-type", "echoer", "--allow", "false")
+    assert not _through(e, "admin", "a4")
+    e.cli("policy", "delete", "--at", "srv", "--resource-type", "echoer")
+    assert _through(e, "admin", "a5")
+    # a reload takes well under a second at the running node
+    client = ControlClient.for_node("srv", e.home)
+    t0 = time.monotonic()
+    client.request("policy.reload")
+    assert time.monotonic() - t0 < 1.0
 
 
 def test_create_says_so_when_a_running_node_cannot_reload(nodes: Cli, home: Path) -> None:  # noqa: F811
