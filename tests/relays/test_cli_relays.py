@@ -179,3 +179,24 @@ def test_hostile_control_parameters_are_usage_errors(hub_and_bank: Cli, home: Pa
         with pytest.raises(UsageError):
             client.request(method, params)
     assert client.request("relay.list") == before == {"relays": [], "hosted": []}
+
+
+def test_no_connection_wait_registers_once_the_relay_node_appears(cli: Cli, home: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port, where the relay node will listen later
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        cli("node", "create", "bank")
+        at = f"/ip4/127.0.0.1/tcp/{port}"
+        r = cli("relay", "create", "bank", "--to", "bank", "--at", at, "--no-connection-wait")
+        assert r.out == f"{at}/service/forward_to_bank"
+        [created] = cli.json("relay", "list", "--at", "bank")
+        assert created["status"] == "connecting" and created["registrations"] == 0
+        cli("node", "create", "hub", "--tcp-listener-address", f"127.0.0.1:{port}")
+        _wait(lambda: cli.json("relay", "show", "bank", "--at", "bank")["status"]
+              == "registered", 15)
+        assert cli.json("relay", "show", "bank", "--at", "hub", "--hosted")["live"] is True
+    finally:
+        _stop_all(home)

@@ -79,11 +79,14 @@ def _show_plain(r: dict[str, Any]) -> str:
                    "authenticated node).")
 @click.option("--timeout", default="30s", show_default=True,
               help="How long the first registration may take.")
+@click.option("--no-connection-wait", "no_wait", is_flag=True,
+              help="Return at once; the node keeps trying to register (in the background).")
 @output_option
 def create(name: str, to: str, at: str, authorized: tuple[str, ...], timeout: str,
-           output: str) -> None:
+           no_wait: bool, output: str) -> None:
     """Create relay NAME (default: default) for node --to at the node at --at; print the
-    relay's route (ROUTE/service/forward_to_NAME).
+    relay's route (ROUTE/service/forward_to_NAME) once registered (with --no-connection-wait:
+    at once, while the node keeps trying).
 
     The relay node must hold a credential-free listener at api (every node does); when it
     has an authority, NODE's credential must carry ockam-relay = NAME or *.
@@ -92,6 +95,8 @@ def create(name: str, to: str, at: str, authorized: tuple[str, ...], timeout: st
     Examples:
       truststack relay create bank --to bank-node --at /node/relay-node
       truststack relay create --to edge --at /ip4/127.0.0.1/tcp/4000 --output json
+      truststack relay create bank --to bank-node --at /ip4/10.0.0.1/tcp/4000 \\
+          --no-connection-wait
     """
     from trust.errors import UsageError
     from trust.relays.messages import check_relay_name
@@ -104,7 +109,7 @@ def create(name: str, to: str, at: str, authorized: tuple[str, ...], timeout: st
     parse_multiaddr(at)  # report route syntax errors before contacting the node
     relay = _client(_node_name(to)).request(
         "relay.create", {"name": name, "at": at, "authorized": list(authorized),
-                         "timeout": seconds}, timeout=seconds + 10)
+                         "timeout": seconds, "wait": not no_wait}, timeout=seconds + 10)
     from trust.cli.common import terminal_safe
 
     emit(output, relay, terminal_safe(relay.get("route") or ""))

@@ -17,7 +17,7 @@ Control methods (parameters are hostile input: a wrong type or size is a ``usage
 =================  ==============================================  ==========================
 method             params                                          result
 =================  ==============================================  ==========================
-``relay.create``   ``{"name", "at", "authorized": [], "timeout"}``  the created relay
+``relay.create``   ``{"name", "at", "authorized", "timeout", "wait"}``  the created relay
 ``relay.list``     ``{}``                                          ``{"relays", "hosted"}``
 ``relay.show``     ``{"name", "hosted": null|true|false}``          a created or hosted relay
 ``relay.delete``   ``{"name", "hosted": null|true|false}``          ``{"name", "role",
@@ -36,9 +36,9 @@ from typing import Any, Final
 
 from trust.errors import ConflictError, NotFoundError, UsageError
 from trust.relays.client import RelayClient
-from trust.relays.messages import SERVICE, check_relay_name
+from trust.relays.messages import PREFIX, SERVICE, check_relay_name
 from trust.relays.service import RelayService, start_relay_service
-from trust.routing import Address, Route
+from trust.routing import Address, Route, parse_multiaddr
 
 __all__ = ["MAX_CLIENTS", "RelayFeature", "register", "start", "stop", "summary"]
 
@@ -64,9 +64,8 @@ class CreatedRelay:
     def info(self) -> dict[str, Any]:
         info = self.client.info()
         base = self.at[: -len("/service/api")] if self.at.endswith("/service/api") else self.at
-        address = info.get("address")
-        return {**info, "at": self.at,
-                "route": f"{base}/service/{address}" if address else None}
+        address = info.get("address") or f"{PREFIX}{self.client.name}"
+        return {**info, "at": self.at, "route": f"{base}/service/{address}"}
 
 
 @dataclass
@@ -202,6 +201,9 @@ async def _create(runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
     if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
             or not 0 < timeout <= 600):
         raise UsageError("relay.create 'timeout' must be a number of seconds in (0, 600]")
+    wait = params.get("wait", True)
+    if type(wait) is not bool:
+        raise UsageError("relay.create 'wait' must be true or false")
     assert isinstance(name, str)
     if name in state.created:
         raise ConflictError(f"node {runtime.name} already created relay {name} (at "
@@ -209,7 +211,10 @@ async def _create(runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
     if len(state.created) >= MAX_CLIENTS:
         raise ConflictError(f"node {runtime.name} has created {MAX_CLIENTS} relays: no more")
     home = runtime.paths.home
-    _listener_route(at, home)  # a bad route or an unknown node fails now, in one line
+    if wait:
+        _listener_route(at, home)  # a bad route or a node not running fails now, in one line
+    else:
+        parse_multiaddr(at)  # the node may not be running yet: only the syntax now
 
     async def connect() -> Any:
         route = _listener_route(at, home)  # resolved again: the relay node may have moved
@@ -221,7 +226,7 @@ async def _create(runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
     created = CreatedRelay(client, at)
     state.created[name] = created
     try:
-        await client.start(wait=float(timeout))
+        await client.start(wait=float(timeout) if wait else None)
     except BaseException:
         state.created.pop(name, None)
         raise
