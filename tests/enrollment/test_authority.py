@@ -32,6 +32,7 @@ from trust.enrollment.messages import ErrorBody, Method, OneTimeCode, Request, R
 from trust.enrollment.revocation import verify_revocation_list
 from trust.enrollment.service import AuthorityOptions
 from trust.enrollment.ticket import EnrollmentTicket, authority_route_text
+from trust.models.credential import CredentialAndPurposeKey
 from trust.storage.authority import SqlAuthorityRepository
 from trust.storage.sql import database
 
@@ -59,6 +60,10 @@ async def test_enroll_gives_a_credential_with_the_ticket_attributes() -> None:
         v = verify_credential(cred, [w.signer.identity], expected_subject=alice.identity)
         assert v.attributes == {b"component": b"db", b"env": b"prod"}
         assert v.schema == 1 and v.expires_at - v.created_at == 3600
+        # the credential came with the redemption's answer; credential_issuer gives the same
+        fetched = verify_credential(await client.get_credential(), [w.signer.identity],
+                                    expected_subject=alice.identity)
+        assert fetched.attributes == v.attributes
         members = await admin.list_members()
         assert members[alice.identifier].attributes == {"component": "db", "env": "prod"}
         assert members[alice.identifier].attested_by == w.admin.identifier
@@ -75,7 +80,11 @@ async def test_credential_ttl_is_configurable() -> None:
     async with running(options=opts(credential_ttl=120)) as run:
         admin = await run.connect(w.admin)
         client = await run.connect(w.parties[1])
-        await client.redeem(await admin.create_ticket({"a": "1"}))
+        code = await admin.create_ticket({"a": "1"})
+        before = run.authority.stats["requests"]
+        v = verify_credential(await client.enroll(code), [w.signer.identity])
+        assert run.authority.stats["requests"] == before + 1   # one round trip enrolls
+        assert v.expires_at - v.created_at == 120
         v = verify_credential(await client.get_credential(), [w.signer.identity])
         assert v.expires_at - v.created_at == 120
 
@@ -273,8 +282,9 @@ async def test_fifty_concurrent_redemptions_over_channels_with_sqlite(tmp_path: 
         code = await admin.create_ticket({"only": "one"})
         results = await asyncio.gather(*[c.redeem(code) for c in clients],
                                        return_exceptions=True)
-        assert sum(r is None for r in results) == 1
-        assert all(isinstance(r, TicketUsedError) for r in results if r is not None)
+        assert sum(isinstance(r, CredentialAndPurposeKey) for r in results) == 1
+        assert all(isinstance(r, TicketUsedError) for r in results
+                   if not isinstance(r, CredentialAndPurposeKey))
         assert len(await admin.list_members()) == 1
 
 

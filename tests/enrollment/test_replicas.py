@@ -18,6 +18,7 @@ from trust.enrollment.errors import TicketUsedError
 from trust.enrollment.signer import AuthoritySigner
 from trust.identities.creation import create_identity
 from trust.identities.purpose_keys import attest_purpose_key
+from trust.models.credential import CredentialAndPurposeKey
 from trust.models.purpose_key import PurposePublicKey
 from trust.node import Node
 from trust.routing import Address, Route
@@ -66,16 +67,18 @@ async def test_two_processes_sharing_postgresql(postgres_url: str) -> None:
         code = await admin_a.create_ticket({"replicated": "yes"})
         results = await asyncio.gather(*[c.redeem(code) for c in clients],
                                        return_exceptions=True)
-        assert sum(r is None for r in results) == 1, results
-        assert all(isinstance(r, TicketUsedError) for r in results if r is not None)
+        assert sum(isinstance(r, CredentialAndPurposeKey) for r in results) == 1, results
+        assert all(isinstance(r, TicketUsedError) for r in results
+                   if not isinstance(r, CredentialAndPurposeKey))
         members = await admin_b.list_members()
         assert len(members) == 1
-        winner = next(p for p, r in zip(parties, results, strict=True) if r is None)
+        winner = next(p for p, r in zip(parties, results, strict=True)
+                      if isinstance(r, CredentialAndPurposeKey))
         assert members[winner.identifier].attributes == {"replicated": "yes"}
         # a ticket made at one replica redeems at the other; the audit log is shared
         second = await admin_b.create_ticket({"x": "1"})
         loser = next(c for i, (c, r) in enumerate(zip(clients, results, strict=True))
-                     if r is not None and i % 2 == 0)     # connected to the first replica
+                     if isinstance(r, TicketUsedError) and i % 2 == 0)     # connected to the first replica
         await loser.redeem(second)
         assert [e.action for e in await admin_a.audit()].count("ticket.redeem") == 2
     finally:

@@ -106,10 +106,10 @@ def _authority_histories(refs: tuple[str, ...]) -> list[str]:
     if not refs:
         return []
     from trust.cli.common import read_value, run
-    from trust.credentials.service import CredentialService
+    from trust.services import open_credentials
 
     async def go() -> list[str]:
-        service = CredentialService.open()
+        service = open_credentials()
         try:
             found = await service.resolve([read_value(r, None, what="authority")
                                            if r.startswith("@") else r.strip() for r in refs],

@@ -10,7 +10,9 @@ listener:
                                 ``DELETE /members``; ours: ``GET /audit`` (AuditQuery body
                                 optional)
 ``enrollment_token_issuer``     ``POST /`` or ``/tokens`` (CreateToken) → OneTimeCode
-``enrollment_token_acceptor``   ``POST /`` or ``/credential`` (OneTimeCode) → 200
+``enrollment_token_acceptor``   ``POST /`` or ``/credential`` (OneTimeCode) → 200 with the
+                                new member's credential (ours: Ockam sends no body, and its
+                                clients ignore one; it saves the second round trip)
 ``credential_issuer``           ``POST /`` or ``/credential`` → CredentialAndPurposeKey
 ``revocation_list``             ours: ``GET /`` → SignedRevocationList
 ==============================  ===============================================================
@@ -212,8 +214,8 @@ class _Routes:
 
     async def redeem(self, call: Call) -> bytes | None:
         code = _decode(OneTimeCode.decode, call.body("OneTimeCode"))
-        await self.service.redeem_ticket(call.caller, code, now=call.now)
-        return None
+        _, credential = await self.service.enroll(call.peer.identity, code, now=call.now)
+        return credential.encode()
 
     async def credential(self, call: Call) -> bytes | None:
         return (await self.service.issue_credential(call.peer.identity, now=call.now)).encode()

@@ -124,16 +124,23 @@ class AuthorityClient:
             raise RemoteProtocolError(f"malformed {what} from the authority: {e}") from None
 
     # -- enrolling --------------------------------------------------------------------------------
-    async def redeem(self, ticket: EnrollmentTicket | OneTimeCode | bytes) -> None:
+    async def redeem(self, ticket: EnrollmentTicket | OneTimeCode | bytes
+                     ) -> CredentialAndPurposeKey | None:
         """Present a ticket's one-time code: this identity becomes a member with the ticket's
-        attributes (Ockam's ``present_token``)."""
+        attributes (Ockam's ``present_token``). Returns the credential a truststack authority
+        sends along (``None`` from an authority that sends none, as Ockam's)."""
         if isinstance(ticket, EnrollmentTicket):
             code = ticket.code
         elif isinstance(ticket, OneTimeCode):
             code = ticket
         else:
             code = OneTimeCode(bytes(ticket))
-        await self.request(ACCEPTOR, Method.POST, "/", OneTimeCode(code.code).encode())
+        body = await self.request(ACCEPTOR, Method.POST, "/", OneTimeCode(code.code).encode())
+        if body is None:
+            return None
+        cred: CredentialAndPurposeKey = self._decode(CredentialAndPurposeKey.decode, body,
+                                                     "credential")
+        return cred
 
     async def get_credential(self) -> CredentialAndPurposeKey:
         """A fresh credential for this identity (members and admins)."""
@@ -144,9 +151,10 @@ class AuthorityClient:
 
     async def enroll(self, ticket: EnrollmentTicket | OneTimeCode | bytes
                      ) -> CredentialAndPurposeKey:
-        """Redeem the ticket, then fetch the credential."""
-        await self.redeem(ticket)
-        return await self.get_credential()
+        """Redeem the ticket and return the credential (the one sent along with the
+        redemption's answer, else one fetched from ``credential_issuer``)."""
+        credential = await self.redeem(ticket)
+        return credential if credential is not None else await self.get_credential()
 
     # -- members ----------------------------------------------------------------------------------
     async def add_member(self, identifier: str, attributes: Mapping[str, str] | None = None

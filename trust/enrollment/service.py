@@ -389,27 +389,26 @@ class AuthorityService:
         return result
 
     # -- credentials ------------------------------------------------------------------------
+    def _credential_attributes(self, identifier: str, member: Member | None) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        if self.options.trust_context_id is not None:
+            attrs["trust_context_id"] = self.options.trust_context_id
+        if member is not None:
+            attrs.update(member.attributes)
+        if identifier in self.admins:
+            attrs.setdefault("ockam-relay", "*")
+        return attrs
+
     async def credential_attributes(self, caller: str) -> dict[str, str]:
         """The attributes a credential for ``caller`` carries; :class:`NotMemberError` when it
         gets none."""
         role, member = await self.role_of(caller)
         if role is Role.NONE:
             raise NotMemberError("unauthorized member")
-        attrs: dict[str, str] = {}
-        if self.options.trust_context_id is not None:
-            attrs["trust_context_id"] = self.options.trust_context_id
-        if member is not None:
-            attrs.update(member.attributes)
-        if role is Role.ADMIN:
-            attrs.setdefault("ockam-relay", "*")
-        return attrs
+        return self._credential_attributes(caller, member)
 
-    async def issue_credential(self, subject: Identity, *, now: int | None = None
-                               ) -> CredentialAndPurposeKey:
-        """A credential for ``subject`` (the caller's verified identity) with its attributes,
-        valid for the configured TTL (never beyond the signing key's attestation)."""
-        t = _now(now)
-        attrs = await self.credential_attributes(subject.identifier)
+    async def _issue(self, subject: Identity, attrs: Mapping[str, str], t: int
+                     ) -> CredentialAndPurposeKey:
         signer = self.signer
         ttl = min(self.options.credential_ttl,
                   signer.attestation.attestation_data.expires_at - t)
@@ -418,6 +417,23 @@ class AuthorityService:
         return await issue_credential(subject, Attributes.of(attrs, PROJECT_MEMBER_SCHEMA),
                                       signer.vault, signer.handle, signer.attestation, now=t,
                                       ttl=ttl)
+
+    async def issue_credential(self, subject: Identity, *, now: int | None = None
+                               ) -> CredentialAndPurposeKey:
+        """A credential for ``subject`` (the caller's verified identity) with its attributes,
+        valid for the configured TTL (never beyond the signing key's attestation)."""
+        t = _now(now)
+        return await self._issue(subject, await self.credential_attributes(subject.identifier),
+                                 t)
+
+    async def enroll(self, subject: Identity, code: bytes | OneTimeCode, *,
+                     now: int | None = None) -> tuple[Redemption, CredentialAndPurposeKey]:
+        """Redeem the ticket as ``subject`` and issue its credential at once (from the member
+        record just written: no second lookup)."""
+        t = _now(now)
+        result = await self.redeem_ticket(subject.identifier, code, now=t)
+        attrs = self._credential_attributes(subject.identifier, result.member)
+        return result, await self._issue(subject, attrs, t)
 
     # -- audit and revocation ---------------------------------------------------------------
     async def audit(self, caller: str, *, after: int = 0, limit: int = 1000

@@ -197,10 +197,9 @@ class NodeRuntime:
         # the node process is a composition root: it wires the channel layer's enforcement in
         from trust.channels.access import NodeAccess
         from trust.node.services import Echo, Hop
-        from trust.storage.database import Database
-        from trust.storage.policies import SqlitePolicyRepository
+        from trust.storage import open_storage
 
-        self.policies = SqlitePolicyRepository(Database.open_home(self.paths.home))
+        self.policies = open_storage(home=self.paths.home).policies
         self.access = NodeAccess(self.name, authorities=[a.identifier for a in self.authorities])
         count = await self.access.reload(self.policies)
         log.info("node %s: %d policies loaded%s", self.name, count,
@@ -213,9 +212,9 @@ class NodeRuntime:
         """The secure-channel listener at ``api``, as the node's identity, presenting its
         credential; peers are verified against its authorities but need no credential (the
         resources decide, from their policies)."""
-        from trust.identities.manager import IdentityManager
+        from trust.services import open_identities
 
-        manager = IdentityManager.open(self.paths.home)
+        manager = open_identities(self.paths.home)
         try:
             await self.node.create_secure_channel_listener(
                 self.identity, "api", authorities=self.authorities,
@@ -251,9 +250,9 @@ class NodeRuntime:
         return cpk
 
     async def _load_identity(self) -> Any:
-        from trust.identities.manager import IdentityManager
+        from trust.services import open_identities
 
-        manager = IdentityManager.open(self.paths.home)
+        manager = open_identities(self.paths.home)
         try:
             explicit = self.config.get("identity")
             if explicit:
@@ -431,10 +430,10 @@ class NodeRuntime:
         identity), verifying the peer against the node's authorities; the peer must be one of
         ``authorized`` (identifiers) when given, else any authenticated peer."""
         from trust.channels.trust_policies import TrustEveryone, TrustIdentifiers
-        from trust.identities.manager import IdentityManager
+        from trust.services import open_identities
 
         trust = TrustIdentifiers(*authorized) if authorized else TrustEveryone()
-        manager = IdentityManager.open(self.paths.home)
+        manager = open_identities(self.paths.home)
         try:
             if identity is None or identity == getattr(self.identity, "name", None):
                 ident = self.identity
@@ -478,12 +477,12 @@ class NodeRuntime:
 
     async def _channel_listener_create(self, params: dict[str, Any]) -> dict[str, Any]:
         from trust.channels.trust_policies import TrustEveryone, TrustIdentifiers
-        from trust.identities.manager import IdentityManager
+        from trust.services import open_identities
 
         address = _local_address(params.get("address"), "secure_channel_listener.create")
         authorized = _identifiers(params.get("authorized"), "secure_channel_listener.create")
         trust = TrustIdentifiers(*authorized) if authorized else TrustEveryone()
-        manager = IdentityManager.open(self.paths.home)
+        manager = open_identities(self.paths.home)
         try:
             listener = await self.node.create_secure_channel_listener(
                 self.identity, address, trust=trust, authorities=self.authorities,
