@@ -38,8 +38,7 @@ import casbin
 import cedarpy
 
 from policies import Environment, Policy
-from trust.storage.database import Database
-from trust.storage.policies import SqlitePolicyRepository
+from trust.storage import Storage, open_storage
 
 NOW = 1_700_000_000
 ROLES = ["admin", "ops", "admin", "dev"]  # a mix of allowed and denied decisions
@@ -231,8 +230,8 @@ def case_c() -> dict[str, Callable[[int], Any]]:
 
 # -- (d) ---------------------------------------------------------------------------------------
 
-def case_d(db: Database) -> dict[str, Callable[[int], Any]]:
-    store = SqlitePolicyRepository(db)
+def case_d(storage: Storage) -> dict[str, Callable[[int], Any]]:
+    store = storage.policies
 
     async def fill() -> None:
         for i, r in enumerate(RESOURCES):
@@ -302,14 +301,16 @@ def main() -> None:
                     help="time per case and system per round (default 0.6 / 4; 7 rounds)")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, Database(Path(tmp) / "state.sqlite") as db:
-        cases = {"a": case_a(), "b": case_b(), "c": case_c(), "d": case_d(db)}
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = open_storage(f"sqlite:///{Path(tmp).resolve() / 'state.sqlite'}")
+        cases = {"a": case_a(), "b": case_b(), "c": case_c(), "d": case_d(storage)}
         runs: dict[str, Callable[[int], Any]] = {}
         for name, systems in cases.items():
             check_agreement(name, systems, 400)
             for system, run in systems.items():
                 runs[f"{name}_{system}_decisions_per_s"] = run
         figures = {k: round(v) for k, v in measure_all(runs, args.seconds / 4).items()}
+        asyncio.run(storage.close())
 
     ratios: dict[str, float] = {}
     for name in cases:

@@ -10,17 +10,17 @@ import asyncio
 import tempfile
 
 from trust.credentials.schemas import Schema
-from trust.credentials.service import CredentialService
 from trust.errors import UntrustedError
 from trust.models.credential import CredentialAndPurposeKey
+from trust.services import open_credentials
 
 SCHEMA = Schema.create(7, ["role:string", "level:int", "admin:bool", "groups:list"])
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        authority_home = CredentialService.open(a)
-        verifier_home = CredentialService.open(b)
+        authority_home = open_credentials(a)
+        verifier_home = open_credentials(b)
         await authority_home.schemas.add(SCHEMA)
         await verifier_home.schemas.add(SCHEMA)
 

@@ -10,15 +10,15 @@ import asyncio
 import secrets
 import tempfile
 
-from trust.credentials.service import CredentialService
 from trust.errors import VerificationError
 from trust.models.credential import DisclosableCredential, Presentation
+from trust.services import open_credentials
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as i, tempfile.TemporaryDirectory() as h, \
             tempfile.TemporaryDirectory() as v:
-        issuer_side, holder_side, verifier_side = (CredentialService.open(d) for d in (i, h, v))
+        issuer_side, holder_side, verifier_side = (open_credentials(d) for d in (i, h, v))
         authority = await issuer_side.identities.create_identity("authority")
         alice = await holder_side.identities.create_identity("alice")
 

@@ -9,14 +9,14 @@ import asyncio
 import tempfile
 
 from trust.identities.identity import Comparison, verify_change_history
-from trust.identities.manager import IdentityManager
 from trust.identities.purpose_keys import verify_purpose_key_attestation
 from trust.models.purpose_key import Purpose
+from trust.services import open_identities
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as other_home:
-        alice = IdentityManager.open(home)
+        alice = open_identities(home)
         a = await alice.create_identity("alice")
         print("created", a.identifier)
 
@@ -31,7 +31,7 @@ async def main() -> None:
 
         # Someone else receives the exported history and verifies it.
         exported = rotated.identity.export()
-        bob = IdentityManager.open(other_home)
+        bob = open_identities(other_home)
         identity, status = await bob.import_identity(exported)
         assert identity.identifier == a.identifier and status is None
         assert verify_change_history(exported).compare(a.identity) is Comparison.NEWER

@@ -1,7 +1,8 @@
 """Keep policies in a store and look them up by resource: resource, then type, then a default.
 
-The same code runs against the in-memory store and the SQLite one (the state database);
-a node would hold one store and call ``authorize`` for each message.
+The same code runs against the in-memory store and the SQL one (``open_storage``: SQLite here, the
+state database; a ``postgresql://`` URL works the same); a node would hold one store and call
+``authorize`` for each message.
 
     python examples/policy_store.py
 """
@@ -11,8 +12,7 @@ import tempfile
 from pathlib import Path
 
 from policies import Environment, InMemoryPolicyRepository, Policy, PolicyRepository, authorize
-from trust.storage.database import Database
-from trust.storage.policies import SqlitePolicyRepository
+from trust.storage import open_storage
 
 
 async def demo(store: PolicyRepository) -> None:
@@ -44,12 +44,12 @@ async def main() -> None:
     print("in memory:")
     await demo(InMemoryPolicyRepository())
     with tempfile.TemporaryDirectory() as tmp:
-        with Database(Path(tmp) / "state.sqlite") as db:
+        url = f"sqlite:///{Path(tmp).resolve() / 'state.sqlite'}"
+        async with open_storage(url) as storage:
             print("in SQLite:")
-            await demo(SqlitePolicyRepository(db))
-        with Database(Path(tmp) / "state.sqlite") as db:  # policies survive reopening
-            store = SqlitePolicyRepository(db)
-            policy = await store.policy_for("billing", "tcp-outlet")
+            await demo(storage.policies)
+        async with open_storage(url) as storage:  # policies survive reopening
+            policy = await storage.policies.policy_for("billing", "tcp-outlet")
             print("after reopening, billing:", policy)
             assert policy is not None
 

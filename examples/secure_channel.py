@@ -14,14 +14,14 @@ import tempfile
 
 from trust.channels import TrustIdentifier
 from trust.errors import UntrustedError
-from trust.identities.manager import IdentityManager
 from trust.node import Node
 from trust.routing import Address, Route
+from trust.services import open_identities
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as home:
-        identities = IdentityManager.open(home)
+        identities = open_identities(home)
         try:
             alice_id = await identities.create_identity("alice")
             bob_id = await identities.create_identity("bob")

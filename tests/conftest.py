@@ -94,5 +94,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
-    """The URL of a fresh, empty PostgreSQL database for this test."""
-    return postgres_server.create_database()
+    """A URL to a fresh, empty PostgreSQL namespace for this test (a new schema, which is all
+    that unqualified table names see; ``postgres_server.create_database()`` makes a whole
+    database when a test needs one)."""
+    return postgres_server.create_schema()

@@ -48,9 +48,8 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
     """Run the scenario in ``home`` (which should be empty); raise :class:`DemoFailed` if any
     step does not behave as it should."""
     from policies import Environment, Policy
-    from trust.credentials.service import CredentialService
-    from trust.storage.database import Database
-    from trust.storage.policies import SqlitePolicyRepository
+    from trust.services import open_credentials
+    from trust.storage import open_storage
 
     report = DemoReport(str(home))
 
@@ -62,7 +61,8 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
         if on_step is not None:
             on_step(s)
 
-    svc = CredentialService.open(home)
+    storage = open_storage(home=home)
+    svc = open_credentials(home, storage=storage)
     ids = svc.identities
     now = int(time.time())
     state: dict[str, Any] = {}
@@ -98,7 +98,7 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
                 {"alice_attributes": attrs}
 
         async def decide() -> tuple[str, dict[str, Any]]:
-            policies = SqlitePolicyRepository(Database.open_home(home))
+            policies = storage.policies
             await policies.set_policy('(and (= subject.role "admin") (= resource.env "prod"))',
                                       resource="orders-db")
             policy = await policies.policy_for("orders-db")
@@ -176,6 +176,7 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
         await step("Route a message over TCP", _route_messages)
     finally:
         await svc.close()
+        await storage.close()
     return report
 
 

@@ -173,10 +173,13 @@ left alone: deleting a vault configuration never destroys HSM/KMS keys)."""
 
 
 class VaultConfigStore(Protocol):
-    def add(self, config: VaultConfig) -> None: ...
-    def get(self, name: str) -> VaultConfig: ...
-    def find(self, name: str) -> VaultConfig | None: ...
-    def delete(self, name: str) -> None: ...
+    """Where vault configurations are kept (SQL: :mod:`trust.storage.vault_configs`)."""
+
+    async def add(self, config: VaultConfig) -> None: ...
+    async def get(self, name: str) -> VaultConfig: ...
+    async def find(self, name: str) -> VaultConfig | None: ...
+    async def list(self) -> list[VaultConfig]: ...
+    async def delete(self, name: str) -> None: ...
 
 
 async def create_vault(store: VaultConfigStore, name: str, backend: str,
@@ -186,7 +189,7 @@ async def create_vault(store: VaultConfigStore, name: str, backend: str,
     import time
 
     check_vault_name(name)
-    if store.find(name) is not None:
+    if await store.find(name) is not None:
         raise ConflictError(f"a vault named {name!r} already exists")
     creator = CREATORS.get(backend)
     if creator is None:
@@ -197,7 +200,7 @@ async def create_vault(store: VaultConfigStore, name: str, backend: str,
         stored = await creator(name, clean, home)
     config = VaultConfig(name, backend, stored, int(time.time()))
     try:
-        store.add(config)
+        await store.add(config)
     except BaseException:
         remover = REMOVERS.get(backend)
         if remover is not None:
@@ -210,10 +213,10 @@ async def delete_vault(store: VaultConfigStore, name: str,
                        home: str | os.PathLike[str] | None = None) -> None:
     """Forget vault ``name`` and remove its local state (a file vault's key files). If the
     configuration cannot be removed, the key files are left as they were."""
-    config = store.get(name)
+    config = await store.get(name)
     staged = _stage_file_removal(config, home) if config.backend == "file" else None
     try:
-        store.delete(name)
+        await store.delete(name)
     except BaseException:
         if staged is not None:
             os.rename(staged, vault_dir(config.name, home))

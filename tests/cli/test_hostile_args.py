@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TRUSTSTACK
+from trust.services import open_credentials, open_identities
 
 HUGE = "9" * 60
 HUGER = "9" * 400
@@ -44,10 +45,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         assert run_cli(cli, ["identity", "create", "alice"]) == 0
         assert run_cli(cli, ["schema", "create", "7", "--attribute", "level:int",
                              "--attribute", "groups:list"]) == 0
-        from trust.credentials.service import CredentialService
 
         async def credential() -> str:
-            s = CredentialService.open(home)
+            s = open_credentials(home)
             try:
                 return (await s.issue("alice", "alice", {"role": "x"}, ttl=3600)).hex()
             finally:
@@ -62,10 +62,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         (root / "dir").mkdir()
         os.mkfifo(root / "fifo")
         os.environ["TRUSTSTACK_HOME"] = str(root / "elsewhere")
-        from trust.identities.manager import IdentityManager
 
         async def strangers() -> list[str]:
-            m = IdentityManager.open(root / "elsewhere")
+            m = open_identities(root / "elsewhere")
             try:
                 return [(await m.create_identity(f"stranger{i}")).identity.export_hex()
                         for i in range(8)]

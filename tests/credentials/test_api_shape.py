@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from tests.credentials.helpers import run
-from trust.credentials.service import CredentialService
 from trust.credentials.verification import verify_credential
 from trust.errors import DecodeError, NotFoundError, UntrustedError, UsageError
 from trust.identities.identity import Identity
 from trust.identities.manager import NamedIdentity
+from trust.services import open_credentials
 
 
 def test_named_identity_is_an_identity(tmp_path: Path) -> None:
     async def go() -> None:
-        async with CredentialService.open(tmp_path) as s:
+        async with open_credentials(tmp_path) as s:
             authority = await s.identities.create_identity("authority")
             alice = await s.identities.create_identity("alice")
             assert isinstance(alice, Identity) and isinstance(alice, NamedIdentity)
@@ -37,7 +37,7 @@ def test_named_identity_is_an_identity(tmp_path: Path) -> None:
 
 def test_every_way_of_naming_an_identity_works(tmp_path: Path) -> None:
     async def go() -> None:
-        async with CredentialService.open(tmp_path) as s:
+        async with open_credentials(tmp_path) as s:
             authority = await s.identities.create_identity("authority")
             alice = await s.identities.create_identity("alice")
             for issuer in (authority, authority.identity, "authority", authority.identifier,
@@ -71,7 +71,7 @@ def test_every_way_of_naming_an_identity_works(tmp_path: Path) -> None:
 
 def test_wallet_and_presentations_take_the_same_shapes(tmp_path: Path) -> None:
     async def go() -> None:
-        async with CredentialService.open(tmp_path) as s:
+        async with open_credentials(tmp_path) as s:
             authority = await s.identities.create_identity("authority")
             alice = await s.identities.create_identity("alice")
             held = await s.issue(authority, alice, {"role": "admin", "team": "blue"}, ttl=600,

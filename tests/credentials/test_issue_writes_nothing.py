@@ -12,6 +12,7 @@ from tests.credentials.helpers import NOW, run
 from trust.credentials.service import CredentialService
 from trust.errors import UsageError, VaultError
 from trust.identities.manager import CREDENTIAL_SIGNING
+from trust.services import open_credentials
 
 
 async def _state(s: CredentialService, name: str) -> tuple[list[Any], list[str]]:
@@ -23,7 +24,7 @@ async def _state(s: CredentialService, name: str) -> tuple[list[Any], list[str]]
 
 def test_a_ttl_no_signing_key_can_cover_is_refused_before_creating_one(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             # an issuer whose key is valid for 1000 s cannot attest a key for longer
             await s.identities.create_identity("short", now=NOW - 10, ttl=1000)
@@ -55,7 +56,7 @@ def test_a_failure_after_the_key_was_made_removes_it(tmp_path: Path,
         raise VaultError("the signer went away")
 
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             await s.identities.create_identity("issuer", now=NOW - 10)
             await s.identities.create_identity("holder", now=NOW - 10)

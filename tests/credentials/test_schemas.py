@@ -16,9 +16,9 @@ from trust.credentials.schemas import (
     prepare_attributes,
     typed_attributes,
 )
-from trust.credentials.service import CredentialService
 from trust.errors import ConflictError, UsageError, VerificationError
 from trust.models.credential import Attributes, CredentialAndPurposeKey, CredentialData
+from trust.services import open_credentials
 
 SCHEMA = Schema.create(7, ["role:string", "level:int", "ratio:float", "admin:bool",
                            "groups:list"], "test schema")
@@ -88,7 +88,7 @@ def test_schema_definitions() -> None:
 
 def test_service_checks_against_stored_schemas(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path / "home")
+        s = open_credentials(tmp_path / "home")
         try:
             await s.schemas.add(SCHEMA)
             with pytest.raises(ConflictError):

@@ -11,7 +11,6 @@ import pytest
 from tests.credentials.helpers import NOW, run
 from trust.credentials.issuance import sign_credential_data
 from trust.credentials.presentation import VerifiedPresentation
-from trust.credentials.service import CredentialService
 from trust.errors import UntrustedError, UsageError, VerificationError
 from trust.models.credential import (
     Attributes,
@@ -20,12 +19,13 @@ from trust.models.credential import (
     DisclosableCredential,
     Presentation,
 )
+from trust.services import open_credentials
 from trust.vault_config import create_vault
 
 
 def test_issue_creates_the_signing_key_once_and_reuses_it(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             issuer = await s.identities.create_identity("issuer", now=NOW - 10)
             await s.identities.create_identity("holder", now=NOW - 10)
@@ -47,7 +47,7 @@ def test_issue_creates_the_signing_key_once_and_reuses_it(tmp_path: Path) -> Non
 
 def test_key_vault_holds_the_credential_signing_key(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             await create_vault(s.identities.vault_configs, "signer", "file", {}, tmp_path)
             issuer = await s.identities.create_identity("issuer", now=NOW - 10)
@@ -74,7 +74,7 @@ def test_key_vault_holds_the_credential_signing_key(tmp_path: Path) -> None:
 
 def test_verify_records_attributes_and_failures_record_nothing(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             issuer = await s.identities.create_identity("issuer", now=NOW - 10)
             holder = await s.identities.create_identity("holder", now=NOW - 10)
@@ -112,7 +112,7 @@ def test_verify_records_attributes_and_failures_record_nothing(tmp_path: Path) -
 
 def test_wallet_store_checks_the_holder(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             issuer = await s.identities.create_identity("issuer", now=NOW - 10)
             holder = await s.identities.create_identity("holder", now=NOW - 10)
@@ -144,8 +144,8 @@ def test_presentations_are_single_use_across_runs(tmp_path: Path) -> None:
     issuer_home, holder_home, verifier_home = tmp_path / "i", tmp_path / "h", tmp_path / "v"
 
     async def setup() -> tuple[bytes, bytes, bytes]:
-        issuer_side = CredentialService.open(issuer_home)
-        holder_side = CredentialService.open(holder_home)
+        issuer_side = open_credentials(issuer_home)
+        holder_side = open_credentials(holder_home)
         try:
             holder = await holder_side.identities.create_identity("alice", now=NOW - 10)
             issuer = await issuer_side.identities.create_identity("authority", now=NOW - 10)
@@ -163,7 +163,7 @@ def test_presentations_are_single_use_across_runs(tmp_path: Path) -> None:
     presentation, issuer_history, holder_history = run(setup())
 
     async def verify(**kw: Any) -> VerifiedPresentation:
-        s = CredentialService.open(verifier_home)  # a new process each time, in effect
+        s = open_credentials(verifier_home)  # a new process each time, in effect
         try:
             [authority] = await s.resolve([issuer_history.hex()])
             args: dict[str, Any] = {"audience": "api", "nonce": "n1", "now": NOW + 5, **kw}
@@ -185,7 +185,7 @@ def test_presentations_are_single_use_across_runs(tmp_path: Path) -> None:
         run(verify(now=NOW + 300))
 
     async def learned() -> tuple[bytes | None, dict[str, object]]:
-        s = CredentialService.open(verifier_home)
+        s = open_credentials(verifier_home)
         try:
             holder_id = vp.holder.identifier
             return (await s.identities.known.get(holder_id),

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.credentials.helpers import NOW, run
-from trust.credentials.service import CredentialService
 from trust.errors import ConflictError, NotFoundError, UsageError
 from trust.identities.manager import CREDENTIAL_SIGNING, IdentityManager
+from trust.services import open_credentials, open_identities
 
 
 async def _can_sign(m: IdentityManager, name: str) -> bool:
@@ -26,7 +26,7 @@ async def _can_sign(m: IdentityManager, name: str) -> bool:
 
 def test_deleting_an_identity_keeps_a_primary_key_another_identity_uses(tmp_path: Path) -> None:
     async def go() -> None:
-        m = IdentityManager.open(tmp_path)
+        m = open_identities(tmp_path)
         try:
             alice = await m.create_identity("alice", now=NOW)
             twin = await m.create_identity("twin", key_id=alice.key_handle, now=NOW + 1)
@@ -47,7 +47,7 @@ def test_deleting_an_identity_keeps_a_primary_key_another_identity_uses(tmp_path
 
 def test_deleting_an_identity_keeps_a_purpose_key_another_identity_uses(tmp_path: Path) -> None:
     async def go() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         m = s.identities
         try:
             await m.create_identity("alice", now=NOW - 10)
@@ -70,7 +70,7 @@ def test_deleting_an_identity_keeps_a_purpose_key_another_identity_uses(tmp_path
 
 def test_a_node_identity_never_becomes_the_default(tmp_path: Path) -> None:
     async def go() -> None:
-        m = IdentityManager.open(tmp_path)
+        m = open_identities(tmp_path)
         try:
             node = await m.get_or_create("node1")
             assert not node.is_default
@@ -93,7 +93,7 @@ def test_a_node_identity_never_becomes_the_default(tmp_path: Path) -> None:
 
 def test_credential_issue_without_identity_does_not_use_a_node_identity(tmp_path: Path) -> None:
     async def issue_default() -> None:
-        s = CredentialService.open(tmp_path)
+        s = open_credentials(tmp_path)
         try:
             await s.identities.get_or_create("node1")
             with pytest.raises(NotFoundError, match="no default identity"):
@@ -108,7 +108,7 @@ def test_credential_issue_without_identity_does_not_use_a_node_identity(tmp_path
 
 def test_failed_creation_stores_nothing(tmp_path: Path) -> None:
     async def go() -> None:
-        m = IdentityManager.open(tmp_path)
+        m = open_identities(tmp_path)
         try:
             alice = await m.create_identity("alice", now=NOW)
             known = await m.known.list()
@@ -132,7 +132,7 @@ def test_failed_creation_stores_nothing(tmp_path: Path) -> None:
 
 def test_an_identity_is_named_by_object_name_or_identifier(tmp_path: Path) -> None:
     async def go() -> None:
-        m = IdentityManager.open(tmp_path)
+        m = open_identities(tmp_path)
         try:
             alice = await m.create_identity("alice")
             for ref in (alice, alice.identity, "alice", alice.identifier,
@@ -140,7 +140,7 @@ def test_an_identity_is_named_by_object_name_or_identifier(tmp_path: Path) -> No
                 assert (await m.get(ref)).name == "alice"
                 assert (await m.resolve(ref)).identifier == alice.identifier
             history = alice.identity.export_hex()
-            other = IdentityManager.open(tmp_path / "other")
+            other = open_identities(tmp_path / "other")
             try:
                 assert (await other.resolve(history, store=False)).identifier == alice.identifier
                 assert await other.known.list() == []
@@ -162,7 +162,7 @@ def test_an_identity_is_named_by_object_name_or_identifier(tmp_path: Path) -> No
 
 def test_rotate_refuses_the_current_key_and_a_key_of_the_wrong_type(tmp_path: Path) -> None:
     async def go() -> None:
-        async with IdentityManager.open(tmp_path) as m:
+        async with open_identities(tmp_path) as m:
             alice = await m.create_identity("alice")
             other = await m.create_identity("other", key_type="p256")
             with pytest.raises(UsageError, match="already the current key"):

@@ -1,17 +1,18 @@
-"""The SQLite repositories: attribute store (keeps and expires), nonces, wallet, schemas."""
+"""The credential repositories on every engine: attribute store (keeps and expires), nonces,
+wallet, schemas."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import asyncio
+from typing import Any
 
 import pytest
 
-from tests.credentials.helpers import run
+from tests.storage.conftest import SHARED, Run
 from trust.credentials.attributes import SubjectAttributes
 from trust.credentials.schemas import Schema
-from trust.storage.credentials import SqliteAttributes, SqliteNonces, SqliteSchemas, SqliteWallet
-from trust.storage.database import Database
+from trust.errors import ConflictError
+from trust.storage import Storage, open_storage
 
 A = "I" + "aa" * 32
 B = "I" + "bb" * 32
@@ -19,15 +20,8 @@ ISSUER1 = "I" + "11" * 32
 ISSUER2 = "I" + "22" * 32
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(tmp_path / "state.sqlite")
-    yield d
-    d.close()
-
-
-def test_attribute_store_keeps_and_expires(db: Database) -> None:
-    store = SqliteAttributes(db)
+def test_attribute_store_keeps_and_expires(storage: Storage, run: Run[Any]) -> None:
+    store = storage.attributes
 
     async def go() -> None:
         await store.record(A, ISSUER1, {b"role": b"admin", b"level": b"3"}, schema=0,
@@ -48,8 +42,9 @@ def test_attribute_store_keeps_and_expires(db: Database) -> None:
     run(go())
 
 
-def test_a_new_credential_replaces_the_issuers_set_and_old_ones_do_not(db: Database) -> None:
-    store = SqliteAttributes(db)
+def test_a_new_credential_replaces_the_issuers_set_and_old_ones_do_not(storage: Storage,
+                                                                       run: Run[Any]) -> None:
+    store = storage.attributes
 
     async def go() -> None:
         await store.record(A, ISSUER1, {b"role": b"admin", b"team": b"x"}, schema=0,
@@ -77,8 +72,8 @@ def test_a_new_credential_replaces_the_issuers_set_and_old_ones_do_not(db: Datab
     run(go())
 
 
-def test_subject_attributes_are_typed_and_merged(db: Database) -> None:
-    store, schemas = SqliteAttributes(db), SqliteSchemas(db)
+def test_subject_attributes_are_typed_and_merged(storage: Storage, run: Run[Any]) -> None:
+    store, schemas = storage.attributes, storage.schemas
     source = SubjectAttributes(store, schemas)
 
     async def go() -> None:
@@ -97,8 +92,8 @@ def test_subject_attributes_are_typed_and_merged(db: Database) -> None:
     run(go())
 
 
-def test_nonces_are_single_use_within_their_window(db: Database) -> None:
-    nonces = SqliteNonces(db)
+def test_nonces_are_single_use_within_their_window(storage: Storage, run: Run[Any]) -> None:
+    nonces = storage.nonces
 
     async def go() -> None:
         assert await nonces.use("api", "n1", expires_at=400, now=100)
@@ -108,13 +103,27 @@ def test_nonces_are_single_use_within_their_window(db: Database) -> None:
         assert await nonces.use("api", "n1", expires_at=800, now=401)  # the window closed
 
     run(go())
-    # a second connection (another process) sees the same nonces
-    with Database(db.path) as other:
-        assert not run(SqliteNonces(other).use("api", "n1", expires_at=800, now=402))
 
 
-def test_wallet(db: Database) -> None:
-    wallet = SqliteWallet(db)
+@pytest.mark.parametrize("engine", SHARED)
+def test_nonces_are_shared_between_connections(storage: Storage, url: str, run: Run[Any]) -> None:
+    """A second connection (another process) sees the same nonces; of concurrent uses of one
+    nonce through two connections exactly one succeeds."""
+
+    async def go() -> None:
+        async with open_storage(url) as other:
+            assert await storage.nonces.use("api", "n1", expires_at=400, now=100)
+            assert not await other.nonces.use("api", "n1", expires_at=400, now=101)
+            results = await asyncio.gather(*(
+                s.nonces.use("api", "race", expires_at=400, now=100)
+                for _ in range(10) for s in (storage, other)))
+            assert sorted(results) == [False] * 19 + [True]
+
+    run(go())
+
+
+def test_wallet(storage: Storage, run: Run[Any]) -> None:
+    wallet = storage.wallet
 
     async def go() -> None:
         s1 = await wallet.add(A, ISSUER1, A, 0, False, b"\x01\x02", 10, 20, now=5)
@@ -127,5 +136,33 @@ def test_wallet(db: Database) -> None:
         assert [s.id for s in await wallet.list(B)] == [s2.id]
         assert await wallet.delete(s1.id) and not await wallet.delete(s1.id)
         assert await wallet.get(s1.id) is None
+
+    run(go())
+
+
+def test_schemas(storage: Storage, run: Run[Any]) -> None:
+    schemas = storage.schemas
+
+    async def go() -> None:
+        big = Schema.create((1 << 64) - 1, ["level:int"])
+        await schemas.add(big)
+        await schemas.add(Schema.create(5, ["admin:bool"]))
+        with pytest.raises(ConflictError, match="already exists"):
+            await schemas.add(Schema.create(5, ["other:string"]))
+        got = await schemas.get((1 << 64) - 1)
+        assert got is not None and got.id == big.id and got.attributes == big.attributes
+        assert [s.id for s in await schemas.list()] == [5, (1 << 64) - 1]
+        assert await schemas.delete(5) and not await schemas.delete(5)
+        assert await schemas.get(5) is None
+
+    run(go())
+
+
+def test_a_wallet_entry_stored_twice_at_once_is_one_entry(storage: Storage,
+                                                           run: Run[Any]) -> None:
+    async def go() -> None:
+        got = await asyncio.gather(*(storage.wallet.add(A, ISSUER1, A, 0, False, b"same", 1, 2,
+                                                        now=3) for _ in range(8)))
+        assert len({s.id for s in got}) == 1 and len(await storage.wallet.list()) == 1
 
     run(go())

@@ -1,11 +1,11 @@
-"""Policy stores: the in-memory one and the SQLite one, through the same tests; then what only
-SQLite does (reopening, cross-object and cross-process cache invalidation)."""
+"""Policy stores: the in-memory one (policies/) and the SQL one on every engine, through the same
+tests; then what only the SQL one does (reopening, cross-object and cross-process cache
+invalidation)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +19,32 @@ from policies import (
     PolicyRepository,
     authorize,
 )
+from tests.storage.conftest import ENGINES, SHARED, Run, engine_url
 from trust.errors import StorageError
-from trust.storage.database import Database
-from trust.storage.policies import SqlitePolicyRepository
+from trust.storage import Storage, open_storage
+from trust.storage.policies import SqlPolicyRepository
 
 ADMIN = Policy.parse('(= subject.role "admin")')
 CRED = Policy.parse("(= subject.has_credential true)")
 OPS = Policy.parse('role="ops"')
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+@pytest.fixture(params=["objects", *ENGINES])
+def store(request: pytest.FixtureRequest, tmp_path: Path, run: Run[Any]) -> PolicyRepository:
+    """``objects``: InMemoryPolicyRepository; the others: the SQL store on that engine."""
+    if request.param == "objects":
+        return InMemoryPolicyRepository()
+    storage = open_storage(engine_url(request.param, tmp_path, request))
+    run(storage.open())
+    request.addfinalizer(lambda: run(storage.close()))
+    return storage.policies
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PolicyRepository]:
-    if request.param == "memory":
-        yield InMemoryPolicyRepository()
-        return
-    db = Database(tmp_path / "state.sqlite")
-    try:
-        yield SqlitePolicyRepository(db)
-    finally:
-        db.close()
-
-
-def test_implements_the_protocol(store: PolicyRepository) -> None:
+def test_implements_the_protocol(store: PolicyRepository, run: Run[Any]) -> None:
     assert isinstance(store, PolicyRepository)
 
 
-def test_set_get_replace_delete(store: PolicyRepository) -> None:
+def test_set_get_replace_delete(store: PolicyRepository, run: Run[Any]) -> None:
     entry = run(store.set_policy(ADMIN, resource="web", now=100))
     assert (entry.scope, entry.kind, entry.name, entry.updated_at) == ("default", "resource",
                                                                         "web", 100)
@@ -65,7 +61,7 @@ def test_set_get_replace_delete(store: PolicyRepository) -> None:
     assert run(store.get_policy(resource="web")) is None
 
 
-def test_scopes_keep_policies_apart(store: PolicyRepository) -> None:
+def test_scopes_keep_policies_apart(store: PolicyRepository, run: Run[Any]) -> None:
     run(store.set_policy(ADMIN, resource="web"))
     run(store.set_policy(OPS, resource="web", scope="n1"))
     run(store.set_policy(CRED, resource_type="tcp-outlet", scope="n2"))
@@ -80,7 +76,7 @@ def test_scopes_keep_policies_apart(store: PolicyRepository) -> None:
     assert run(store.get_policy(resource="web")).policy == ADMIN
 
 
-def test_lookup_order_resource_then_type_then_default(store: PolicyRepository) -> None:
+def test_lookup_order_resource_then_type_then_default(store: PolicyRepository, run: Run[Any]) -> None:
     fallback = Policy.deny_all()
     assert run(store.policy_for("web", "tcp-outlet")) is None
     assert run(store.policy_for("web", "tcp-outlet", default=fallback)) is fallback
@@ -96,14 +92,14 @@ def test_lookup_order_resource_then_type_then_default(store: PolicyRepository) -
     assert run(store.policy_for("web", "tcp-outlet", default=fallback)) is fallback
 
 
-def test_a_resource_named_like_a_type_is_still_a_resource(store: PolicyRepository) -> None:
+def test_a_resource_named_like_a_type_is_still_a_resource(store: PolicyRepository, run: Run[Any]) -> None:
     run(store.set_policy(ADMIN, resource="tcp-outlet"))
     assert run(store.get_policy(resource_type="tcp-outlet")) is None
     assert run(store.policy_for("other", "tcp-outlet")) is None
     assert run(store.policy_for("tcp-outlet")) == ADMIN
 
 
-def test_list_orders_resources_then_types(store: PolicyRepository) -> None:
+def test_list_orders_resources_then_types(store: PolicyRepository, run: Run[Any]) -> None:
     run(store.set_policy(CRED, resource_type="b-type"))
     run(store.set_policy(ADMIN, resource="z"))
     run(store.set_policy(OPS, resource="a"))
@@ -124,7 +120,7 @@ def test_list_orders_resources_then_types(store: PolicyRepository) -> None:
     ({"resource": "web", "scope": "bad\nnode"}, "whitespace or control"),
 ])
 def test_bad_keys_are_policy_errors(store: PolicyRepository, kwargs: dict[str, Any],
-                                    needle: str) -> None:
+                                    needle: str, run: Run[Any]) -> None:
     with pytest.raises(PolicyError, match=needle):
         run(store.set_policy(ADMIN, **kwargs))
     with pytest.raises(PolicyError, match=needle):
@@ -132,7 +128,7 @@ def test_bad_keys_are_policy_errors(store: PolicyRepository, kwargs: dict[str, A
     assert run(store.list_policies()) == []
 
 
-def test_bad_policies_are_rejected_before_storing(store: PolicyRepository) -> None:
+def test_bad_policies_are_rejected_before_storing(store: PolicyRepository, run: Run[Any]) -> None:
     with pytest.raises(PolicyError, match="1:3"):
         run(store.set_policy("(=", resource="web"))
     with pytest.raises(PolicyError, match="expected a Policy"):
@@ -140,7 +136,7 @@ def test_bad_policies_are_rejected_before_storing(store: PolicyRepository) -> No
     assert run(store.get_policy(resource="web")) is None
 
 
-def test_authorize(store: PolicyRepository) -> None:
+def test_authorize(store: PolicyRepository, run: Run[Any]) -> None:
     run(store.set_policy(CRED, resource_type="tcp-outlet"))
     run(store.set_policy(ADMIN, resource="admin-panel"))
     member = Environment.build(has_credential=True, subject={"role": "member"})
@@ -150,21 +146,25 @@ def test_authorize(store: PolicyRepository) -> None:
     assert run(authorize(store, member, "web", default=Policy.allow_all())) is True
 
 
-# -- SQLite only ---------------------------------------------------------------------------
+# -- the SQL store only ----------------------------------------------------------------------
 
 
-def test_policies_survive_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    with Database(path) as db:
-        s = SqlitePolicyRepository(db)
-        run(s.set_policy(ADMIN, resource="web", scope="n1", now=7))
-        run(s.set_policy(CRED, resource_type="tcp-outlet", scope="n1"))
-    with Database(path) as db:
-        s = SqlitePolicyRepository(db)
-        assert run(s.policy_for("web", "tcp-outlet", scope="n1")) == ADMIN
-        assert run(s.policy_for("db", "tcp-outlet", scope="n1")) == CRED
-        assert run(s.get_policy(resource="web", scope="n1")).updated_at == 7
-        assert len(run(s.list_policies(scope="n1"))) == 2
+@pytest.mark.parametrize("engine", SHARED)
+def test_policies_survive_reopening(url: str, run: Run[Any]) -> None:
+    async def go() -> None:
+        async with open_storage(url) as storage:
+            s = storage.policies
+            await s.set_policy(ADMIN, resource="web", scope="n1", now=7)
+            await s.set_policy(CRED, resource_type="tcp-outlet", scope="n1")
+        async with open_storage(url) as storage:
+            s = storage.policies
+            assert await s.policy_for("web", "tcp-outlet", scope="n1") == ADMIN
+            assert await s.policy_for("db", "tcp-outlet", scope="n1") == CRED
+            entry = await s.get_policy(resource="web", scope="n1")
+            assert entry is not None and entry.updated_at == 7
+            assert len(await s.list_policies(scope="n1")) == 2
+
+    run(go())
 
 
 def wait_until(check: Callable[[], bool], limit: float) -> float:
@@ -175,14 +175,15 @@ def wait_until(check: Callable[[], bool], limit: float) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.parametrize("engine", SHARED)
 @pytest.mark.parametrize("shared_connection", [False, True])
 def test_a_change_through_one_store_is_seen_through_another_within_1s(
-        tmp_path: Path, shared_connection: bool) -> None:
-    path = tmp_path / "state.sqlite"
-    db_a = Database(path)
-    db_b = db_a if shared_connection else Database(path)
+        url: str, shared_connection: bool, run: Run[Any]) -> None:
+    storage_a = open_storage(url)
+    storage_b = storage_a if shared_connection else open_storage(url)
     try:
-        a, b = SqlitePolicyRepository(db_a), SqlitePolicyRepository(db_b)
+        a = storage_a.policies
+        b = SqlPolicyRepository(storage_b.db)  # another store object
         run(a.set_policy(ADMIN, resource="web"))
         assert run(b.policy_for("web")) == ADMIN  # b now caches the compiled policy
         run(a.set_policy(OPS, resource="web"))
@@ -192,16 +193,17 @@ def test_a_change_through_one_store_is_seen_through_another_within_1s(
         run(a.set_policy(CRED, resource_type="t"))  # a cached miss must not hide a new policy
         wait_until(lambda: run(b.policy_for("web", "t")) == CRED, 1.0)
     finally:
-        db_a.close()
-        db_b.close()
+        run(storage_a.close())
+        run(storage_b.close())
 
 
-def test_the_cache_is_only_rechecked_every_interval(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
+@pytest.mark.parametrize("engine", SHARED)
+def test_the_cache_is_only_rechecked_every_interval(url: str, run: Run[Any]) -> None:
     now = [0.0]
-    with Database(path) as db_a, Database(path) as db_b:
-        a = SqlitePolicyRepository(db_a)
-        b = SqlitePolicyRepository(db_b, recheck=0.25, clock=lambda: now[0])
+    storage_a, storage_b = open_storage(url), open_storage(url)
+    try:
+        a = storage_a.policies
+        b = SqlPolicyRepository(storage_b.db, recheck=0.25, clock=lambda: now[0])
         assert run(b.policy_for("web")) is None  # a miss, cached
         run(a.set_policy(ADMIN, resource="web"))
         now[0] = 0.1
@@ -215,41 +217,79 @@ def test_the_cache_is_only_rechecked_every_interval(tmp_path: Path) -> None:
         assert run(b.policy_for("web")) == OPS
         run(b.set_policy(CRED, resource="web"))  # own writes are seen at once
         assert run(b.policy_for("web")) == CRED
+    finally:
+        run(storage_a.close())
+        run(storage_b.close())
 
 
-def test_a_change_from_another_process_is_seen_within_1s(cli: Any, home: Path) -> None:
+def test_a_change_from_another_process_is_seen_within_1s(cli: Any, home: Path,
+                                                         run: Run[Any]) -> None:
     cli("policy", "create", "--resource", "web", "--allow", 'role="admin"')
-    with Database.open_home(home) as db:
-        store = SqlitePolicyRepository(db)
+    storage = open_storage(home=home)
+    try:
+        store = storage.policies
         assert run(store.policy_for("web")) == ADMIN
         cli("policy", "create", "--resource", "web", "--allow", 'role="ops"')
         wait_until(lambda: run(store.policy_for("web")) == OPS, 1.0)
         cli("policy", "delete", "--resource", "web")
         wait_until(lambda: run(store.policy_for("web")) is None, 1.0)
-
-
-def test_a_corrupted_row_is_a_storage_error(tmp_path: Path) -> None:
-    with Database(tmp_path / "state.sqlite") as db:
-        s = SqlitePolicyRepository(db)
-        run(s.set_policy(ADMIN, resource="web"))
-        db.execute("UPDATE abac_policy SET expression = '(= subject.role' WHERE name = 'web'")
-        with pytest.raises(StorageError, match="does not parse"):
-            run(s.get_policy(resource="web"))
-        with pytest.raises(StorageError, match="does not parse"):
-            run(SqlitePolicyRepository(db).policy_for("web"))
-
-
-def test_the_compiled_policy_cache_is_bounded_by_size(tmp_path: Path) -> None:
-    """Lookups of many distinct long resource names (a peer picks them) keep the cache bounded."""
-    db = Database(tmp_path / "state.sqlite")
-    try:
-        store = SqlitePolicyRepository(db)
-        run(store.set_policy(ADMIN, resource_type="tcp-outlet"))
-        peak = 0
-        for i in range(400):
-            name = f"r{i}-" + "x" * 200_000
-            assert run(store.policy_for(name, "tcp-outlet")) == ADMIN
-            peak = max(peak, store.cached_bytes)
-        assert 0 < peak <= 32 * 1024 * 1024
     finally:
-        db.close()
+        run(storage.close())
+
+
+def test_a_corrupted_row_is_a_storage_error(storage: Storage, run: Run[Any]) -> None:
+    async def go() -> None:
+        s = storage.policies
+        await s.set_policy(ADMIN, resource="web")
+        await storage.db.execute(
+            "UPDATE abac_policy SET expression = '(= subject.role' WHERE name = 'web'")
+        with pytest.raises(StorageError, match="does not parse"):
+            await s.get_policy(resource="web")
+        with pytest.raises(StorageError, match="does not parse"):
+            await SqlPolicyRepository(storage.db).policy_for("web")
+
+    run(go())
+
+
+@pytest.mark.parametrize("engine", ["memory"])
+def test_the_compiled_policy_cache_is_bounded_by_size(storage: Storage, run: Run[Any]) -> None:
+    """Lookups of many distinct long resource names (a peer picks them) keep the cache bounded."""
+    store = storage.policies
+    run(store.set_policy(ADMIN, resource_type="tcp-outlet"))
+    peak = 0
+    for i in range(400):
+        name = f"r{i}-" + "x" * 200_000
+        assert run(store.policy_for(name, "tcp-outlet")) == ADMIN
+        peak = max(peak, store.cached_bytes)
+    assert 0 < peak <= 32 * 1024 * 1024
+
+
+def test_a_write_during_a_lookup_does_not_leave_a_stale_cache_entry(
+        storage: Storage, run: Run[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lookup that read the old policy while this store wrote a new one must not cache the old
+    one (the write's version bump would hide it from the recheck for ever)."""
+    import asyncio
+
+    db = storage.db
+    real_fetch_one = db.fetch_one
+    written = asyncio.Event()
+
+    async def slow_fetch_one(sql: str, params: Any = ()) -> Any:
+        row = await real_fetch_one(sql, params)
+        if "FROM abac_policy WHERE" in sql:
+            await written.wait()  # the write lands between our read and our caching
+        return row
+
+    async def go() -> None:
+        s = SqlPolicyRepository(db, recheck=3600)
+        await s.set_policy(ADMIN, resource="web")
+        monkeypatch.setattr(db, "fetch_one", slow_fetch_one)
+        lookup = asyncio.create_task(s.policy_for("web"))
+        await asyncio.sleep(0.05)
+        await s.set_policy(OPS, resource="web")
+        written.set()
+        assert await lookup == ADMIN  # what it read
+        monkeypatch.setattr(db, "fetch_one", real_fetch_one)
+        assert await s.policy_for("web") == OPS
+
+    run(go())

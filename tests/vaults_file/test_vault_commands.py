@@ -12,8 +12,7 @@ import pytest
 
 from tests.conftest import Cli, assert_one_line_error
 from trust.errors import StorageError
-from trust.storage.database import Database
-from trust.storage.vault_configs import SqliteVaultConfigs
+from trust.storage import open_storage
 from trust.vault_config import VaultConfig, create_vault, delete_vault
 
 
@@ -34,10 +33,10 @@ def test_create_with_an_empty_passphrase_leaves_nothing(tmp_path: Path) -> None:
 
 def test_create_that_fails_to_record_removes_the_directory(tmp_path: Path) -> None:
     class FailingStore:
-        def find(self, name: str) -> None:
+        async def find(self, name: str) -> None:
             return None
 
-        def add(self, config: VaultConfig) -> None:
+        async def add(self, config: VaultConfig) -> None:
             raise StorageError("disk full")
 
     with pytest.raises(StorageError):
@@ -46,16 +45,16 @@ def test_create_that_fails_to_record_removes_the_directory(tmp_path: Path) -> No
 
 
 def test_delete_keeps_the_keys_when_the_configuration_stays(tmp_path: Path) -> None:
-    store = SqliteVaultConfigs(Database.open_home(tmp_path))
+    store = open_storage(home=tmp_path).vault_configs  # SQLite: usable from each asyncio.run
     asyncio.run(create_vault(store, "v", "file", {}, tmp_path))
     vault_dir = tmp_path / "vaults" / "v"
     (vault_dir / "k.key").write_text("{}")
 
     class FailingDelete:
-        def get(self, name: str) -> VaultConfig:
-            return store.get(name)
+        async def get(self, name: str) -> VaultConfig:
+            return await store.get(name)
 
-        def delete(self, name: str) -> None:
+        async def delete(self, name: str) -> None:
             raise StorageError("database is locked")
 
     with pytest.raises(StorageError):
@@ -63,7 +62,7 @@ def test_delete_keeps_the_keys_when_the_configuration_stays(tmp_path: Path) -> N
     assert (vault_dir / "k.key").exists() and (vault_dir / "vault.json").exists()
     asyncio.run(delete_vault(store, "v", tmp_path))
     assert os.listdir(tmp_path / "vaults") == []
-    assert store.find("v") is None
+    assert asyncio.run(store.find("v")) is None
 
 
 def test_delete_of_a_vault_whose_directory_became_a_link(tmp_path: Path) -> None:
@@ -85,12 +84,13 @@ def test_delete_of_a_vault_whose_directory_became_a_link(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("params", ["[" * 10_000, "not json", "[1]", '{"a": [1]}', "x" * 70_000])
 def test_tampered_configuration_row(tmp_path: Path, params: Any) -> None:
-    db = Database.open_home(tmp_path)
-    store = SqliteVaultConfigs(db)
-    with db.transaction() as c:
-        c.execute("INSERT INTO vault(name, backend, params, created_at) VALUES ('v', 'file', ?, 1)",
-                  (params,))
-    with pytest.raises(StorageError, match="malformed"):
-        store.get("v")
-    with pytest.raises(StorageError, match="malformed"):
-        store.list()
+    async def go() -> None:
+        async with open_storage(home=tmp_path) as storage:
+            await storage.db.execute("INSERT INTO vault(name, backend, params, created_at) "
+                                     "VALUES ('v', 'file', ?, 1)", (params,))
+            with pytest.raises(StorageError, match="malformed"):
+                await storage.vault_configs.get("v")
+            with pytest.raises(StorageError, match="malformed"):
+                await storage.vault_configs.list()
+
+    asyncio.run(go())

@@ -41,9 +41,9 @@ FILE = click.option("--file", "file", type=click.Path(dir_okay=False),
 
 
 def _service() -> CredentialService:
-    from trust.credentials.service import CredentialService
+    from trust.services import open_credentials
 
-    return CredentialService.open()
+    return open_credentials()
 
 
 def _with_service(fn: Callable[[CredentialService], Coroutine[Any, Any, T]]) -> T:

@@ -26,9 +26,9 @@ KEY_TYPES = click.Choice(["ed25519", "p256"])
 
 
 def _manager() -> IdentityManager:
-    from trust.identities.manager import IdentityManager
+    from trust.services import open_identities
 
-    return IdentityManager.open()
+    return open_identities()
 
 
 def _when(ts: int) -> str:

@@ -135,17 +135,11 @@ async def _ephemeral_identity(needed: bool) -> AsyncIterator[tuple[Any, Any]]:
     if not needed:
         yield None, None
         return
-    from trust.identities.manager import IdentityManager
-    from trust.storage.database import Database
-    from trust.storage.identities import SqliteKnownIdentities, SqliteLocalIdentities, SqlitePurposeKeys
-    from trust.storage.vault_configs import SqliteVaultConfigs
+    from trust.services import open_identities
 
     with tempfile.TemporaryDirectory(prefix="truststack-message-") as tmp:
-        db = Database.open_home(tmp)
-        manager = IdentityManager(SqliteKnownIdentities(db), SqliteLocalIdentities(db),
-                                  SqlitePurposeKeys(db), SqliteVaultConfigs(db), tmp)
+        manager = open_identities(tmp)  # closes its storage when it closes
         try:
             yield await manager.get_or_create("message"), manager
         finally:
             await manager.close()
-            db.close()

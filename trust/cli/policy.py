@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -13,16 +14,21 @@ from trust.errors import NotFoundError, UsageError
 if TYPE_CHECKING:
     from policies import Environment, Policy
     from trust.node.files import NodePaths
-    from trust.storage.policies import SqlitePolicyRepository
+    from trust.storage.policies import SqlPolicyRepository
 
 DEFAULT_NODE = "default"
+T = TypeVar("T")
 
 
-def _store() -> SqlitePolicyRepository:
-    from trust.storage.database import Database
-    from trust.storage.policies import SqlitePolicyRepository
+def _with_store(use: Callable[[SqlPolicyRepository], Awaitable[T]]) -> T:
+    """``use`` the home's policy repository (the storage is closed afterwards)."""
+    from trust.storage import open_storage
 
-    return SqlitePolicyRepository(Database.open_home())
+    async def go() -> T:
+        async with open_storage() as storage:
+            return await use(storage.policies)
+
+    return run(go())
 
 
 def _target(resource: str | None, resource_type: str | None) -> dict[str, Any]:
@@ -129,7 +135,7 @@ def create(resource: str | None, resource_type: str | None, node: str, expressio
     key = _target(resource, resource_type)
     _require_node(node)
     policy = _parse(read_value(expression, file, what="policy (--allow)"))
-    entry = run(_store().set_policy(policy, scope=node, **key))
+    entry = _with_store(lambda s: s.set_policy(policy, scope=node, **key))
     warnings = [str(w) for w in policy.lint()]
     data = {**entry.to_dict(), "warnings": warnings, "reloaded": _reload(node)}
     if output == "plain":
@@ -150,7 +156,7 @@ def show(resource: str | None, resource_type: str | None, node: str, output: str
       truststack policy show --resource-type tcp-outlet --output json
     """
     key = _target(resource, resource_type)
-    entry = run(_store().get_policy(scope=node, **key))
+    entry = _with_store(lambda s: s.get_policy(scope=node, **key))
     if entry is None:
         raise NotFoundError(f"no policy for {_describe(resource, resource_type, node)}")
     emit(output, entry.to_dict(), entry.policy.text)
@@ -167,7 +173,7 @@ def list_(node: str, output: str) -> None:
     Example:
       truststack policy list --at n1 --output json
     """
-    entries = run(_store().list_policies(scope=node))
+    entries = _with_store(lambda s: s.list_policies(scope=node))
     if output == "json":
         emit(output, [e.to_dict() for e in entries])
         return
@@ -186,7 +192,7 @@ def delete(resource: str | None, resource_type: str | None, node: str, output: s
       truststack policy delete --resource web
     """
     key = _target(resource, resource_type)
-    if not run(_store().delete_policy(scope=node, **key)):
+    if not _with_store(lambda s: s.delete_policy(scope=node, **key)):
         raise NotFoundError(f"no policy for {_describe(resource, resource_type, node)}")
     data = {"deleted": True, "node": node, **key, "reloaded": _reload(node)}
     emit(output, data, f"Deleted the policy of {_describe(resource, resource_type, node)}")
@@ -385,7 +391,7 @@ def _decide_stopped(node: str, config: dict[str, Any], params: dict[str, Any]) -
 
     resource, rtype, subject, now = decision_request(params)
     access = NodeAccess(node, authorities=[a.identifier for a in node_authorities(config)])
-    run(access.reload(_store()))
+    _with_store(access.reload)
     decision = access.decide(resource, subject, resource_type=rtype, now=now)
     return {**decision.to_dict(), "node": node,
             "subject": None if subject is None else subject.to_dict()}
@@ -393,16 +399,18 @@ def _decide_stopped(node: str, config: dict[str, Any], params: dict[str, Any]) -
 
 def _stored_policy(resource: str | None, resource_type: str | None,
                    node: str) -> tuple[Policy | None, str | None]:
-    store = _store()
-    if resource is not None:
-        entry = run(store.get_policy(resource=resource, scope=node))
-        if entry is not None:
-            return entry.policy, "resource"
-    if resource_type is not None:
-        entry = run(store.get_policy(resource_type=resource_type, scope=node))
-        if entry is not None:
-            return entry.policy, "resource_type"
-    return None, None
+    async def lookup(store: SqlPolicyRepository) -> tuple[Policy | None, str | None]:
+        if resource is not None:
+            entry = await store.get_policy(resource=resource, scope=node)
+            if entry is not None:
+                return entry.policy, "resource"
+        if resource_type is not None:
+            entry = await store.get_policy(resource_type=resource_type, scope=node)
+            if entry is not None:
+                return entry.policy, "resource_type"
+        return None, None
+
+    return _with_store(lookup)
 
 
 @cli.command("lint")

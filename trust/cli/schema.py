@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -11,14 +12,20 @@ from trust.cli.common import emit, emit_table, output_option, run, terminal_safe
 
 if TYPE_CHECKING:
     from trust.credentials.schemas import Schema
-    from trust.storage.credentials import SqliteSchemas
+    from trust.storage.credentials import SqlSchemas
+
+T = TypeVar("T")
 
 
-def _schemas() -> SqliteSchemas:
-    from trust.storage.credentials import SqliteSchemas
-    from trust.storage.database import Database
+def _with_schemas(use: Callable[[SqlSchemas], Awaitable[T]]) -> T:
+    """``use`` the home's schema repository (the storage is closed afterwards)."""
+    from trust.storage import open_storage
 
-    return SqliteSchemas(Database.open_home())
+    async def go() -> T:
+        async with open_storage() as storage:
+            return await use(storage.schemas)
+
+    return run(go())
 
 
 def _plain(s: Schema) -> str:
@@ -59,7 +66,7 @@ def create(schema_id: str, attributes: tuple[str, ...], description: str, output
     from trust.credentials.schemas import Schema
 
     schema = Schema.create(schema_id, list(attributes), description)
-    run(_schemas().add(schema, now=int(time.time())))
+    _with_schemas(lambda s: s.add(schema, now=int(time.time())))
     emit(output, schema.to_json(), f"Created schema {schema.id}")
 
 
@@ -77,7 +84,7 @@ def show(schema_id: str, output: str) -> None:
     from trust.errors import NotFoundError
 
     sid = check_schema_id(schema_id)
-    schema = run(_schemas().get(sid))
+    schema = _with_schemas(lambda s: s.get(sid))
     if schema is None:
         raise NotFoundError(f"no schema {sid} (see: truststack schema list)")
     emit(output, schema.to_json(), lambda: _plain(schema))
@@ -95,7 +102,7 @@ def list_(output: str) -> None:
     Example:
       truststack schema list --output json
     """
-    items = run(_schemas().list())
+    items = _with_schemas(lambda s: s.list())
     if output == "json":
         data: list[dict[str, Any]] = [s.to_json() for s in items]
         emit(output, data)
@@ -119,6 +126,6 @@ def delete(schema_id: str, output: str) -> None:
     from trust.errors import NotFoundError
 
     sid = check_schema_id(schema_id)
-    if not run(_schemas().delete(sid)):
+    if not _with_schemas(lambda s: s.delete(sid)):
         raise NotFoundError(f"no schema {sid}")
     emit(output, {"deleted": sid}, f"Deleted schema {sid}")

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from trust.cli.common import emit, output_option
 
+if TYPE_CHECKING:
+    from trust.storage.vault_configs import SqlVaultConfigs
 
-def _configs() -> Any:
-    from trust.storage.database import Database
-    from trust.storage.vault_configs import SqliteVaultConfigs
+T = TypeVar("T")
 
-    return SqliteVaultConfigs(Database.open_home())
+
+def _with_configs(use: Callable[[SqlVaultConfigs], Awaitable[T]]) -> T:
+    """``use`` the home's vault configurations (the storage is closed afterwards)."""
+    from trust.cli.common import run
+    from trust.storage import open_storage
+
+    async def go() -> T:
+        async with open_storage() as storage:
+            return await use(storage.vault_configs)
+
+    return run(go())
 
 
 @click.group("vault")
@@ -71,7 +82,7 @@ def create(name: str, passphrase_env: str | None, passphrase_file: str | None,
       truststack vault create aws --aws-kms --region eu-west-1
       truststack vault create gcp --gcp-kms projects/p/locations/global/keyRings/ring
     """
-    from trust.cli.common import parse_duration, run
+    from trust.cli.common import parse_duration
     from trust.errors import UsageError
     from trust.vault_config import create_vault
 
@@ -105,7 +116,7 @@ def create(name: str, passphrase_env: str | None, passphrase_file: str | None,
         params = {"key_ring": gcp_key_ring, "endpoint": endpoint, "plaintext": plaintext}
     if timeout is not None:
         params["timeout"] = parse_duration(timeout)
-    config = run(create_vault(_configs(), name, backend, params))
+    config = _with_configs(lambda c: create_vault(c, name, backend, params))
     emit(output, config.public_view(), f"Created vault {name} ({config.backend})")
 
 
@@ -118,7 +129,7 @@ def list_(output: str) -> None:
     Example:
       truststack vault list
     """
-    items = [c.public_view() for c in _configs().list()]
+    items = [c.public_view() for c in _with_configs(lambda c: c.list())]
     emit(output, items,
          lambda: "\n".join(f"{c['name']}\t{c['backend']}" for c in items) or "no vaults")
 
@@ -133,7 +144,7 @@ def show(name: str, output: str) -> None:
     Example:
       truststack vault show default --output json
     """
-    view = _configs().get(name).public_view()
+    view = _with_configs(lambda c: c.get(name)).public_view()
     emit(output, view, lambda: "\n".join(f"{k}: {v}" for k, v in view.items()))
 
 
@@ -148,7 +159,11 @@ def delete(name: str, output: str) -> None:
       truststack vault delete scratch
     """
     from trust.cli.common import run
-    from trust.identities.manager import IdentityManager
+    from trust.services import open_identities
 
-    run(IdentityManager.open().delete_vault(name))
+    async def go() -> None:
+        async with open_identities() as manager:
+            await manager.delete_vault(name)
+
+    run(go())
     emit(output, {"deleted": name}, f"Deleted vault {name}")

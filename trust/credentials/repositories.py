@@ -1,4 +1,5 @@
-"""The storage the credential service needs, as Protocols (SQLite: :mod:`trust.storage.credentials`).
+"""The storage the credential service needs, as Protocols (SQL implementations for SQLite and
+PostgreSQL: :mod:`trust.storage.credentials`; the composition root passes them in).
 
 * :class:`SchemaRepository`: numbered credential schemas.
 * :class:`CredentialWallet`: credentials a local identity holds (with their disclosures).

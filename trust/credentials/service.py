@@ -1,12 +1,12 @@
 """The credential service: issue, verify, store, present and verify presentations with the
 lookups and records around the pure functions (identities, schemas, wallet, attribute store,
-seen nonces). It depends on the repository Protocols; :meth:`CredentialService.open` wires the
-SQLite implementations of a home.
+seen nonces). It depends on the repository Protocols and never imports :mod:`trust.storage`:
+a composition root passes the implementations in (:func:`trust.services.open_credentials` wires a
+home's storage).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -88,24 +88,6 @@ class CredentialService:
         self.wallet = wallet
         self.attributes = attributes
         self.nonces = nonces
-
-    @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None) -> CredentialService:
-        """The service over the SQLite state of ``home`` (one database connection)."""
-        from trust.storage.credentials import SqliteAttributes, SqliteNonces, SqliteSchemas, SqliteWallet
-        from trust.storage.database import Database
-        from trust.storage.identities import (
-            SqliteKnownIdentities,
-            SqliteLocalIdentities,
-            SqlitePurposeKeys,
-        )
-        from trust.storage.vault_configs import SqliteVaultConfigs
-
-        db = Database.open_home(home)
-        manager = IdentityManager(SqliteKnownIdentities(db), SqliteLocalIdentities(db),
-                                  SqlitePurposeKeys(db), SqliteVaultConfigs(db), home)
-        return cls(manager, SqliteSchemas(db), SqliteWallet(db), SqliteAttributes(db),
-                   SqliteNonces(db))
 
     async def close(self) -> None:
         await self.identities.close()
@@ -313,7 +295,7 @@ class CredentialService:
             raise VerificationError(f"nonce {nonce!r} was already used for audience {audience!r} "
                                     "(a replayed presentation)")
         if known_holder is None or len(vp.holder.changes) > len(known_holder.changes):
-            await self.identities.known.store(vp.holder)
+            await self.identities.remember(vp.holder, now=t)
         if record:
             c = vp.credential
             await self.attributes.record(c.subject, c.issuer, c.attributes, schema=c.schema,

@@ -1,9 +1,9 @@
 """Named local identities with keys in configured vaults: the service behind ``truststack
 identity`` and the nodes.
 
-:class:`IdentityManager` depends on the repository Protocols and on vault configurations;
-:meth:`IdentityManager.open` is the composition convenience that wires the SQLite
-implementations of a home (``$TRUSTSTACK_HOME/state.sqlite``).
+:class:`IdentityManager` depends on the repository Protocols and on a vault-configuration
+store; it never imports :mod:`trust.storage`: a composition root passes the implementations in
+(:func:`trust.services.open_identities` wires a home's storage).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,12 @@ from trust.identities.repositories import (
     StoredPurposeKey,
 )
 from trust.models.purpose_key import PurposeKeyAttestation, PurposePublicKey
-from trust.vault_config import DEFAULT_VAULT, create_vault, open_vault
+from trust.vault_config import DEFAULT_VAULT, VaultConfigStore, create_vault, open_vault
 from vaults.errors import VaultError
 from vaults.keys import KeyType
 from vaults.signing import SigningVault
 
 if TYPE_CHECKING:
-    from trust.storage.vault_configs import SqliteVaultConfigs
     from vaults.file import FileVault
 
 SECURE_CHANNEL = "secure_channel"
@@ -84,6 +84,8 @@ IdentityRef = Identity | NamedIdentity | str
 def _shown(text: str) -> str:
     return repr(text[:70] + "..." if len(text) > 70 else text)
 
+_REMEMBER_ATTEMPTS = 8
+
 MAX_IDENTITY_TTL = 1000 * 365 * 86400
 """The longest validity a new change may have (a thousand years)."""
 
@@ -99,33 +101,30 @@ def check_identity_name(name: str) -> str:
 
 
 class IdentityManager:
+    """Named local identities over the repository Protocols. ``on_close`` (a coroutine
+    function) is awaited by :meth:`close` after the vaults close: the composition root's hook to
+    close the storage it opened for this manager."""
+
     def __init__(self, known: KnownIdentities, local: LocalIdentities, purpose_keys: PurposeKeys,
-                 vault_configs: SqliteVaultConfigs, home: str | os.PathLike[str] | None = None) -> None:
+                 vault_configs: VaultConfigStore, home: str | os.PathLike[str] | None = None, *,
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self.known = known
         self.local = local
         self.purpose_keys = purpose_keys
         self.vault_configs = vault_configs
         self.home = home
         self._vaults: dict[str, SigningVault] = {}
-
-    @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None) -> IdentityManager:
-        from trust.storage.database import Database
-        from trust.storage.identities import (
-            SqliteKnownIdentities,
-            SqliteLocalIdentities,
-            SqlitePurposeKeys,
-        )
-        from trust.storage.vault_configs import SqliteVaultConfigs
-
-        db = Database.open_home(home)
-        return cls(SqliteKnownIdentities(db), SqliteLocalIdentities(db), SqlitePurposeKeys(db),
-                   SqliteVaultConfigs(db), home)
+        self._on_close = on_close
 
     async def close(self) -> None:
-        for v in self._vaults.values():
-            await v.close()
-        self._vaults.clear()
+        try:
+            for v in self._vaults.values():
+                await v.close()
+            self._vaults.clear()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                await on_close()
 
     async def __aenter__(self) -> IdentityManager:
         return self
@@ -139,7 +138,7 @@ class IdentityManager:
         name = name or DEFAULT_VAULT
         if name in self._vaults:
             return name, self._vaults[name]
-        config = self.vault_configs.find(name)
+        config = await self.vault_configs.find(name)
         if config is None:
             if name != DEFAULT_VAULT:
                 raise NotFoundError(f"no vault named {name!r} (see: truststack vault list)")
@@ -202,7 +201,7 @@ class IdentityManager:
         stored_history = False
         try:
             identity = await create_identity(v, handle, now=now, ttl=ttl)
-            stored_history = await self.known.store(identity) is None
+            stored_history = await self.remember(identity) is None
             local = LocalIdentity(name, identity.identifier, vault_name, handle, False,
                                   int(time.time()))
             await self.local.add(local, may_be_default=may_be_default)
@@ -313,10 +312,35 @@ class IdentityManager:
             raise ConflictError(f"the history of {identity.identifier} is older than the stored "
                                 "one")
 
-    async def remember(self, identity: Identity) -> None:
-        """Store ``identity`` as a known identity when it is new or newer than the stored one
-        (an equal one is kept; a conflicting or older one raises ``ConflictError``)."""
-        await self.known.store(identity)
+    async def remember(self, identity: Identity, *, now: int | None = None) -> Comparison | None:
+        """Store ``identity`` as a known identity when it is new (returns None) or newer than
+        the stored one (returns ``NEWER``); an equal one is kept (``EQUAL``); a conflicting or
+        older one raises ``ConflictError``. Safe against concurrent writers (another process
+        storing a history of the same identity): the write is a compare-and-set, retried."""
+        t = int(time.time()) if now is None else int(now)
+        data = identity.export()
+        for _ in range(_REMEMBER_ATTEMPTS):
+            raw = await self.known.get(identity.identifier)
+            if raw is None:
+                if await self.known.add(identity.identifier, data, now=t):
+                    return None
+                continue  # another writer stored one first: compare with it
+            stored = verify_change_history(raw, cache=True)
+            cmp = identity.compare(stored)
+            if cmp is Comparison.CONFLICT:
+                raise ConflictError(
+                    f"the history of {identity.identifier} conflicts with the stored one "
+                    "(a different change at the same position)")
+            if cmp is Comparison.OLDER:
+                raise ConflictError(
+                    f"the history of {identity.identifier} is older than the stored one "
+                    f"({len(identity.changes)} changes < {len(stored.changes)})")
+            if cmp is not Comparison.NEWER:
+                return cmp
+            if await self.known.replace(identity.identifier, data, previous=raw, now=t):
+                return cmp
+        raise ConflictError(f"the history of {identity.identifier} kept changing while it was "
+                            "being stored (concurrent writers)")
 
     # -- rotation --------------------------------------------------------------------------------
     async def rotate(self, name: str, *, vault: str | None = None,
@@ -352,7 +376,7 @@ class IdentityManager:
             rotated = await rotate_identity(named.identity, old_vault, named.key_handle, new_vault,
                                             handle, revoke_all_purpose_keys=revoke_purpose_keys,
                                             now=now, ttl=ttl)
-            await self.known.store(rotated)
+            await self.remember(rotated)
             await self.local.update_key(name, new_vault_name, handle)
         except BaseException:
             if created_key:
@@ -383,7 +407,7 @@ class IdentityManager:
     async def import_identity(self, data: bytes) -> tuple[Identity, Comparison | None]:
         """Verify a change history and store it as a known identity."""
         identity = verify_change_history(data)
-        return identity, await self.known.store(identity)
+        return identity, await self.remember(identity)
 
     async def delete(self, name: str) -> None:
         """Forget a local identity, its purpose keys and (for file vaults) its private keys.

@@ -1,12 +1,15 @@
-"""The storage the identity service needs, as Protocols (implemented in :mod:`trust.storage`)."""
+"""The storage the identity service needs, as Protocols (SQL implementations:
+:mod:`trust.storage.identities`; the composition root passes them in).
+
+Repositories only store: deciding whether a change history may replace the stored one (newer,
+equal, older, conflicting) is :meth:`trust.identities.manager.IdentityManager.remember`'s job,
+made safe against concurrent writers by the compare-and-set :meth:`KnownIdentities.replace`."""
 
 from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
 from typing import Protocol
-
-from trust.identities.identity import Comparison, Identity
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,18 @@ class StoredPurposeKey:
 
 
 class KnownIdentities(Protocol):
+    """Change histories (as exported bytes) by identifier."""
+
     async def get(self, identifier: str) -> bytes | None: ...
 
-    async def store(self, identity: Identity) -> Comparison | None:
-        """Insert, or replace with a Newer history; keep an Equal one; refuse Conflict and Older
-        (``ConflictError``). Returns the comparison with what was stored (None if new)."""
+    async def add(self, identifier: str, change_history: bytes, *, now: int) -> bool:
+        """Store a history for a new identifier; False (nothing written) if one is stored."""
+        ...
+
+    async def replace(self, identifier: str, change_history: bytes, *, previous: bytes,
+                      now: int) -> bool:
+        """Replace the stored history if it is still ``previous`` (compare-and-set, atomic);
+        False (nothing written) if it changed or is gone."""
         ...
 
     async def list(self) -> list[str]: ...

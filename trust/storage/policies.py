@@ -1,4 +1,4 @@
-"""SQLite implementation of :class:`policies.PolicyRepository`.
+"""SQL implementation (SQLite and PostgreSQL) of :class:`policies.PolicyRepository`.
 
 Tables: ``abac_policy`` (one row per (node, kind, name), the canonical expression text) and
 ``abac_policy_version`` (one counter row, bumped in the same transaction as every write).
@@ -11,7 +11,6 @@ that time. Lookups in between are dictionary reads.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Final
@@ -20,24 +19,36 @@ from policies import Policy, PolicyEntry
 from policies.errors import PolicyError
 from policies.repository import DEFAULT_SCOPE, Kind, as_policy, check_name, target
 from trust.errors import StorageError
-from trust.storage.database import Database
+from trust.storage.sql import Database, Migration, Transaction
 
-__all__ = ["SqlitePolicyRepository"]
+__all__ = ["MIGRATIONS", "SqlPolicyRepository"]
 
-SCHEMA: Final = [
-    """CREATE TABLE IF NOT EXISTS abac_policy (
+_TABLES: Final = """abac_policy (
         node_name  TEXT NOT NULL,
         kind       TEXT NOT NULL CHECK (kind IN ('resource', 'resource_type')),
         name       TEXT NOT NULL,
         expression TEXT NOT NULL,
-        updated_at INTEGER NOT NULL,
+        updated_at {int} NOT NULL,
         PRIMARY KEY (node_name, kind, name)
-    )""",
-    """CREATE TABLE IF NOT EXISTS abac_policy_version (
-        id      INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL
-    )""",
-    "INSERT OR IGNORE INTO abac_policy_version (id, version) VALUES (1, 0)",
+    )"""
+
+MIGRATIONS: Final = [
+    Migration("policies", 1, sqlite=[
+        # IF NOT EXISTS: homes made before migrations existed already hold these tables.
+        "CREATE TABLE IF NOT EXISTS " + _TABLES.format(int="INTEGER"),
+        """CREATE TABLE IF NOT EXISTS abac_policy_version (
+            id      INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        )""",
+    ], postgresql=[
+        "CREATE TABLE " + _TABLES.format(int="BIGINT"),
+        """CREATE TABLE abac_policy_version (
+            id      INTEGER PRIMARY KEY CHECK (id = 1),
+            version BIGINT NOT NULL
+        )""",
+    ], both=[
+        "INSERT INTO abac_policy_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+    ]),
 ]
 
 _CACHE_LIMIT: Final = 10_000
@@ -46,13 +57,15 @@ _CACHE_BYTES: Final = 32 * 1024 * 1024
 and its compiled closures, about 8 bytes per character) or :data:`_CACHE_LIMIT` entries."""
 
 
-class SqlitePolicyRepository:
-    """Policies in the state database, with a compiled-policy cache."""
+class SqlPolicyRepository:
+    """Policies in a SQL database, with a compiled-policy cache."""
+
+    MIGRATIONS = MIGRATIONS
 
     def __init__(self, db: Database, *, recheck: float = 0.25,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
-        db.ensure_schema("abac_policy", SCHEMA)
+        db.require(MIGRATIONS)
         self._recheck = recheck
         self._clock = clock
         # kind -> scope -> name -> compiled policy (None: known to have none)
@@ -62,36 +75,41 @@ class SqlitePolicyRepository:
         self._types = self._cache["resource_type"]
         self._cached = 0
         self._cached_bytes = 0
-        self._version = self._read_version()
-        self._deadline = clock() + recheck
+        self._generation = 0
+        self._version: int | None = None  # read on first use
+        self._deadline = clock()
 
     # -- cache -----------------------------------------------------------------------------
 
-    def _read_version(self) -> int:
-        row = self.db.query_one("SELECT version FROM abac_policy_version WHERE id = 1")
-        return int(row[0]) if row else 0
+    async def _read_version(self) -> int:
+        value = await self.db.fetch_value("SELECT version FROM abac_policy_version WHERE id = 1")
+        return int(value) if value is not None else 0
 
     def _clear(self) -> None:
+        self._generation += 1
         self._resources.clear()
         self._types.clear()
         self._cached = 0
         self._cached_bytes = 0
 
-    def _fresh(self) -> None:
+    async def _fresh(self) -> None:
         """Drop the cache if another store object changed a policy since we last looked."""
         self._deadline = self._clock() + self._recheck
-        version = self._read_version()
+        version = await self._read_version()
         if version != self._version:
             self._version = version
             self._clear()
 
-    def _load(self, scope: str, kind: str, name: str) -> Policy | None:
+    async def _load(self, scope: str, kind: str, name: str) -> Policy | None:
         """Read, compile and cache one policy (or its absence)."""
-        row = self.db.query_one(
+        generation = self._generation
+        row = await self.db.fetch_one(
             "SELECT expression FROM abac_policy WHERE node_name = ? AND kind = ? AND name = ?",
             (scope, kind, name))
         policy = None if row is None else self._parse(row[0], scope, kind, name)
         size = 256 + len(scope) + len(name) + (0 if policy is None else 8 * len(policy.text))
+        if generation != self._generation:
+            return policy  # the cache was dropped while we read: do not keep what may be stale
         if self._cached >= _CACHE_LIMIT or self._cached_bytes + size > _CACHE_BYTES:
             self._clear()
         self._cached += 1
@@ -121,20 +139,20 @@ class SqlitePolicyRepository:
         scope = check_name(scope, "node name")
         compiled = as_policy(policy)
         at = int(time.time()) if now is None else int(now)
-        with self.db.transaction() as conn:
-            conn.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(
                 "INSERT INTO abac_policy (node_name, kind, name, expression, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_name, kind, name) DO UPDATE SET "
                 "expression = excluded.expression, updated_at = excluded.updated_at",
                 (scope, kind, name, compiled.text, at))
-            self._bump(conn)
+            await self._bump(tx)
         return PolicyEntry(scope, kind, name, compiled, at)
 
     async def get_policy(self, *, resource: str | None = None, resource_type: str | None = None,
                          scope: str = DEFAULT_SCOPE) -> PolicyEntry | None:
         kind, name = target(resource, resource_type)
         scope = check_name(scope, "node name")
-        row = self.db.query_one(
+        row = await self.db.fetch_one(
             "SELECT expression, updated_at FROM abac_policy "
             "WHERE node_name = ? AND kind = ? AND name = ?", (scope, kind, name))
         if row is None:
@@ -146,18 +164,17 @@ class SqlitePolicyRepository:
                             scope: str = DEFAULT_SCOPE) -> bool:
         kind, name = target(resource, resource_type)
         scope = check_name(scope, "node name")
-        with self.db.transaction() as conn:
-            cur = conn.execute(
+        async with self.db.transaction() as tx:
+            deleted = await tx.execute(
                 "DELETE FROM abac_policy WHERE node_name = ? AND kind = ? AND name = ?",
-                (scope, kind, name))
-            deleted = cur.rowcount > 0
+                (scope, kind, name)) > 0
             if deleted:
-                self._bump(conn)
+                await self._bump(tx)
         return deleted
 
     async def list_policies(self, *, scope: str = DEFAULT_SCOPE) -> list[PolicyEntry]:
         scope = check_name(scope, "node name")
-        rows = self.db.query_all(
+        rows = await self.db.fetch_all(
             "SELECT kind, name, expression, updated_at FROM abac_policy WHERE node_name = ? "
             "ORDER BY kind, name", (scope,))
         out = []
@@ -171,22 +188,22 @@ class SqlitePolicyRepository:
                          scope: str = DEFAULT_SCOPE,
                          default: Policy | None = None) -> Policy | None:
         if self._clock() >= self._deadline:
-            self._fresh()
+            await self._fresh()
         try:  # the warm path: two dict reads, no exception
             policy = self._resources[scope][resource]
         except KeyError:
-            policy = self._load(scope, "resource", resource)
+            policy = await self._load(scope, "resource", resource)
         if policy is None and resource_type is not None:
             try:
                 policy = self._types[scope][resource_type]
             except KeyError:
-                policy = self._load(scope, "resource_type", resource_type)
+                policy = await self._load(scope, "resource_type", resource_type)
         return default if policy is None else policy
 
     # -- internals -------------------------------------------------------------------------
 
-    def _bump(self, conn: sqlite3.Connection) -> None:
-        conn.execute("UPDATE abac_policy_version SET version = version + 1 WHERE id = 1")
-        row = conn.execute("SELECT version FROM abac_policy_version WHERE id = 1").fetchone()
-        self._version = int(row[0])
+    async def _bump(self, tx: Transaction) -> None:
+        version = await tx.fetch_value(
+            "UPDATE abac_policy_version SET version = version + 1 WHERE id = 1 RETURNING version")
+        self._version = int(version)
         self._clear()

@@ -428,8 +428,14 @@ class SqliteDatabase(Database):
         if not self.memory:
             try:
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
-                os.close(fd)
+                if not path.exists():
+                    # Never open and close a descriptor of a database this process may already
+                    # have open: closing it drops every POSIX lock the process holds on the
+                    # file, and another process would then checkpoint and delete the WAL under
+                    # our other connections (they would read a stale snapshot for ever).
+                    with contextlib.suppress(FileExistsError):  # (another process won)
+                        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                                         | getattr(os, "O_NOFOLLOW", 0), 0o600))
                 os.chmod(path, 0o600)
             except OSError as e:
                 raise StorageError(f"cannot open the state database {path}: "
@@ -588,9 +594,11 @@ class PostgresDatabase(Database):
 
     async def _disconnect(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and asyncio.get_running_loop() is self._loop:
             with contextlib.suppress(Exception):
                 await pool.close(timeout=5)
+        # (closed from another loop: the pool's tasks died with their loop; its connections
+        # close when it is collected)
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

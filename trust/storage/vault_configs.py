@@ -1,23 +1,35 @@
-"""SQLite table of vault configurations (name, backend, parameters). Never holds a secret: a
-passphrase or PIN is recorded as the *name* of an environment variable or the path of a file."""
+"""SQL table (SQLite and PostgreSQL) of vault configurations (name, backend, parameters).
+Never holds a secret: a passphrase or PIN is recorded as the *name* of an environment variable
+or the path of a file."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from typing import Any
 
 from trust.errors import ConflictError, NotFoundError, StorageError
-from trust.storage.database import Database
+from trust.storage.sql import Database, IntegrityViolation, Migration
 from trust.vault_config import VaultConfig
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS vault (
-        name TEXT PRIMARY KEY,
-        backend TEXT NOT NULL,
-        params TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    )""",
+MIGRATIONS = [
+    Migration("vault_configs", 1, sqlite=[
+        # IF NOT EXISTS: homes made before migrations existed already hold this table.
+        """CREATE TABLE IF NOT EXISTS vault (
+            name TEXT PRIMARY KEY,
+            backend TEXT NOT NULL,
+            params TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+    ], postgresql=[
+        """CREATE TABLE vault (
+            name TEXT PRIMARY KEY,
+            backend TEXT NOT NULL,
+            params TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+    ]),
 ]
 
 
@@ -40,37 +52,43 @@ def _config(row: Any) -> VaultConfig:
     return VaultConfig(name, backend, params, created_at)
 
 
-class SqliteVaultConfigs:
+class SqlVaultConfigs:
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema("vault_configs", SCHEMA)
+        db.require(MIGRATIONS)
 
-    def add(self, config: VaultConfig) -> None:
-        with self.db.transaction() as c:
-            if c.execute("SELECT 1 FROM vault WHERE name = ?", (config.name,)).fetchone():
-                raise ConflictError(f"a vault named {config.name!r} already exists")
-            c.execute("INSERT INTO vault(name, backend, params, created_at) VALUES (?, ?, ?, ?)",
-                      (config.name, config.backend, json.dumps(config.params, sort_keys=True),
-                       config.created_at or int(time.time())))
+    async def add(self, config: VaultConfig) -> None:
+        try:
+            added = await self.db.execute(
+                "INSERT INTO vault (name, backend, params, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (config.name, config.backend, json.dumps(config.params, sort_keys=True),
+                 config.created_at or int(time.time())))
+        except IntegrityViolation:
+            added = 0
+        if added != 1:
+            raise ConflictError(f"a vault named {config.name!r} already exists")
 
-    def get(self, name: str) -> VaultConfig:
-        row = self.db.query_one("SELECT name, backend, params, created_at FROM vault WHERE name = ?",
-                                (name,))
+    async def get(self, name: str) -> VaultConfig:
+        row = await self.db.fetch_one(
+            "SELECT name, backend, params, created_at FROM vault WHERE name = ?", (name,))
         if row is None:
             raise NotFoundError(f"no vault named {name!r} (see: truststack vault list)")
         return _config(row)
 
-    def find(self, name: str) -> VaultConfig | None:
+    async def find(self, name: str) -> VaultConfig | None:
         try:
-            return self.get(name)
+            return await self.get(name)
         except NotFoundError:
             return None
 
-    def list(self) -> list[VaultConfig]:
-        rows = self.db.query_all("SELECT name, backend, params, created_at FROM vault ORDER BY name")
+    async def list(self) -> builtins.list[VaultConfig]:
+        rows = await self.db.fetch_all(
+            "SELECT name, backend, params, created_at FROM vault ORDER BY name")
         return [_config(r) for r in rows]
 
-    def delete(self, name: str) -> None:
-        with self.db.transaction() as c:
-            if c.execute("DELETE FROM vault WHERE name = ?", (name,)).rowcount == 0:
-                raise NotFoundError(f"no vault named {name!r}")
+    async def delete(self, name: str) -> None:
+        if await self.db.execute("DELETE FROM vault WHERE name = ?", (name,)) == 0:
+            raise NotFoundError(f"no vault named {name!r}")
