@@ -370,6 +370,27 @@ class Node:
         """The node's transports by address type."""
         return dict(self._transports)
 
+    def endpoint_sender(self, source: Address) -> Callable[[LocalMessage], Endpoint | None]:
+        """The send function of the endpoint registered at ``source`` (e.g. a portal's
+        socket, :mod:`trust.portals`): ``send(msg)`` delivers without waiting and returns
+        ``None`` (delivered, or dropped and counted) or the full :class:`Endpoint`: stop
+        producing until its ``on_space`` callback, then send the same message again. The next
+        hop must be local or an open connection (else an
+        :class:`~trust.node.errors.UnknownAddressError`). A sender to a producer (a channel's
+        encryptor) becomes a consumer of its flow, so the replies reach it."""
+        deliver = self._deliver
+
+        def send(msg: LocalMessage) -> Endpoint | None:
+            result = deliver(msg, source, None, None, None)
+            if result is True or result is False:
+                return None
+            if result is None:
+                raise UnknownAddressError(f"{safe_text(msg.onward_route.addresses[0])} is not "
+                                          f"connected on node {self.name}")
+            return result  # type: ignore[no-any-return]
+
+        return send
+
     # -- workers ---------------------------------------------------------------------------------
     async def start_worker(self, address: Address | str | Iterable[Address | str],
                            worker: Worker | Any, *,

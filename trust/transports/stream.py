@@ -114,6 +114,13 @@ class ReadBuffer:
             self.get()
         return cast(bytearray, self._buf)
 
+    @property
+    def view(self) -> memoryview:
+        """A view of the whole buffer, head included (slice it: no copy)."""
+        if self._view is None:
+            self.get()
+        return cast(memoryview, self._view)
+
     def release(self) -> None:
         if self._view is not None:
             self._view.release()
@@ -181,12 +188,19 @@ class StreamConnection:
             return
         self._blocked_on = None
         self.unblocked()
-        if self._blocked_on is None and not self.closing and self._transport is not None:
+        if (self._blocked_on is None and not self.closing and self._transport is not None
+                and self.wants_reading()):
             self._transport.resume_reading()
 
     def unblocked(self) -> None:
         """The consumer that blocked reading has space: retry what was held back (it may call
-        :meth:`block_on` again). Reading resumes after it, unless blocked again."""
+        :meth:`block_on` again). Reading resumes after it, unless blocked again or
+        :meth:`wants_reading` says no."""
+
+    def wants_reading(self) -> bool:
+        """Whether reading may resume once the consumer has space (a portal connection waits
+        for the other side first)."""
+        return True
 
     # -- writing: wait for space -----------------------------------------------------------------
     def pause_writing(self) -> None:

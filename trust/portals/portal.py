@@ -1,0 +1,726 @@
+"""TCP portals: an inlet turns the TCP connections it accepts into routed messages, an outlet
+turns them back into TCP connections to its target (Ockam's inlet/outlet, wire spec §6).
+
+Flow, per TCP connection (as Ockam's):
+
+1. the inlet accepts a client and sends **Ping** from the connection's portal address to the
+   outlet's route (e.g. ``[channel encryptor, "outlet"]``); it does not read the client yet;
+2. the outlet (a worker, by default at ``outlet``) checks its policy, connects to its target,
+   and answers **Pong** from the new connection's portal address;
+3. the inlet checks *its* policy on the Pong, records the Pong's return route as the remote
+   route and starts reading the client;
+4. each read (at most 48 KiB, into a reused buffer) becomes one **Payload**; the other side
+   writes the bytes to its socket;
+5. EOF on a socket sends **Disconnect**. A Disconnect received is a *half-close*: the receiver
+   shuts down the writing side of its socket once what is buffered is written, and keeps
+   reading the other way until that side ends too (then both sockets are closed). A reset or
+   error on a socket closes both ends at once.
+
+**Back-pressure, both ways, with no unbounded buffer.** A portal connection is an
+:class:`~trust.node.node.Endpoint`: when its socket's write buffer is over
+:data:`WRITE_HIGH` it refuses messages, and the producer that delivers them (the secure
+channel, a TCP connection) pauses until it drains. Its own reads pause when the next hop (the
+channel's encryptor, a full TCP connection) is full (the stream-connection base,
+:mod:`trust.transports.stream`). So a slow server slows its client, and a **stalled server
+pauses every portal connection that shares its channel** (the channel delivers in order and
+never drops a record): give connections that must not wait on each other separate channels
+(inlets).
+
+**Policies.** Each side decides with its ``authorize`` function (``(allowed, reason)`` for the
+first message from the other side: the outlet on the Ping, the inlet on the Pong), built by
+:func:`trust.portals.policy.resource_authorizer` from the node's policies. A deny closes the
+TCP connection at once (the outlet answers Disconnect, so the inlet closes its client) and
+logs the reason. Later messages must come from the same peer (the same channel identity):
+others are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Final
+
+from trust.channels.local_info import channel_info
+from trust.errors import DecodeError, TrustError, UsageError
+from trust.logsafe import safe_text, warn_limited
+from trust.node.worker import Worker
+from trust.portals.messages import (
+    DISCONNECT,
+    MAX_PAYLOAD_SIZE,
+    PING,
+    PONG,
+    PacketCounter,
+    payload_span,
+)
+from trust.routing import Address, LocalMessage, Route
+from trust.routing.bare import encode_uvarint
+from trust.transports.stream import ReadBuffer, StreamConnection, host_port
+from trust.transports.tcp import split_host_port
+
+if TYPE_CHECKING:
+    from trust.node.context import Context
+    from trust.node.node import Node
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "PONG_TIMEOUT",
+    "WRITE_HIGH",
+    "WRITE_LOW",
+    "Authorize",
+    "PortalConnection",
+    "PortalStats",
+    "TcpInlet",
+    "TcpOutlet",
+    "allow_all",
+    "create_inlet",
+    "create_outlet",
+]
+
+log = logging.getLogger("trust.portals")
+
+WRITE_HIGH: Final = 256 * 1024
+"""Bytes a portal socket's write buffer holds before the portal stops taking messages."""
+WRITE_LOW: Final = 64 * 1024
+CONNECT_TIMEOUT: Final = 10.0
+"""Seconds an outlet may take to connect to its target."""
+PONG_TIMEOUT: Final = 20.0
+"""Seconds an inlet waits for the outlet's Pong before it closes the client's connection."""
+DEFAULT_MAX_CONNECTIONS: Final = 1000
+"""Connections one inlet or outlet has open at most (more are closed at once)."""
+_HEAD: Final = 4  # 03 + uvarint(<= 49152): the Payload header is written in front of a read
+
+Authorize = Callable[[LocalMessage], tuple[bool, str]]
+"""Decides on the first message from the other side: ``(allowed, reason)``."""
+
+
+def allow_all(msg: LocalMessage) -> tuple[bool, str]:
+    """An ``authorize`` that allows every peer (in-process use, tests)."""
+    return True, "allowed: no policy"
+
+
+@dataclass(slots=True)
+class PortalStats:
+    """Counters of one inlet or outlet."""
+
+    connections: int = 0
+    """Connections opened (accepted by an inlet, made by an outlet)."""
+    active: int = 0
+    bytes_in: int = 0
+    """Bytes read from this side's sockets and sent through the portal."""
+    bytes_out: int = 0
+    """Bytes that came through the portal and were written to this side's sockets."""
+    denied: int = 0
+    """Connections closed because the policy denied the peer."""
+    failed: int = 0
+    """Connections that could not be set up (outlet unreachable, target refused, timeout)."""
+    dropped: int = 0
+    """Messages dropped: from another peer than the connection's, or malformed."""
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class _Portal:
+    """What inlets and outlets share: the node, a name, policy, stats, open connections."""
+
+    kind = "portal"
+
+    def __init__(self, node: Node, name: str, authorize: Authorize | None,
+                 max_connections: int) -> None:
+        if max_connections < 1:
+            raise UsageError("max_connections must be positive")
+        self.node = node
+        self.name = name
+        self.authorize: Authorize = authorize or allow_all
+        self.max_connections = max_connections
+        self.stats = PortalStats()
+        self.connections: set[PortalConnection] = set()
+        self.stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def opened(self, conn: PortalConnection) -> bool:
+        if self.stopping or len(self.connections) >= self.max_connections:
+            if not self.stopping:
+                warn_limited(log, f"portal_full:{self.name}", "%s %s: %d connections are open "
+                             "(its maximum); one more closed", self.kind, self.name,
+                             len(self.connections))
+                self.stats.failed += 1
+            return False
+        self.connections.add(conn)
+        self.stats.connections += 1
+        self.stats.active += 1
+        return True
+
+    def closed(self, conn: PortalConnection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.stats.active -= 1
+
+    def deny(self, conn: PortalConnection, reason: str) -> None:
+        self.stats.denied += 1
+        warn_limited(log, f"portal_denied:{self.name}", "%s %s: connection %s closed: the peer "
+                     "is denied: %s", self.kind, self.name, safe_text(conn.peer),
+                     safe_text(reason, 400))
+
+    async def _stop_connections(self) -> None:
+        self.stopping = True
+        for t in list(self._tasks):
+            t.cancel()
+        conns = list(self.connections)
+        for c in conns:
+            c.disconnect_and_abort()
+        for c in conns:
+            try:
+                async with asyncio.timeout(2):
+                    await c.wait_closed()
+            except TimeoutError:
+                pass
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, **self.stats.as_dict()}
+
+
+class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
+    """One TCP connection of a portal (the client's at an inlet, the target's at an outlet),
+    registered on the node as an endpoint at :attr:`address` (Ockam's ``sender_remote``)."""
+
+    def __init__(self, portal: _Portal, *, inlet: bool) -> None:
+        StreamConnection.__init__(self)
+        node = portal.node
+        self.portal = portal
+        self.node = node
+        self.inlet = inlet
+        self.address = Address.random()
+        self._ret = Route.from_tuple((self.address,))
+        self.remote_route: Route | None = None
+        self._send = node.endpoint_sender(self.address)
+        self._buf = ReadBuffer(MAX_PAYLOAD_SIZE, head=_HEAD)
+        self._held: LocalMessage | None = None
+        self._early = b""
+        """Bytes read before the exchange was done (an event loop may read once before it
+        honours the pause), sent first."""
+        self._backlog: list[LocalMessage] = []
+        """Messages to send after the held one (bounded: the early bytes, a Disconnect)."""
+        self.ready = False
+        """The Ping/Pong exchange is done: data flows."""
+        self._peer_info: Any = None
+        self._peer_id: str | None = None
+        self._counter = PacketCounter()
+        self.local_eof = False
+        self.remote_eof = False
+        self._disconnect_sent = False
+        self._registered = False
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self.peer = "?"
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def __repr__(self) -> str:
+        return f"PortalConnection({self.portal.kind} {self.portal.name}, {self.peer})"
+
+    # -- asyncio ---------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t = self.attach(transport, high=WRITE_HIGH, low=WRITE_LOW)
+        t.pause_reading()  # until Ping/Pong are exchanged
+        peer = t.get_extra_info("peername")
+        self.peer = host_port(peer) if peer else "?"
+        if not self.portal.opened(self):
+            self.closing = True
+            t.abort()
+            return
+        self.node.register_endpoint(self.address, self)
+        self._registered = True
+        if self.inlet:
+            self.portal._spawn(self._ping())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+        self.closing = True
+        if self.ready:
+            self._send_disconnect()
+        if self._registered:
+            self._registered = False
+            self.node.unregister_endpoint(self.address)
+        self._buf.release()
+        self.portal.closed(self)
+        self.detach()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buf.get()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.closing or not nbytes:
+            return
+        buf = self._buf.buffer
+        if not self.ready or self._early:
+            self._early += bytes(buf[_HEAD:_HEAD + nbytes])
+            if self._transport is not None:
+                self._transport.pause_reading()
+            if len(self._early) > 4 * MAX_PAYLOAD_SIZE:  # (a loop that ignores pausing)
+                self._protocol_error("the client sent too much before the portal was ready")
+            return
+        # the Payload header goes right in front of the bytes read: one copy makes the message
+        if nbytes < 0x80:
+            start = _HEAD - 2
+            buf[start] = 3
+            buf[start + 1] = nbytes
+        elif nbytes < 0x4000:
+            start = _HEAD - 3
+            buf[start] = 3
+            buf[start + 1] = (nbytes & 0x7F) | 0x80
+            buf[start + 2] = nbytes >> 7
+        else:
+            start = 0
+            buf[0] = 3
+            buf[1] = (nbytes & 0x7F) | 0x80
+            buf[2] = ((nbytes >> 7) & 0x7F) | 0x80
+            buf[3] = nbytes >> 14
+        self.bytes_in += nbytes
+        self.portal.stats.bytes_in += nbytes
+        self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
+                                bytes(self._buf.view[start:_HEAD + nbytes])))
+
+    def eof_received(self) -> bool:
+        self.local_eof = True
+        if not self.ready:
+            return False
+        self._send_disconnect()
+        return not self.remote_eof  # keep the socket open for the other direction
+
+    def wants_reading(self) -> bool:
+        return self.ready and not self.local_eof
+
+    # -- sending into the portal -----------------------------------------------------------------
+    def _emit(self, msg: LocalMessage) -> None:
+        try:
+            full = self._send(msg)
+        except TrustError as e:
+            warn_limited(log, f"portal_route:{self.portal.name}", "%s %s: connection %s closed: "
+                         "the portal's route is gone: %s", self.portal.kind, self.portal.name,
+                         safe_text(self.peer), safe_text(e))
+            self._disconnect_sent = True
+            self.abort()
+            return
+        if full is not None:
+            self._held = msg
+            self.block_on(full)
+
+    def unblocked(self) -> None:
+        msg, self._held = self._held, None
+        if msg is not None:
+            self._emit(msg)
+        backlog = self._backlog
+        while backlog and self._held is None and not self.closing:
+            self._emit(backlog.pop(0))
+
+    def _queue(self, msg: LocalMessage) -> None:
+        """Send ``msg`` after what is held back, in order."""
+        if self._held is None and not self._backlog:
+            self._emit(msg)
+        else:
+            self._backlog.append(msg)
+
+    def _send_disconnect(self) -> None:
+        if self._disconnect_sent or self.remote_route is None:
+            return
+        self._disconnect_sent = True
+        msg = LocalMessage(self.remote_route, self._ret, DISCONNECT)
+        if self._held is not None or self._backlog:
+            if self._transport is not None and not self.closing:
+                self._backlog.append(msg)
+                return
+            self._post_after_held(msg)
+            return
+        self._post(msg)
+
+    def _post_after_held(self, msg: LocalMessage) -> None:
+        """The socket is gone with messages still held back: send them and ``msg`` in order,
+        in a task that waits for space."""
+        pending = [m for m in (self._held, *self._backlog) if m is not None] + [msg]
+        self._held = None
+        self._backlog = []
+
+        async def drain() -> None:
+            for m in pending:
+                full = self._send(m)
+                while full is not None:
+                    await full.wait_space()
+                    full = self._send(m)
+
+        self.portal._spawn(self._quietly(drain()))
+
+    @staticmethod
+    async def _quietly(coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except Exception as e:  # (the route went away meanwhile: nothing more to tell)
+            log.debug("a portal message could not be sent: %s", safe_text(e))
+
+    def _post(self, msg: LocalMessage) -> None:
+        """Send a control message; if the next hop is full, in a task that waits for space."""
+        try:
+            full = self._send(msg)
+        except TrustError:
+            return
+        if full is not None:
+            self.portal._spawn(self._post_later(msg, full))
+
+    async def _post_later(self, msg: LocalMessage, full: Any) -> None:
+        # (until sent: other connections may take the space first; one task per connection
+        # at most, cancelled when the portal stops)
+        while full is not None:
+            try:
+                await full.wait_space()
+                full = self._send(msg)
+            except Exception:
+                return
+
+    def disconnect_and_abort(self) -> None:
+        """Tell the other side (if the exchange is done) and close the socket at once."""
+        if self.ready:
+            self._send_disconnect()
+        self._disconnect_sent = True
+        self.abort()
+
+    # -- messages from the other side (the Endpoint interface) -------------------------------------
+    def offer(self, msg: LocalMessage) -> bool:
+        if self.closing:
+            return True  # the socket is going: dropped
+        if self._write_paused:
+            return False
+        if msg.local_info is not self._peer_info and not self._same_peer(msg):
+            return True
+        payload = msg.payload
+        if len(msg.onward_route._addrs) != 1 or not payload:
+            self._dropped("a portal message must end at the portal connection")
+            return True
+        tag = payload[0]
+        if tag == 3 and self.ready and not self.remote_eof:
+            try:
+                start, end, counter = payload_span(payload)
+                if counter is not None:
+                    self._counter.check(counter)
+            except DecodeError as e:
+                self._protocol_error(str(e))
+                return True
+            n = end - start
+            if n:
+                self._transport.write(  # type: ignore[union-attr]
+                    memoryview(payload)[start:end] if start or end != len(payload) else payload)
+                self.bytes_out += n
+                self.portal.stats.bytes_out += n
+            return True
+        if len(payload) != 1:
+            self._protocol_error("malformed portal message")
+        elif payload == DISCONNECT:
+            self._on_disconnect()
+        elif payload == PONG and self.inlet and not self.ready:
+            self._on_pong(msg)
+        else:
+            self._protocol_error(f"unexpected portal message {payload.hex()}")
+        return True
+
+    def _same_peer(self, msg: LocalMessage) -> bool:
+        """Did ``msg`` come from this connection's peer (the same channel identity)?"""
+        if self._peer_info is None:  # the first message (a Pong) decides in _on_pong
+            return True
+        info = channel_info(msg) if msg.local_info else None
+        ident = None if info is None else info.identifier
+        if ident == self._peer_id and bool(msg.local_info) == bool(self._peer_info):
+            self._peer_info = msg.local_info  # (e.g. a credential refresh made a new one)
+            return True
+        self._dropped("it came from another peer than the connection's")
+        return False
+
+    def _dropped(self, why: str) -> None:
+        self.portal.stats.dropped += 1
+        warn_limited(log, f"portal_dropped:{self.portal.name}", "%s %s: a message to connection "
+                     "%s dropped: %s", self.portal.kind, self.portal.name, safe_text(self.peer),
+                     why)
+
+    def _protocol_error(self, why: str) -> None:
+        self.portal.stats.dropped += 1
+        warn_limited(log, f"portal_protocol:{self.portal.name}", "%s %s: connection %s closed: "
+                     "%s", self.portal.kind, self.portal.name, safe_text(self.peer),
+                     safe_text(why))
+        self.disconnect_and_abort()
+
+    def _on_disconnect(self) -> None:
+        if not self.ready:  # the outlet refused (policy, target unreachable)
+            self._disconnect_sent = True
+            warn_limited(log, f"portal_refused:{self.portal.name}", "%s %s: connection %s "
+                         "closed: the outlet refused it (see the outlet node's log)",
+                         self.portal.kind, self.portal.name, safe_text(self.peer),
+                         level=logging.INFO)
+            self.abort()
+            return
+        self.remote_eof = True
+        t = self._transport
+        if t is None:
+            return
+        if self.local_eof or not t.can_write_eof():
+            t.close()  # (after what is buffered is written)
+        else:
+            t.write_eof()
+
+    def _remember_peer(self, msg: LocalMessage) -> None:
+        self._peer_info = msg.local_info
+        info = channel_info(msg) if msg.local_info else None
+        self._peer_id = None if info is None else info.identifier
+
+    # -- the inlet side: Ping, then wait for Pong ------------------------------------------------
+    async def _ping(self) -> None:
+        inlet = self.portal
+        assert isinstance(inlet, TcpInlet)
+        try:
+            route = await inlet.outlet_route()
+        except (TrustError, OSError) as e:
+            inlet.stats.failed += 1
+            warn_limited(log, f"portal_route:{inlet.name}", "inlet %s: connection %s closed: "
+                         "cannot reach the outlet: %s", inlet.name, safe_text(self.peer),
+                         safe_text(e))
+            self.abort()
+            return
+        if self.closing:
+            return
+        self._pong_timer = asyncio.get_running_loop().call_later(inlet.pong_timeout,
+                                                                 self._no_pong)
+        self._emit(LocalMessage(route, self._ret, PING))
+
+    def _no_pong(self) -> None:
+        self._pong_timer = None
+        if not self.ready and not self.closing:
+            self.portal.stats.failed += 1
+            inlet = self.portal
+            warn_limited(log, f"portal_pong:{inlet.name}", "inlet %s: connection %s closed: no "
+                         "answer from the outlet within %gs", inlet.name, safe_text(self.peer),
+                         getattr(inlet, "pong_timeout", PONG_TIMEOUT))
+            self.abort()
+
+    def _on_pong(self, msg: LocalMessage) -> None:
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+        self.remote_route = msg.return_route
+        allowed, reason = _decide(self.portal, msg)
+        if not allowed:
+            self.portal.deny(self, reason)
+            self.ready = True  # (so the outlet hears Disconnect)
+            self.disconnect_and_abort()
+            return
+        self._remember_peer(msg)
+        self._go()
+
+    def _go(self) -> None:
+        self.ready = True
+        self._flush_early()
+        if self._held is None and not self.closing and self._transport is not None:
+            self._transport.resume_reading()
+
+    def _flush_early(self) -> None:
+        early, self._early = self._early, b""
+        for i in range(0, len(early), MAX_PAYLOAD_SIZE):
+            chunk = early[i:i + MAX_PAYLOAD_SIZE]
+            self.bytes_in += len(chunk)
+            self.portal.stats.bytes_in += len(chunk)
+            msg = LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
+                               b"\x03" + encode_uvarint(len(chunk)) + chunk)
+            self._queue(msg)
+
+    # -- the outlet side -------------------------------------------------------------------------
+    def accept_ping(self, ping: LocalMessage) -> None:
+        """(Outlet) answer Pong along the Ping's return route, then read the target."""
+        self.remote_route = ping.return_route
+        self._remember_peer(ping)
+        self._emit(LocalMessage(ping.return_route, self._ret, PONG))
+        self._go()
+
+
+def _decide(portal: _Portal, msg: LocalMessage) -> tuple[bool, str]:
+    try:
+        return portal.authorize(msg)
+    except Exception:  # fail closed
+        log.exception("%s %s: the access decision failed; denying", portal.kind, portal.name)
+        return False, "the access decision failed"
+
+
+class TcpInlet(_Portal):
+    """Listens on a TCP address; each connection it accepts goes through the portal to the
+    outlet at :meth:`outlet_route` (see the module docstring). Made by :func:`create_inlet`."""
+
+    kind = "inlet"
+
+    def __init__(self, node: Node, name: str, to: Route | Callable[[], Awaitable[Route]], *,
+                 authorize: Authorize | None = None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 pong_timeout: float = PONG_TIMEOUT) -> None:
+        super().__init__(node, name, authorize, max_connections)
+        self._to = to
+        self.pong_timeout = pong_timeout
+        self.address = ""
+        """The bound ``host:port``."""
+        self._server: asyncio.AbstractServer | None = None
+
+    async def outlet_route(self) -> Route:
+        """The route to the outlet (a callable ``to`` is asked for each connection: it may
+        open, or reopen, secure channels)."""
+        to = self._to
+        return to if isinstance(to, Route) else await to()
+
+    async def listen(self, address: str) -> None:
+        host, port = split_host_port(address)
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(lambda: PortalConnection(self, inlet=True),
+                                                    host, port)
+        except OSError as e:
+            from trust.errors import ConflictError
+            from trust.transports.tcp import ConnectionFailedError
+
+            if e.errno == 98:
+                raise ConflictError(f"cannot listen on {safe_text(address)}: the address is "
+                                    "already in use") from None
+            raise ConnectionFailedError(f"cannot listen on {safe_text(address)}: "
+                                        f"{e.strerror or e}") from None
+        self.address = host_port(self._server.sockets[0].getsockname())
+        log.info("inlet %s listening on %s", self.name, self.address)
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.address)[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection (the outlet is told)."""
+        if self._server is not None:
+            self._server.close()
+        await self._stop_connections()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "address": self.address}
+
+
+class TcpOutlet(_Portal, Worker):
+    """A worker (Ockam's outlet listener) that connects to ``target`` for each Ping. Made by
+    :func:`create_outlet`."""
+
+    kind = "outlet"
+
+    def __init__(self, node: Node, name: str, target: str, *, authorize: Authorize | None = None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        _Portal.__init__(self, node, name, authorize, max_connections)
+        self.host, self.port = split_host_port(target)
+        self.target = target
+        self.connect_timeout = connect_timeout
+        self._pending = 0
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        if msg.payload != PING or len(msg.onward_route) != 1:
+            self.stats.dropped += 1
+            warn_limited(log, f"portal_protocol:{self.name}", "outlet %s: a message that is not "
+                         "a Ping dropped", self.name)
+            return
+        if self.stopping:
+            return
+        if self._pending + len(self.connections) >= self.max_connections:
+            self.stats.failed += 1
+            warn_limited(log, f"portal_full:{self.name}", "outlet %s: %d connections are open "
+                         "(its maximum); one more refused", self.name, len(self.connections))
+            await self._refuse(ctx, msg)
+            return
+        allowed, reason = _decide(self, msg)
+        if not allowed:
+            info = channel_info(msg) if msg.local_info else None
+            self.stats.denied += 1
+            warn_limited(log, f"portal_denied:{self.name}", "outlet %s: connection for %s "
+                         "refused: the peer is denied: %s", self.name,
+                         "a peer without a secure channel" if info is None else info.identifier,
+                         safe_text(reason, 400))
+            await self._refuse(ctx, msg)
+            return
+        self._pending += 1
+        self._spawn(self._connect(ctx, msg))
+
+    async def _refuse(self, ctx: Context, msg: LocalMessage) -> None:
+        try:
+            await ctx.send(msg.return_route, DISCONNECT, drop_when_full=True)
+        except TrustError:
+            pass
+
+    async def _connect(self, ctx: Context, ping: LocalMessage) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    _, conn = await loop.create_connection(
+                        lambda: PortalConnection(self, inlet=False), self.host, self.port)
+            except (OSError, TimeoutError) as e:
+                self.stats.failed += 1
+                reason = (f"timed out after {self.connect_timeout:g}s"
+                          if isinstance(e, TimeoutError) else e.strerror or str(e))
+                warn_limited(log, f"portal_target:{self.name}", "outlet %s: cannot connect to "
+                             "%s: %s", self.name, safe_text(self.target), safe_text(reason))
+                await self._refuse(ctx, ping)
+                return
+        finally:
+            self._pending -= 1
+        if not conn.closing:
+            conn.accept_ping(ping)
+
+    async def shutdown(self, ctx: Context) -> None:
+        await self._stop_connections()
+
+    async def stop(self) -> None:
+        """Stop the outlet worker and close its connections."""
+        if self.node.has_address(self.name):
+            await self.node.stop_worker(self.name)
+        else:
+            await self._stop_connections()
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "target": self.target}
+
+
+async def create_outlet(node: Node, target: str, address: str = "outlet", *,
+                        authorize: Authorize | None = None,
+                        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                        connect_timeout: float = CONNECT_TIMEOUT) -> TcpOutlet:
+    """Start an outlet at ``address`` that connects to ``target`` (``host:port``) for each
+    inlet connection. It is admitted by the node's secure-channel listeners (messages out of
+    their channels may reach it); ``authorize`` decides on each Ping (default: allow all)."""
+    outlet = TcpOutlet(node, address, target, authorize=authorize,
+                       max_connections=max_connections, connect_timeout=connect_timeout)
+    await node.start_worker(address, outlet)
+    for listener in node.secure_channel_listeners():
+        node.flow_controls.add_consumer(address, listener.flow_control_id)
+    return outlet
+
+
+async def create_inlet(node: Node, address: str, to: Route | Callable[[], Awaitable[Route]], *,
+                       name: str | None = None, authorize: Authorize | None = None,
+                       max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                       pong_timeout: float = PONG_TIMEOUT) -> TcpInlet:
+    """Listen on ``address`` (``host:port``; port 0: a free one) and carry each connection to
+    the outlet at ``to`` (a route whose first hop is local, e.g. ``channel.route /
+    "outlet"``, or an async function returning one); ``authorize`` decides on each Pong."""
+    inlet = TcpInlet(node, name or address, to, authorize=authorize,
+                     max_connections=max_connections, pong_timeout=pong_timeout)
+    await inlet.listen(address)
+    if name is None:
+        inlet.name = inlet.address
+    return inlet
