@@ -65,12 +65,24 @@ def _show_plain(state: dict[str, Any]) -> str:
                    "then requires a credential from it (or the authority itself).")
 @click.option("--credential", metavar="HEX|@PATH",
               help="The credential the node presents (issued to its identity by an --authority).")
+@click.option("--ticket", metavar="TICKET|@FILE",
+              help="Enroll the node's identity with the ticket's authority first (ticket "
+                   "create prints one), then trust that authority and present the credential "
+                   "it issues, refreshed before it expires. Not with --authority/--credential.")
+@click.option("--authority-route", metavar="ROUTE",
+              help="Where the node's authority listens (e.g. /dnsaddr/HOST/tcp/PORT/service/"
+                   "api): the node pulls its revocation list from there (default with "
+                   "--ticket: the ticket's route). Needs --authority or --ticket.")
+@click.option("--revocation-refresh", metavar="DURATION",
+              help="How often the node pulls its authority's revocation list (default: 30s; "
+                   "with --ticket or --authority-route).")
 @click.option("--foreground", is_flag=True,
               help="Run the node in this terminal until Ctrl-C (for containers).")
 @output_option
 def create(name: str, tcp_listener_address: str | None, identity: str | None,
            hop_allow: tuple[str, ...], max_connections: str, idle_timeout: str,
            stall_timeout: str, authorities: tuple[str, ...], credential: str | None,
+           ticket: str | None, authority_route: str | None, revocation_refresh: str | None,
            foreground: bool, output: str) -> None:
     """Create node NAME and start it in the background; returns when it is ready.
 
@@ -81,16 +93,31 @@ def create(name: str, tcp_listener_address: str | None, identity: str | None,
       truststack node create b --hop-allow 10.0.0.2:5000 --idle-timeout 10m
       truststack node create n1 --foreground
       truststack node create n3 --authority authority --credential @n3.cred
+      truststack node create db --ticket @db.ticket --revocation-refresh 10s
     """
     from trust.node.launcher import create_node, node_config, resolve_listener_flag
 
     address = resolve_listener_flag(tcp_listener_address)
+    enrollment = _enrollment_flags(ticket, authority_route, revocation_refresh,
+                                   authorities, credential)
     options: dict[str, Any] = {"hop_allow": list(hop_allow),
                "max_connections": _count("--max-connections", max_connections),
                "idle_timeout": _duration("--idle-timeout", idle_timeout),
-               "stall_timeout": _duration("--stall-timeout", stall_timeout),
-               "authorities": _authority_histories(authorities),
-               "credential": _credential_hex(credential)}
+               "stall_timeout": _duration("--stall-timeout", stall_timeout)}
+    if enrollment is not None and enrollment.ticket is not None:
+        # checked before the ticket is spent: the name is free and the other flags are valid
+        node_config(name, identity=identity, tcp_listener_address=address, **options)
+        from trust.errors import ConflictError
+        from trust.node.files import NodePaths
+
+        if NodePaths(name).exists():
+            raise ConflictError(f"a node named {name} already exists")
+        options.update(_enroll(name, identity, enrollment))
+    else:
+        options.update(authorities=_authority_histories(authorities),
+                       credential=_credential_hex(credential))
+    if enrollment is not None:
+        options["extra"] = enrollment.record()
     if foreground:
         config = node_config(name, identity=identity, tcp_listener_address=address, **options)
         _run_foreground(name, address, config, output)
@@ -99,6 +126,76 @@ def create(name: str, tcp_listener_address: str | None, identity: str | None,
     state.pop("control", None)
     emit(output, state, lambda: f"Node {name} is running (pid {state['pid']}), "
                                f"listening on {_listeners(state)}")
+
+
+class _Enrollment:
+    """The validated ``--ticket``, ``--authority-route`` and ``--revocation-refresh``."""
+
+    def __init__(self, ticket: Any, route: str | None, refresh: float) -> None:
+        self.ticket = ticket
+        self.route = route
+        self.refresh = refresh
+
+    def record(self) -> dict[str, Any]:
+        route = self.route if self.route is not None else self.ticket.route_text
+        return {"authority_route": route, "revocation_refresh": self.refresh,
+                "credential_refresh": self.ticket is not None}
+
+
+MAX_ROUTE_TEXT = 4096
+
+
+def _enrollment_flags(ticket: str | None, route: str | None, refresh: str | None,
+                      authorities: tuple[str, ...], credential: str | None) -> _Enrollment | None:
+    """Check how ``--ticket``, ``--authority-route`` and ``--revocation-refresh`` combine with
+    ``--authority``/``--credential`` (a usage error, exit 2, when they do not) and parse them;
+    ``None`` when none is given."""
+    from trust.errors import DecodeError, UsageError
+
+    if ticket is not None and (authorities or credential is not None):
+        raise UsageError("--ticket cannot be combined with --authority or --credential (the "
+                         "ticket names the authority; the node enrolls for its credential)")
+    if route is not None and ticket is None and not authorities:
+        raise UsageError("--authority-route needs --authority (the authority it reaches) or "
+                         "--ticket")
+    if refresh is not None and ticket is None and route is None:
+        raise UsageError("--revocation-refresh needs --ticket or --authority-route (where the "
+                         "revocation list is pulled from)")
+    if ticket is None and route is None:
+        return None
+    seconds = 30.0 if refresh is None else _duration("--revocation-refresh", refresh)
+    if not 0.1 <= seconds <= 86400:
+        raise UsageError("invalid --revocation-refresh: between 100ms and 1d")
+    if route is not None:
+        from trust.routing import parse_multiaddr
+
+        if not 0 < len(route) <= MAX_ROUTE_TEXT:
+            raise UsageError(f"--authority-route must be route text of at most {MAX_ROUTE_TEXT} "
+                             "characters")
+        parse_multiaddr(route)  # a malformed route is a usage error now, not at each pull
+    parsed = None
+    if ticket is not None:
+        from trust.cli.common import read_value
+        from trust.enrollment.ticket import EnrollmentTicket
+
+        text = read_value(ticket, None, what="ticket")
+        try:
+            parsed = EnrollmentTicket.decode(text)
+        except DecodeError as e:
+            raise DecodeError(f"invalid --ticket: {e}") from None
+    return _Enrollment(parsed, route, seconds)
+
+
+def _enroll(name: str, identity: str | None, enrollment: _Enrollment) -> dict[str, Any]:
+    """Enroll the node's identity (``--identity``, else one named after the node, created if
+    missing) with the ticket's authority; the ``authorities`` and ``credential`` to record."""
+    from trust.cli.common import run
+    from trust.node.enrollment_feature import enroll_identity
+
+    ticket = enrollment.ticket
+    credential = run(enroll_identity(ticket, identity or name, create=identity is None))
+    return {"authorities": [ticket.authority.export_hex()],
+            "credential": credential.encode().hex()}
 
 
 def _authority_histories(refs: tuple[str, ...]) -> list[str]:
