@@ -32,15 +32,17 @@ class Live:
     """An authority that issued nothing to anyone here."""
     expired: ChannelIdentity
     """A party whose attestation of its static key expired (real clock)."""
+    future: ChannelIdentity
+    """A party whose attestation of its static key is valid only from an hour ahead."""
 
 
-async def _party(vault: SoftwareVault, now: int, ttl: int = 86_400
+async def _party(vault: SoftwareVault, now: int, ttl: int = 86_400, attested_at: int | None = None
                  ) -> tuple[Identity, ChannelIdentity]:
     key = await vault.generate_key(KeyType.ED25519)
     identity = await create_identity(vault, key, now=now)
     static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
     att = await attest_purpose_key(identity, vault, key, PurposePublicKey.secure_channel(static.public),
-                                   now=now, ttl=ttl)
+                                   now=now if attested_at is None else attested_at, ttl=ttl)
     return identity, ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), att))
 
 
@@ -58,7 +60,8 @@ async def _live() -> Live:
                                   now=now, ttl=3_600)
     other = await create_identity(vault, await vault.generate_key(KeyType.ED25519), now=now)
     _, expired = await _party(vault, now, ttl=30)
-    return Live(authority, alice, bob, carol, cred, other, expired)
+    _, future = await _party(vault, now, attested_at=now + 3_600)
+    return Live(authority, alice, bob, carol, cred, other, expired, future)
 
 
 @cache

@@ -1,7 +1,8 @@
 """When no channel may exist, none does: a responder that refuses the initiator after message 3
 closes the initiator's channel at once (an encrypted Close), an initiator that refuses leaves
-the responder's half-done handshake to time out; deleting a listener closes what it accepted;
-a channel inside a channel to the same node's listener opens."""
+the responder's half-done handshake to time out; a handshake message changed on its way
+leaves no channel; deleting a listener closes what it accepted; a channel inside a channel to
+the same node's listener opens."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from trust.channels import (
 )
 from trust.channels.keys import DhKey
 from trust.channels.workers import ChannelClosedError, SecureChannelListener
-from trust.errors import NotFoundError, UntrustedError
-from trust.node import Node
-from trust.routing import Address, Route
+from trust.errors import NotFoundError, TrustError, UntrustedError, VerificationError
+from trust.node import Context, Node
+from trust.node.node import from_peer
+from trust.routing import Address, LocalMessage, Route
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
@@ -61,6 +63,7 @@ def _refused_cases() -> list[tuple[str, ChannelIdentity, dict[str, Any]]]:
          {"trust": TrustAuthority(w.other_authority)}),
         ("attested key is not the Noise key", _forged(X25519KeyPair.generate(), alice), {}),
         ("expired attestation", w.expired, {}),
+        ("future attestation", w.future, {}),
         ("history that does not verify",
          _forged(w.alice.static, IdentityAndCredentials.of(bytes(history),
                                                            alice.purpose_key_attestation)), {}),
@@ -145,6 +148,32 @@ def test_an_initiator_that_refuses_leaves_no_channel_on_either_side() -> None:
     run(main)
 
 
+async def _bad_responder(what: str, responder: ChannelIdentity) -> None:
+    async with nodes("alice", "bob") as (alice, bob):
+        listener = await bob.create_secure_channel_listener(responder, handshake_timeout=0.3)
+        tcp = await bob.create_tcp_listener("127.0.0.1:0")
+        bob_workers = set(bob.workers())
+        alice_workers = set(alice.workers())
+        try:
+            await alice.create_secure_channel(live().alice, [Address.tcp(tcp.address), "api"],
+                                              timeout=5)
+            raise AssertionError(f"{what}: accepted")
+        except VerificationError:
+            pass
+        assert alice.secure_channels() == [] and set(alice.workers()) == alice_workers, what
+        await _until(lambda: listener.stats.timed_out == 1, 2.0)
+        await _until(lambda: set(bob.workers()) == bob_workers)
+        assert bob.secure_channels() == [] and listener.stats.failed_handshakes == 0, what
+
+
+def test_an_initiator_refusing_any_bad_responder_leaves_no_channel() -> None:
+    async def main() -> None:
+        for what, responder, _ in _refused_cases()[3:]:  # (the bad identities)
+            await _bad_responder(what, responder)
+
+    run(main)
+
+
 def test_deleting_a_listener_closes_the_channels_it_accepted() -> None:
     async def main() -> None:
         w = live()
@@ -198,5 +227,52 @@ def test_a_channel_inside_a_channel_to_the_same_nodes_listener() -> None:
             assert bob.stats.refused_by_flow_control == 0
             await inner.close()
             assert await alice.send_and_receive(outer.route / "echo", b"out", timeout=5) == b"out"
+
+    run(main)
+
+
+def test_a_changed_handshake_message_leaves_no_channel() -> None:
+    """A worker on alice's node relays the handshake to bob over TCP and changes one byte of
+    the Nth message it passes toward bob (message 1 or 3) or back (message 2)."""
+
+    async def once(outward: bool, nth: int, index: int) -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            listener, route = await _listener(bob, handshake_timeout=0.3)
+            seen = {True: 0, False: 0}
+
+            async def tamper(ctx: Context, msg: LocalMessage) -> None:
+                onward = msg.onward_route.pop_front()
+                out = not from_peer(msg)  # from alice's side of the handshake, toward bob
+                seen[out] += 1
+                payload = msg.payload
+                if out is outward and seen[out] == nth:
+                    changed = bytearray(payload)
+                    changed[index] ^= 0x01
+                    payload = bytes(changed)
+                await ctx.forward(LocalMessage(onward, msg.return_route.push_front(ctx.address),
+                                               payload))
+
+            await alice.start_worker("tamper", tamper)
+            bob_workers = set(bob.workers())
+            alice_workers = set(alice.workers())
+            try:
+                channel = await alice.create_secure_channel(w.alice, ["tamper", *route], timeout=2)
+            except TrustError:
+                assert (outward, nth) != (True, 2)  # only message 3 fails after alice is done
+            else:
+                assert (outward, nth) == (True, 2)
+                # bob could not read message 3's payload, but had its keys: it told alice
+                await _until(lambda: alice.secure_channels() == [], 1.0)
+                assert channel.closed and listener.stats.refusals_sent == 1
+            await _until(lambda: set(alice.workers()) == alice_workers, 1.0)
+            await _until(lambda: set(bob.workers()) == bob_workers, 2.0)  # (timed out, or failed)
+            assert alice.secure_channels() == [] and bob.secure_channels() == []
+            assert listener.stats.failed_handshakes + listener.stats.timed_out == 1
+
+    async def main() -> None:
+        for outward, nth, index in ((True, 1, 5), (False, 1, 3), (False, 1, 100), (True, 2, 70),
+                                    (True, 2, -1)):
+            await once(outward, nth, index)
 
     run(main)

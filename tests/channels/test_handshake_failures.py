@@ -405,16 +405,22 @@ def test_responder_refusing_after_message_3_holds_a_close_record_for_the_initiat
     # only the initiator reads it (its keys): a Close, which its channel honours
     assert isinstance(done, HandshakeComplete)
     assert RecordSession(done.keys).decrypt(res.refusal) == Close()
-    # no refusal when the handshake succeeded, or when message 3 did not decrypt (no keys)
-    res = Responder(w.carol.channel_identity())
-    ini = Initiator(w.alice.channel_identity())
-    [m2] = res.receive(ini.start(), now=NOW)
-    m3, _ = ini.receive(m2.data, now=NOW)  # type: ignore[union-attr]
-    changed = bytearray(m3.data)  # type: ignore[union-attr]
-    changed[-1] ^= 1
-    with pytest.raises(DecryptionError):
-        res.receive(bytes(changed), now=NOW)
-    assert res.refusal is None
+    # a changed payload of message 3: refused, and the initiator is told (its keys exist);
+    # a changed static key (its first 48 bytes): no keys, so no refusal
+    for where, told in ((-1, True), (60, True), (0, False), (47, False)):
+        res = Responder(w.carol.channel_identity())
+        ini = Initiator(w.alice.channel_identity())
+        [m2] = res.receive(ini.start(), now=NOW)
+        m3, done = ini.receive(m2.data, now=NOW)  # type: ignore[union-attr]
+        changed = bytearray(m3.data)  # type: ignore[union-attr]
+        changed[where] ^= 1
+        with pytest.raises(DecryptionError):
+            res.receive(bytes(changed), now=NOW)
+        assert (res.refusal is not None) is told, where
+        if res.refusal is not None:
+            assert isinstance(done, HandshakeComplete)
+            assert RecordSession(done.keys).decrypt(res.refusal) == Close()
+    # no refusal when the handshake succeeded
     res = Responder(w.carol.channel_identity())
     ini = Initiator(w.alice.channel_identity())
     [m2] = res.receive(ini.start(), now=NOW)

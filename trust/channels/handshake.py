@@ -167,11 +167,12 @@ class Initiator(_Machine):
 class Responder(_Machine):
     """The side that accepts a channel (one per incoming message 1).
 
-    When it refuses the initiator after message 3 (the Noise handshake completed, the
-    initiator's identity, attestation, credentials or trust did not pass), the initiator
-    already holds an open channel: :attr:`refusal` is then a Close record under the derived
-    keys, for the runtime to send back along message 3's return route (Ockam's decryptor
-    honours Close too). The keys themselves are not kept."""
+    When it refuses the initiator after message 3 (the initiator's identity, attestation,
+    credentials or trust did not pass, or the payload of message 3 was changed on its way),
+    the initiator already holds an open channel: :attr:`refusal` is then a Close record under
+    the derived keys, for the runtime to send back along message 3's return route (Ockam's
+    decryptor honours Close too). The keys themselves are not kept. (A message 3 whose first
+    48 bytes, the encrypted static key, were changed gives no keys, hence no refusal.)"""
 
     __slots__ = ("refusal",)
 
@@ -202,6 +203,10 @@ class Responder(_Machine):
             try:
                 payload, keys = noise.read_message3(data)
             except Exception as e:
+                failed_keys = noise.keys_of_failed_message3
+                if failed_keys is not None:  # the payload was changed on its way: refuse too
+                    noise.keys_of_failed_message3 = None
+                    self.refusal = RecordSession(failed_keys).encrypt(Close())
                 self._failed(e)
                 raise
             try:

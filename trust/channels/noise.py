@@ -264,11 +264,15 @@ class NoiseInitiator(_Noise):
 class NoiseResponder(_Noise):
     """The responder's side of the bare Noise XX exchange."""
 
-    __slots__ = ()
+    __slots__ = ("keys_of_failed_message3",)
 
     def __init__(self, static: DhKey, *, ephemeral: DhKey | None = None,
                  protocol_name: bytes = PROTOCOL_NAME, prologue: bytes = b"") -> None:
         super().__init__(static, ephemeral, protocol_name, prologue)
+        self.keys_of_failed_message3: SplitKeys | None = None
+        """When message 3's static key decrypted (authentic: only the initiator could make it)
+        but its payload did not (changed bytes), the transport keys the initiator derived:
+        enough to tell it, with a Close record, that its channel does not exist."""
 
     def read_message1(self, data: bytes) -> bytes:
         """Process message 1; return its (plaintext) payload."""
@@ -330,7 +334,12 @@ class NoiseResponder(_Noise):
             assert e is not None
             rs_bytes = ss.decrypt_and_hash(data[:48], "static key of message 3")
             ss.mix_key(e.dh(peer_public_key(rs_bytes)))
-            payload = ss.decrypt_and_hash(data[48:], "payload of message 3")
+            try:
+                payload = ss.decrypt_and_hash(data[48:], "payload of message 3")
+            except DecryptionError:  # (the split does not depend on the payload)
+                k1, k2 = ss.split()
+                self.keys_of_failed_message3 = SplitKeys(encrypt_key=k1, decrypt_key=k2)
+                raise
             k1, k2 = ss.split()
         except BaseException:
             self._fail()

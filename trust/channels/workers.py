@@ -383,7 +383,8 @@ class _DecryptorWorker(Worker):
             if self.channel is None:
                 if self.listener is not None:
                     self.listener.stats.timed_out += 1
-                self._fail(ChannelTimeoutError(f"the handshake did not complete within {timeout:g}s"))
+                self._fail(ChannelTimeoutError(f"the handshake did not complete within {timeout:g}s"),
+                           count=False)  # (counted as timed out, not as failed)
                 task = asyncio.get_running_loop().create_task(
                     _stop_quietly(self.node, self.addresses.decryptor_remote))
                 _TASKS.add(task)
