@@ -276,3 +276,41 @@ def test_a_changed_handshake_message_leaves_no_channel() -> None:
             await once(outward, nth, index)
 
     run(main)
+
+
+def test_replayed_handshake_messages_make_no_channel() -> None:
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            listener, route = await _listener(bob)
+            recorded: list[LocalMessage] = []
+
+            async def recorder(ctx: Context, msg: LocalMessage) -> None:
+                onward = msg.onward_route.pop_front()
+                if not from_peer(msg):
+                    recorded.append(LocalMessage(onward, msg.return_route, msg.payload))
+                await ctx.forward(LocalMessage(onward, msg.return_route.push_front(ctx.address),
+                                               msg.payload))
+
+            await alice.start_worker("recorder", recorder)
+            channel = await alice.create_secure_channel(w.alice, ["recorder", *route], timeout=5)
+            await _until(lambda: len(bob.secure_channels()) == 1 and len(recorded) == 2)
+            [bobs] = bob.secure_channels()
+            m1, m3 = recorded
+            ctx = alice.context()
+            # message 3 again, to the channel it opened: a record that does not decrypt
+            rejected = bob.stats.channel_records_rejected
+            await ctx.send(m3.onward_route, m3.payload)
+            await _until(lambda: bob.stats.channel_records_rejected == rejected + 1)
+            # message 1 again: a new handshake (a fresh ephemeral key), whose message 2 no one
+            # can answer; message 3 replayed to it fails
+            await ctx.send(m1.onward_route, m1.payload)
+            m2 = await ctx.receive(5)
+            await ctx.send(m2.return_route, m3.payload)
+            await _until(lambda: listener.stats.failed_handshakes == 1)
+            assert listener.stats.handshakes == 2 and listener.stats.refusals_sent == 0
+            assert bob.secure_channels() == [bobs] and alice.secure_channels() == [channel]
+            assert await alice.send_and_receive(channel.route / "echo", b"ok", timeout=5) == b"ok"
+            ctx.close()
+
+    run(main)
