@@ -939,7 +939,13 @@ class Node:
         the open :class:`~trust.channels.workers.SecureChannel` (``channel.route / "echo"``
         reaches the peer's ``echo``). A failed handshake raises its typed error and leaves
         nothing registered; one not done within ``timeout`` (30 s) raises
-        :class:`~trust.channels.workers.ChannelTimeoutError`."""
+        :class:`~trust.channels.workers.ChannelTimeoutError`.
+
+        It returns as soon as this side has verified the peer and sent message 3 (Noise XX):
+        a responder that then refuses this side answers with Close, and the channel closes
+        one round trip later (it leaves :meth:`secure_channels`; ``channel.closed``; sending
+        to its route raises :class:`~trust.errors.NotFoundError`). Messages sent in between
+        are dropped by the responder, never delivered."""
         from trust.channels import workers
 
         ident = await workers.channel_identity(identity, identities=identities,
