@@ -93,8 +93,9 @@ def test_unregister_and_slot() -> None:
 
 # -- no reach-ins ---------------------------------------------------------------------------------
 
-_CHECKED = [*sorted((ROOT / "trust" / "channels").glob("*.py")), ROOT / "trust" / "node" / "context.py",
-            ROOT / "trust" / "node" / "node.py"]
+_CHECKED = [*sorted((ROOT / "trust" / "channels").glob("*.py")),
+            *(ROOT / "trust" / "node" / f for f in ("context.py", "node.py", "services.py")),
+            ROOT / "trust" / "routing" / "tcp_frame.py"]
 _HANDLES = {"node", "ctx", "context", "router", "transport", "route", "msg", "mailbox_owner"}
 
 

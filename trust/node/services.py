@@ -28,7 +28,7 @@ class Echo(InlineWorker):
         return ctx.reply_nowait(msg, msg.payload)
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-        if msg.return_route._addrs:  # (never waits: drop_when_full)
+        if msg.return_route.addresses:  # (never waits: drop_when_full)
             await ctx.send(msg.return_route, msg.payload)
 
 
@@ -47,7 +47,7 @@ class Hop(InlineWorker):
     @staticmethod
     def _next(ctx: Context, msg: LocalMessage) -> LocalMessage | None:
         nxt = msg.step_forward(ctx.address)
-        onward = nxt.onward_route._addrs
+        onward = nxt.onward_route.addresses
         if not onward:
             return None
         flow = msg.find_local_info(FLOW_CONTROL_LOCAL_INFO) if msg.local_info else None

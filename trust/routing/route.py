@@ -51,7 +51,7 @@ class Route:
         return r
 
     _of = from_tuple
-    """Former name of :meth:`from_tuple` (kept while other modules move to it)."""
+    """Former name of :meth:`from_tuple` (kept for code outside this repository)."""
 
     @classmethod
     def of(cls, value: RouteLike) -> Route:
@@ -161,5 +161,5 @@ class Route:
 
 
 # Former name of the ``addresses`` slot, the same descriptor (as fast), for the modules that still
-# read ``route._addrs`` (trust.transports.tcp, trust.routing.tcp_frame, trust.node.services).
+# read ``route._addrs`` (trust.transports.tcp, trust.portals.portal: theirs to move).
 Route._addrs = Route.__dict__["addresses"]  # type: ignore[misc]

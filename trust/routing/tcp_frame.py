@@ -271,12 +271,12 @@ def read_route(data: bytes | bytearray, pos: int, end: int, field: str) -> tuple
             raise DecodeError("array longer than the data", field=field)
     if n == 1:
         a, pos = read_address(data, pos, end, field)
-        return Route._of((a,)), pos
+        return Route.from_tuple((a,)), pos
     addrs = []
     for i in range(n):
         a, pos = read_address(data, pos, end, field, i)
         addrs.append(a)
-    return Route._of(tuple(addrs)), pos
+    return Route.from_tuple(tuple(addrs)), pos
 
 
 def _decode_tail(data: bytes | bytearray, pos: int, end: int, tagged: bool,
@@ -401,7 +401,7 @@ def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, en
             p += 5 if size >= 0x10000 else stop
         else:
             break
-        if p + size != stop or not onward._addrs:
+        if p + size != stop or not onward.addresses:
             break
         msg = new_message(LocalMessage)
         msg.onward_route = onward
@@ -648,7 +648,7 @@ class FrameDecoder:
                     routes.pop()
             pos = mid
         msg = _decode_tail(buf, pos, end, ib == 0x84, self._mv, onward, ret)
-        if not onward._addrs:
+        if not onward.addresses:
             return None
         return msg
 
