@@ -220,6 +220,33 @@ def test_a_transaction_commits_at_the_end_and_rolls_back_on_an_exception(
     run(go())
 
 
+def test_a_transaction_cancelled_mid_statement_is_rolled_back_and_the_database_stays_usable(
+        storage: Storage, run: Run[Any]) -> None:
+    counters = storage.repository(Counters)
+
+    async def go() -> None:
+        await counters.create(1, 7)
+
+        async def slow_update() -> None:
+            async with storage.transaction() as tx:
+                await tx.execute("UPDATE counter SET uses = 0 WHERE id = 1")
+                await tx.fetch_value(  # slow: cancelled while it runs
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                    "WHERE x < 3000000) SELECT count(*) FROM c")
+
+        task = asyncio.create_task(slow_update())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await counters.uses(1) == 7
+        async with storage.transaction():  # a new transaction can start
+            assert await counters.take(1)
+        assert await counters.uses(1) == 6
+
+    run(go())
+
+
 def test_a_constraint_violation_is_a_conflict_and_leaves_the_transaction_undone(
         storage: Storage, run: Run[Any]) -> None:
     counters = storage.repository(Counters)

@@ -361,19 +361,38 @@ class _Retry(StorageError):
 
 
 class _SqliteTx(Transaction):
-    def __init__(self, db: SqliteDatabase) -> None:
+    """Statements on the SQLite thread. In a transaction, ``BEGIN IMMEDIATE`` runs with the
+    first statement (one thread hop fewer); a transaction that ran none needs no COMMIT."""
+
+    def __init__(self, db: SqliteDatabase, *, transaction: bool = False) -> None:
         super().__init__(db)
         self._db = db
+        self._pending_begin = transaction
+        self.started = False
+        """A statement (with its BEGIN) was handed to the thread (set at once, not when it ran)."""
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+        if not self._pending_begin:
+            return self._db._run(fn)
+        self._pending_begin = False
+        self.started = True
+
+        def begin_then(c: sqlite3.Connection) -> T:
+            _rollback_if_open(c)  # (only if an abandoned transaction could not be closed)
+            c.execute("BEGIN IMMEDIATE")
+            return fn(c)
+
+        return self._db._run(begin_then)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self._db._run(lambda c: c.execute(sql, params).rowcount)
+        return await self._run(lambda c: c.execute(sql, params).rowcount)
 
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         batch = list(rows)
-        return await self._db._run(lambda c: c.executemany(sql, batch).rowcount)
+        return await self._run(lambda c: c.executemany(sql, batch).rowcount)
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return await self._db._run(lambda c: c.execute(sql, params).fetchall())
+        return await self._run(lambda c: c.execute(sql, params).fetchall())
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         def one(c: sqlite3.Connection) -> Row | None:
@@ -381,7 +400,12 @@ class _SqliteTx(Transaction):
             row: Row | None = cur.fetchone()
             cur.close()
             return row
-        return await self._db._run(one)
+        return await self._run(one)
+
+
+def _rollback_if_open(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 class SqliteDatabase(Database):
@@ -421,7 +445,14 @@ class SqliteDatabase(Database):
             except sqlite3.Error as e:
                 raise StorageError(f"state database error ({self.path}): {e}") from None
 
-        return await asyncio.get_running_loop().run_in_executor(executor, call)
+        future = asyncio.get_running_loop().run_in_executor(executor, call)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # a running statement would hold the thread (and the transaction) until it ends:
+            # abort it (a statement that already finished is not affected)
+            conn.interrupt()
+            raise
 
     async def _connect(self) -> None:
         path = self.path
@@ -475,16 +506,22 @@ class SqliteDatabase(Database):
     @contextlib.asynccontextmanager
     async def _raw_transaction(self) -> AsyncIterator[Transaction]:
         async with self._gate_lock():
-            tx = _SqliteTx(self)
-            await tx.execute("BEGIN IMMEDIATE")
+            tx = _SqliteTx(self, transaction=True)
             try:
                 yield tx
             except BaseException:
-                with contextlib.suppress(StorageError):
-                    await asyncio.shield(tx.execute("ROLLBACK"))
+                if tx.started:  # queued after the statements, so it sees whether BEGIN ran
+                    with contextlib.suppress(StorageError):
+                        await asyncio.shield(self._run(_rollback_if_open))
                 raise
             else:
-                await tx.execute("COMMIT")
+                if tx.started:
+                    try:
+                        await self._run(lambda c: c.execute("COMMIT"))
+                    except BaseException:
+                        with contextlib.suppress(StorageError):
+                            await asyncio.shield(self._run(_rollback_if_open))
+                        raise
 
     @contextlib.asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[Transaction]:
