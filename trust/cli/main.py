@@ -30,6 +30,8 @@ NOUNS: dict[str, tuple[str, str]] = {
                                 "Create, list and delete secure-channel listeners on nodes."),
     "relay": ("trust.cli.relay", "Create, list, show and delete relays to reach nodes behind firewalls."),
     "stream": ("trust.cli.stream", "Create, push to, pull from, list, show and delete streams on nodes."),
+    "tcp-outlet": ("trust.cli.tcp_outlet", "Create, list, show and delete TCP outlets (portals)."),
+    "tcp-inlet": ("trust.cli.tcp_inlet", "Create, list, show and delete TCP inlets (portals)."),
     "demo": ("trust.cli.demo", "Run the whole toolkit once, end to end, on a temporary home."),
 }
 

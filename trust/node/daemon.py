@@ -59,6 +59,7 @@ NODE_FEATURES: list[str] = [
     "trust.node.stream_feature",
     "trust.node.relay_feature",
     "trust.node.enrollment_feature",
+    "trust.node.portal_feature",
 ]
 """Feature modules of a node process, each with ``register(server: ControlServer, runtime:
 NodeRuntime)`` and optionally ``async start(runtime)`` / ``async stop(runtime)``."""

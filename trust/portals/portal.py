@@ -508,6 +508,9 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                          "answer from the outlet within %gs", inlet.name, safe_text(self.peer),
                          getattr(inlet, "pong_timeout", PONG_TIMEOUT))
             self.abort()
+            callback = getattr(inlet, "on_no_answer", None)
+            if callback is not None:
+                callback()
 
     def _on_pong(self, msg: LocalMessage) -> None:
         if self._pong_timer is not None:
@@ -571,6 +574,9 @@ class TcpInlet(_Portal):
         self.pong_timeout = pong_timeout
         self.address = ""
         """The bound ``host:port``."""
+        self.on_no_answer: Callable[[], None] | None = None
+        """Called when the outlet did not answer a connection in time (e.g. to reopen the
+        route's channels for the next one)."""
         self._server: asyncio.AbstractServer | None = None
 
     async def outlet_route(self) -> Route:
