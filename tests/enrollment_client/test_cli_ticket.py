@@ -49,6 +49,12 @@ def test_flag_combinations_are_usage_errors(nodes: Cli, home: Path) -> None:  # 
         r = nodes("node", "create", "n1", *args, ok=False)
         assert r.returncode == 2, (args, r.stderr)
         assert_one_line_error(r, needle)
+    nodes("identity", "create", "a1")
+    for route in ("", "garbage\x1b[2J", "/a" * 3000, "/ip4/1.2.3.4/tcp/99999/service/api"):
+        r = nodes("node", "create", "n1", "--authority", "a1", "--authority-route", route,
+                  ok=False)
+        assert r.returncode == 2 and "\x1b" not in r.stderr
+        assert_one_line_error(r, "route")
     for bad in ("zz", "ab" * 40, "\x1b[2J", "@" + str(home / "missing")):
         r = nodes("node", "create", "n1", "--ticket", bad, ok=False)
         assert_one_line_error(r, "ticket")

@@ -170,7 +170,7 @@ def _enrollment_flags(ticket: str | None, route: str | None, refresh: str | None
         from trust.routing import parse_multiaddr
 
         if not 0 < len(route) <= MAX_ROUTE_TEXT:
-            raise UsageError(f"--authority-route must be route text of at most {MAX_ROUTE_TEXT} "
+            raise UsageError(f"--authority-route must be route text of 1-{MAX_ROUTE_TEXT} "
                              "characters")
         parse_multiaddr(route)  # a malformed route is a usage error now, not at each pull
     parsed = None
