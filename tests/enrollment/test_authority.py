@@ -328,3 +328,20 @@ async def test_the_code_never_appears_in_clear(tmp_path: Path, caplog: pytest.Lo
             assert all(needle not in e for e in errors)
             assert needle.encode() not in raw
         assert c.code not in raw
+
+
+async def test_a_member_list_too_large_to_send_is_refused_in_one_line() -> None:
+    from trust.enrollment.repositories import AuditRecord, Member, MemoryAuthorityRepository
+
+    w = world()
+    repo = MemoryAuthorityRepository()
+    big = {f"a{i:02d}": "x" * 1000 for i in range(64)}
+    for i in range(70):
+        ident = "I" + i.to_bytes(32, "big").hex()
+        await repo.put_member(Member(ident, big, w.admin.identifier, 0),
+                              AuditRecord(0, w.admin.identifier, "member.add", ident))
+    async with running(repository=repo) as run:
+        admin = await run.connect(w.admin)
+        with pytest.raises(BadRequestError, match="too large to send"):
+            await admin.list_members()
+        assert len(await admin.member_ids()) == 70

@@ -46,6 +46,7 @@ from trust.enrollment.messages.add_member import AddMember
 from trust.enrollment.messages.attributes_entry import AttributesEntry
 from trust.enrollment.messages.audit_log import AuditLog
 from trust.enrollment.messages.audit_query import AuditQuery
+from trust.enrollment.messages.common import MAX_MESSAGE_SIZE
 from trust.enrollment.messages.create_token import CreateToken
 from trust.enrollment.messages.envelope import ErrorBody, Method, Request, Response, Status
 from trust.enrollment.messages.member_ids import MemberIds
@@ -180,11 +181,14 @@ class _Routes:
 
     async def list_members(self, call: Call) -> bytes | None:
         members = await self.service.list_members(call.caller)
-        return MemberList({m.identifier: _entry(m) for m in members}).encode()
+        return _fitting(MemberList({m.identifier: _entry(m) for m in members}).encode(),
+                        "the member list")
 
     async def member_ids(self, call: Call) -> bytes | None:
         members = await self.service.list_members(call.caller)
         return MemberIds(tuple(m.identifier for m in members)).encode()
+
+    # (a member id list of MAX_LISTED_MEMBERS always fits: 35 bytes each)
 
     async def show_member(self, call: Call, identifier: str) -> bytes | None:
         return _entry(await self.service.show_member(call.caller, _identifier(identifier))
@@ -222,6 +226,14 @@ class _Routes:
 
     async def revocations(self, call: Call) -> bytes | None:
         return (await self.service.revocation_list(now=call.now)).encode()
+
+
+def _fitting(body: bytes, what: str) -> bytes:
+    """``body``, when a response with it fits in :data:`MAX_MESSAGE_SIZE`."""
+    if len(body) > MAX_MESSAGE_SIZE - 64:
+        raise BadRequestError(f"{what} is too large to send ({len(body)} bytes); list the "
+                              "identifiers (member_ids) and show members one by one")
+    return body
 
 
 def _identifier(text: str) -> str:
