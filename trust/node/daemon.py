@@ -58,6 +58,7 @@ log = logging.getLogger("trust.node.daemon")
 NODE_FEATURES: list[str] = [
     "trust.node.stream_feature",
     "trust.node.relay_feature",
+    "trust.node.authority_feature",
     "trust.node.enrollment_feature",
     "trust.node.portal_feature",
 ]
