@@ -3,9 +3,10 @@ credential issuances/s over open channels next to the same signing in process.
 
 * **One enrollment** = a fresh identity (made before timing: key, identity, secure-channel key
   and its attestation) opens a new secure channel to the authority over TCP on 127.0.0.1,
-  redeems a 1-use ticket the admin made (before timing), fetches its credential, and closes the
-  channel. The clients run in a separate process (this script with ``--client``), as 1 and as
-  20 concurrent tasks; the authority runs in this process with its repository on SQLite (a
+  redeems a 1-use ticket the admin made (before timing), gets its credential (with the
+  redemption's answer: ``AuthorityClient.enroll``, one round trip), and closes the channel.
+  The clients run in a separate process (this script with ``--client``), as 1 and as 20
+  concurrent tasks; the authority runs in this process with its repository on SQLite (a
   file, WAL, ``synchronous=NORMAL`` as shipped) or on PostgreSQL (a private server started here
   with fsync on as shipped, or ``--postgres URL``). Cold: every identity is new to the
   authority. Target: >= 200/s for each figure
