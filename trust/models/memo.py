@@ -7,14 +7,16 @@ estimate of the memory its entries take (the caller gives each entry's ``size``)
 number, and refuses entries larger than ``max_entry``: what has not been verified yet should
 only be cached when it is small.
 
-Lookups are a plain ``dict.get`` (the hot path); eviction is first-in, first-out. Every cache
-has a name and is listed by :func:`caches` (its figures by :meth:`BoundedCache.info`); an
-operator or a test may :meth:`~BoundedCache.resize` one.
+Lookups are a plain ``dict.get`` (the hot path); eviction is first-in, first-out (the sizes
+are kept in an ``OrderedDict``: the oldest entry is popped at once, however many went before).
+Every cache has a name and is listed by :func:`caches` (its figures by
+:meth:`BoundedCache.info`); an operator or a test may :meth:`~BoundedCache.resize` one.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["DECODED_FACTOR", "ENTRY_OVERHEAD", "BoundedCache", "CacheInfo", "caches", "decoded_size"]
@@ -32,6 +34,8 @@ histories: many small objects); with its key bytes, six."""
 
 def decoded_size(*raw: bytes) -> int:
     """The size to charge for an entry keyed by ``raw`` whose value was decoded from it."""
+    if len(raw) == 1:  # the usual case, without a generator
+        return ENTRY_OVERHEAD + DECODED_FACTOR * len(raw[0])
     return ENTRY_OVERHEAD + DECODED_FACTOR * sum(len(r) for r in raw)
 
 
@@ -52,7 +56,7 @@ class BoundedCache(Generic[K, V]):
     def __init__(self, name: str, max_bytes: int, max_entry: int | None = None) -> None:
         self.name = name
         self._data: dict[K, V] = {}
-        self._sizes: dict[K, int] = {}
+        self._sizes: OrderedDict[K, int] = OrderedDict()
         self._total = 0
         self.get = self._data.get
         self.max_bytes = self.max_entry = 0
@@ -71,22 +75,27 @@ class BoundedCache(Generic[K, V]):
         self._evict(0)
 
     def _evict(self, room: int) -> None:
-        while self._total + room > self.max_bytes and self._sizes:
-            first = next(iter(self._sizes))
-            self._total -= self._sizes.pop(first)
-            del self._data[first]
+        sizes, data = self._sizes, self._data
+        total = self._total
+        while total + room > self.max_bytes and sizes:
+            first, size = sizes.popitem(last=False)
+            total -= size
+            del data[first]
+        self._total = total
 
     def put(self, key: K, value: V, size: int) -> bool:
         """Remember ``value`` (charged ``size`` bytes); False when it is too large to keep."""
         if size > self.max_entry:
             return False
-        old = self._sizes.pop(key, None)
+        sizes = self._sizes
+        old = sizes.pop(key, None)
         if old is not None:
             del self._data[key]
             self._total -= old
-        self._evict(size)
+        if self._total + size > self.max_bytes:
+            self._evict(size)
         self._data[key] = value
-        self._sizes[key] = size
+        sizes[key] = size
         self._total += size
         return True
 
