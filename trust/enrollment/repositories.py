@@ -195,6 +195,7 @@ class MemoryAuthorityRepository:
         self._lock = asyncio.Lock()
         self._members: dict[str, Member] = {}
         self._tickets: dict[str, TicketRecord] = {}
+        self._by_hash: dict[bytes, str] = {}
         self._audit: list[AuditEntry] = []
         self._revoked: dict[str, int] = {}
         self._version = 0
@@ -242,20 +243,18 @@ class MemoryAuthorityRepository:
 
     async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord) -> None:
         async with self._lock:
-            if ticket.reference in self._tickets or any(
-                    same_hash(t.code_hash, ticket.code_hash) for t in self._tickets.values()):
+            if ticket.reference in self._tickets or ticket.code_hash in self._by_hash:
                 raise ConflictError("a ticket with this reference or code exists")
             self._tickets[ticket.reference] = ticket
+            self._by_hash[ticket.code_hash] = ticket.reference
             self._append(audit)
 
     async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
                             merge: MemberMerge, audit: AuditOf) -> Redemption:
         async with self._lock:
-            found = None
-            for t in self._tickets.values():
-                if same_hash(t.code_hash, code_hash):
-                    found = t
-            if found is None:
+            ref = self._by_hash.get(code_hash)
+            found = None if ref is None else self._tickets.get(ref)
+            if found is None or not same_hash(found.code_hash, code_hash):
                 raise TicketUnknownError("unknown enrollment ticket")
             if found.expires_at <= now:
                 raise TicketExpiredError(f"enrollment ticket {found.reference} has expired")
@@ -280,7 +279,7 @@ class MemoryAuthorityRepository:
             gone = [k for k, t in self._tickets.items()
                     if t.expires_at < expired_before]
             for k in gone:
-                del self._tickets[k]
+                del self._by_hash[self._tickets.pop(k).code_hash]
             return len(gone)
 
     async def audit_log(self, *, after: int, limit: int) -> list[AuditEntry]:
