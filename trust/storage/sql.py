@@ -67,11 +67,11 @@ Migrations (how a module adds its tables)
     and hands them to the database with :meth:`Database.require` (or, for a repository class
     with a ``MIGRATIONS`` attribute, ``storage.repository(TheClass)`` does it). Pending
     migrations are applied before the next statement runs, each component's in version order,
-    each migration in its own transaction together with its row in ``schema_migrations
-    (component, version, applied_at)``. A migration is never edited once shipped: add the next
-    version. Concurrent openers are safe (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory
-    lock); a database that holds a *newer* version of a component than this code knows is
-    refused with a :class:`~trust.errors.StorageError`. The core components (identities,
+    all of them in one transaction together with their rows in ``schema_migrations
+    (component, version, applied_at)`` (all or nothing). A migration is never edited once
+    shipped: add the next version. Concurrent openers are safe (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: an advisory lock); a database that holds a *newer* version of a component than
+    this code knows is refused with a :class:`~trust.errors.StorageError`. The core components (identities,
     credentials, policies, vault configurations) are required by
     :func:`trust.storage.open_storage` itself, so they are applied on open.
 """
