@@ -29,3 +29,21 @@ def test_bench_prints_one_json_object(script: Path, tmp_path: Path) -> None:
     assert set(report) == {"figures", "ratios"}
     assert report["figures"] and report["ratios"]
     assert all(isinstance(v, (int, float)) for v in report["ratios"].values())
+
+
+def test_portal_bench_names_its_loop_and_scales_its_bytes(tmp_path: Path) -> None:
+    """bench/portal.py: the event loop is named, the bulk byte count follows --seconds, every
+    configuration (direct, stunnel, 2-node portal, portal via a relay) is measured."""
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "portal.py"), "--json",
+                        "--seconds", "0.05"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    report = json.loads(p.stdout)
+    figures, ratios = report["figures"], report["ratios"]
+    assert figures["event_loop"] in ("uvloop", "asyncio")
+    assert figures["bulk_bytes"] == int((1 << 30) * 0.05 / 10)
+    assert figures["relay_measured"] is True
+    for config in ("stunnel", "portal", "relay_portal"):
+        assert figures[f"{config}_cpu_s_per_gb"] > 0
+    assert set(ratios) >= {"portal_bulk/stunnel_bulk", "portal_rtt/stunnel_rtt",
+                           "relay_portal_bulk/stunnel_bulk", "relay_portal_rtt/stunnel_rtt"}
