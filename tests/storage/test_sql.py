@@ -159,6 +159,24 @@ def test_concurrent_openers_apply_each_migration_once(url: str, run: Run[Any]) -
     run(go())
 
 
+@pytest.mark.parametrize("engine", ["sqlite"])
+def test_opening_an_up_to_date_database_takes_no_write_lock(url: str, run: Run[Any]) -> None:
+    """Every command opens the database: when nothing is pending that is a plain read, so it
+    does not wait behind (or fail on) another process's long write transaction."""
+    async def go() -> None:
+        async with open_storage(url) as writer:
+            await writer.schemas.list()
+            async with writer.transaction() as tx:
+                await tx.execute("DELETE FROM seen_nonce")  # holds the write lock
+                reader = open_storage(url, busy_timeout=0.2)
+                try:
+                    assert await reader.schemas.list() == []
+                finally:
+                    await reader.close()
+
+    run(go())
+
+
 def test_a_home_made_before_migrations_is_adopted_with_its_data(tmp_path: Path,
                                                                 run: Run[Any]) -> None:
     path = tmp_path / "state.sqlite"

@@ -210,11 +210,25 @@ class Database:
                 self._required[key] = m
                 self._applied = False
 
+    async def _up_to_date(self, known: dict[str, int]) -> bool:
+        """Whether every required migration is recorded already (a plain read: no write lock,
+        so opening an up-to-date database never waits for another writer)."""
+        try:
+            async with self._autocommit() as tx:
+                rows = await tx.fetch_all("SELECT component, version FROM schema_migrations")
+        except StorageError:
+            return False  # no schema_migrations table yet
+        done = {(str(c), int(v)) for c, v in rows}
+        return all((m.component, m.version) in done for m in self._required.values()) and \
+            all(v <= known.get(c, v) for c, v in done)
+
     async def _migrate(self) -> None:
         todo = sorted(self._required.values(), key=lambda m: (m.component, m.version))
         known: dict[str, int] = {}
         for m in todo:
             known[m.component] = max(known.get(m.component, 0), m.version)
+        if await self._up_to_date(known):
+            return
         async with self._raw_transaction() as tx:
             if self.dialect == "postgresql":
                 await tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
