@@ -37,7 +37,7 @@ from trust.enrollment.messages import (
 from trust.enrollment.revocation import build_revocation_list, sign_revocation_list
 from trust.errors import DecodeError
 
-SETTINGS = settings(max_examples=100, deadline=None,
+SETTINGS = settings(max_examples=50, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 A = "I" + "aa" * 32
 B = "I" + "bb" * 32

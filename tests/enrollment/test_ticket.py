@@ -88,7 +88,7 @@ def test_the_code_is_never_shown() -> None:
     assert CODE.hex() not in repr(t) and CODE.hex() not in str(t)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300).map(bytes.hex)))
 def test_any_text_decodes_or_raises_decode_error(text: str) -> None:
     try:
