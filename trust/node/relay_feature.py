@@ -49,7 +49,7 @@ MAX_CLIENTS: Final = 64
 MAX_ROUTE_TEXT: Final = 4096
 MAX_AUTHORIZED: Final = 64
 DEFAULT_TIMEOUT: Final = 30.0
-CHANNEL_TIMEOUT: Final = 4.0
+CHANNEL_TIMEOUT: Final = 3.0
 """Seconds each attempt to open the channel to the relay node may take."""
 RESOURCE_TYPE: Final = "relay"
 _IDENTIFIER = re.compile(r"I[0-9a-f]{64}")

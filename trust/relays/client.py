@@ -98,7 +98,7 @@ class RelayClient:
                  consumers: Iterable[str] = DEFAULT_CONSUMERS,
                  ping_interval: float = 1.0, ping_timeout: float = 2.0, max_missed: int = 2,
                  connect_timeout: float = 10.0, register_timeout: float = 5.0,
-                 backoff: float = 0.2, max_backoff: float = 5.0) -> None:
+                 backoff: float = 0.2, max_backoff: float = 2.0) -> None:
         if name is not None:
             check_relay_name(name)
         for value in (ping_interval, ping_timeout, connect_timeout, register_timeout, backoff,
