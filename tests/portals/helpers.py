@@ -208,3 +208,99 @@ async def portal_pair(target: str, *, channel: bool = True, inlet_side: str = "i
             await inlet.stop()
         await a.stop()
         await b.stop()
+
+
+# -- the seed topology: a portal through a relay ----------------------------------------------------
+@dataclass
+class Wiretap:
+    """A TCP proxy in front of a node's listener that keeps every byte it passes."""
+
+    port: int = 0
+    captured: bytearray = field(default_factory=bytearray)
+
+
+@asynccontextmanager
+async def wiretap(target_port: int) -> AsyncIterator[Wiretap]:
+    tap = Wiretap()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                tap.captured += data
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        for coro in (pipe(reader, up_writer), pipe(up_reader, writer)):
+            task = asyncio.create_task(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    tap.port = server.sockets[0].getsockname()[1]
+    try:
+        yield tap
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+@dataclass
+class Seed:
+    project: Node
+    bank: Node
+    analysis: Node
+    inlet: TcpInlet
+    outlet: TcpOutlet
+    tap: Wiretap
+
+
+@asynccontextmanager
+async def seed_topology(target: str) -> AsyncIterator[Seed]:
+    """Bank Corp / Analysis Corp on one loop: ``project`` hosts the relay service; ``bank``
+    registers relay ``bank`` there through a channel (1) and runs the outlet to ``target``;
+    ``analysis`` opens a channel to ``project`` (2) and, through ``forward_to_bank``, an
+    end-to-end channel to ``bank`` (3) inside it, and runs the inlet. Every byte of the
+    project node's TCP transport passes through ``tap``."""
+    from trust.relays import RelayClient, start_relay_service
+
+    p = await parties()
+    project, bank, analysis = Node("project"), Node("bank"), Node("analysis")
+    inlet: TcpInlet | None = None
+    client: RelayClient | None = None
+    try:
+        await start_relay_service(project)
+        await project.create_secure_channel_listener(p.stranger)
+        listener = await project.create_tcp_listener()
+        async with wiretap(listener.port) as tap:
+            via = Route([Address.tcp(f"127.0.0.1:{tap.port}"), "api"])
+            await bank.create_secure_channel_listener(p.outlet, authorities=[p.authority])
+            outlet = await create_outlet(bank, target)
+
+            async def link() -> object:
+                return await bank.create_secure_channel(p.outlet, via, timeout=10)
+
+            client = RelayClient(bank, "bank", link)
+            await client.start(wait=10)
+            outer = await analysis.create_secure_channel(p.inlet, via, timeout=10)
+            inner = await analysis.create_secure_channel(
+                p.inlet, outer.route / "forward_to_bank" / "api",
+                trust=TrustIdentifier(p.outlet_id), authorities=[p.authority], timeout=10)
+            inlet = await create_inlet(analysis, "127.0.0.1:0", inner.route / "outlet")
+            yield Seed(project, bank, analysis, inlet, outlet, tap)
+    finally:
+        if inlet is not None:
+            await inlet.stop()
+        if client is not None:
+            await client.stop()
+        for node in (analysis, bank, project):
+            await node.stop()
