@@ -499,8 +499,7 @@ class SecureChannelListener(Worker):
         and abandons its handshakes in progress."""
         node = self.node
         node.unregister_secure_channel_listener(self)
-        for channel in self.accepted_channels():
-            await channel.close()
+        await asyncio.gather(*(c.close() for c in self.accepted_channels()))  # (each waits 2 s at most)
         for pending in list(self._pending):
             await _stop_quietly(node, pending.addresses.decryptor_remote)
         node.flow_controls.remove_flow(self.flow_control_id)
