@@ -109,3 +109,35 @@ def test_trusted_identities_file_is_ockams_object() -> None:
                 json.dumps({"Ixyz": {}}), json.dumps({a: {}, a.upper(): {}})):
         with pytest.raises(DecodeError):
             parse_trusted_identities(bad)
+
+
+async def test_delete_all_pages_through_every_member() -> None:
+    from trust.enrollment.repositories import AuditRecord, Member
+
+    svc, repo = service()
+    admin = world().admin.identifier
+    for i in range(1500):
+        ident = "I" + i.to_bytes(32, "big").hex()
+        await repo.put_member(Member(ident, {}, admin, NOW), AuditRecord(NOW, admin, "member.add"))
+    assert await svc.delete_all_members(admin, now=NOW) == 1500
+    assert await repo.list_members(limit=10) == []
+    assert (await svc.revocation_list(now=NOW)).content.version == 1500
+
+
+async def test_deletions_stop_before_the_revocation_list_overflows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trust.enrollment import service as service_module
+    from trust.enrollment.errors import ConflictingRequestError
+
+    monkeypatch.setattr(service_module, "MAX_REVOKED", service_module.REVOCATION_MARGIN + 2)
+    svc, _ = service()
+    w = world()
+    admin = w.admin.identifier
+    for p in w.parties[:3]:
+        await svc.add_member(admin, p.identifier, {}, now=NOW)
+    for p in w.parties[:2]:
+        await svc.delete_member(admin, p.identifier, now=NOW)
+        await svc.revocation_list(now=NOW)
+    with pytest.raises(ConflictingRequestError, match="revocation list is full"):
+        await svc.delete_member(admin, w.parties[2].identifier, now=NOW)
+    assert await svc.show_member(admin, w.parties[2].identifier)

@@ -360,6 +360,7 @@ class Authority:
         while True:
             try:
                 purged, dropped = await self.service.housekeeping(now=int(self.clock()))
+                await _sign_revocations(self.service, int(self.clock()))
                 if purged or dropped:
                     log.info("housekeeping: %d expired tickets purged, %d revocations dropped",
                              purged, dropped)
@@ -404,6 +405,7 @@ async def start_authority(node: Node, signer: AuthoritySigner, repository: Autho
     signer.check(now)
     await service.load_pre_trusted(now=now)
     await service.housekeeping(now=now)
+    await _sign_revocations(service, now)
     authority = Authority(node, service, max_in_flight, clock=clock)
     started: list[str] = []
     try:
@@ -427,6 +429,16 @@ async def start_authority(node: Node, signer: AuthoritySigner, repository: Autho
             _sleep_then(housekeeping_interval, authority._housekeep(housekeeping_interval)))
     log.info("authority %s serving %s", service.identifier, ", ".join(SERVICES))
     return authority
+
+
+async def _sign_revocations(service: AuthorityService, now: int) -> None:
+    """Sign the current revocation list (it is then served from memory, and deletions know how
+    full it is); a list that cannot be signed is logged."""
+    try:
+        await service.revocation_list(now=now)
+    except AuthorityError as e:
+        warn_limited(log, "revocations", "the revocation list cannot be signed: %s",
+                     safe_text(str(e)))
 
 
 async def _sleep_then(delay: float, then: Awaitable[None]) -> None:

@@ -110,8 +110,8 @@ class AuthorityRepository(Protocol):
     # -- members ----------------------------------------------------------------------------
     async def get_member(self, identifier: str) -> Member | None: ...
 
-    async def list_members(self, *, limit: int) -> list[Member]:
-        """Members in identifier order, at most ``limit``."""
+    async def list_members(self, *, limit: int, after: str = "") -> list[Member]:
+        """Members in identifier order, those after ``after``, at most ``limit``."""
         ...
 
     async def put_member(self, member: Member, audit: AuditRecord) -> Member | None:
@@ -207,8 +207,8 @@ class MemoryAuthorityRepository:
     async def get_member(self, identifier: str) -> Member | None:
         return self._members.get(identifier)
 
-    async def list_members(self, *, limit: int) -> list[Member]:
-        return [self._members[k] for k in sorted(self._members)[:limit]]
+    async def list_members(self, *, limit: int, after: str = "") -> list[Member]:
+        return [self._members[k] for k in sorted(self._members) if k > after][:limit]
 
     async def put_member(self, member: Member, audit: AuditRecord) -> Member | None:
         async with self._lock:

@@ -34,6 +34,7 @@ from typing import Any, Final
 from trust.credentials.issuance import issue_credential
 from trust.enrollment.errors import (
     BadRequestError,
+    ConflictingRequestError,
     ForbiddenError,
     MemberNotFoundError,
     NotMemberError,
@@ -44,7 +45,7 @@ from trust.enrollment.messages.audit_query import MAX_AUDIT_LIMIT
 from trust.enrollment.messages.common import check_identifier, check_text_attributes
 from trust.enrollment.messages.member_list import MAX_LISTED_MEMBERS
 from trust.enrollment.messages.one_time_code import CODE_SIZE, OneTimeCode
-from trust.enrollment.messages.revocation_list import SignedRevocationList
+from trust.enrollment.messages.revocation_list import MAX_REVOKED, SignedRevocationList
 from trust.enrollment.repositories import (
     AuditRecord,
     AuthorityRepository,
@@ -92,6 +93,8 @@ ROLE: Final = "ockam-role"
 ENROLLER: Final = "enroller"
 ADMIN: Final = "admin"
 MAX_TRUSTED_IDENTITIES: Final = 10_000
+REVOCATION_MARGIN: Final = 1024
+"""Deletions stop this many entries before the revocation list's limit (replicas add too)."""
 _REFERENCE_ALPHABET: Final = string.ascii_letters + string.digits
 _REFERENCE_SIZE: Final = 10
 
@@ -304,6 +307,7 @@ class AuthorityService:
             raise PreTrustedError(f"member {identifier} is pre-trusted and cannot be deleted")
         if ROLE in member.attributes and role is not Role.ADMIN:
             raise ForbiddenError(f"only an admin may delete the enroller {identifier}")
+        self._check_room()
         deleted = await self.repository.delete_member(
             identifier, AuditRecord(t, caller, "member.delete", identifier,
                                     attributes=member.attributes), revoked_at=t)
@@ -317,16 +321,22 @@ class AuthorityService:
         members and, for an enroller, enrollers. Returns how many were deleted."""
         role = await self._require(caller, Role.ENROLLER, "delete members")
         count = 0
-        for m in await self.repository.list_members(limit=MAX_LISTED_MEMBERS):
-            if m.identifier == caller or m.pre_trusted or \
-                    (ROLE in m.attributes and role is not Role.ADMIN):
-                continue
-            t = _now(now)
-            if await self.repository.delete_member(
-                    m.identifier, AuditRecord(t, caller, "member.delete", m.identifier,
-                                              attributes=m.attributes), revoked_at=t):
-                count += 1
-        return count
+        after = ""
+        while True:
+            page = await self.repository.list_members(limit=1000, after=after)
+            if not page:
+                return count
+            after = page[-1].identifier
+            for m in page:
+                if m.identifier == caller or m.pre_trusted or \
+                        (ROLE in m.attributes and role is not Role.ADMIN):
+                    continue
+                t = _now(now)
+                self._check_room()
+                if await self.repository.delete_member(
+                        m.identifier, AuditRecord(t, caller, "member.delete", m.identifier,
+                                                  attributes=m.attributes), revoked_at=t):
+                    count += 1
 
     # -- tickets ----------------------------------------------------------------------------
     async def create_ticket(self, caller: str, attributes: Mapping[str, str], *,
@@ -436,6 +446,16 @@ class AuthorityService:
         return result, await self._issue(subject, attrs, t)
 
     # -- audit and revocation ---------------------------------------------------------------
+    def _check_room(self) -> None:
+        """Refuse a deletion when the revocation list (as last signed) is nearly full: an
+        entry may leave it only when every credential it revokes has expired."""
+        held = self._revocations
+        if held is not None and len(held.content) >= MAX_REVOKED - REVOCATION_MARGIN:
+            raise ConflictingRequestError(
+                f"the revocation list is full ({len(held.content)} deleted members within the "
+                f"last {self.options.retention} seconds); retry once entries expire, or use a "
+                "shorter credential time to live")
+
     async def audit(self, caller: str, *, after: int = 0, limit: int = 1000
                     ) -> list[AuditEntry]:
         await self._require(caller, Role.ADMIN, "read the audit log")
@@ -449,6 +469,9 @@ class AuthorityService:
         if cached is not None and cached.content.version == version:
             return cached
         version, entries = await self.repository.revocations()
+        if len(entries) > MAX_REVOKED:
+            raise ConflictingRequestError(f"the revocation list holds {len(entries)} entries, "
+                                          f"more than the {MAX_REVOKED} one list may carry")
         signed = await sign_revocation_list(
             build_revocation_list(self.identifier, version, entries, now=_now(now)), self.signer)
         self._revocations = signed

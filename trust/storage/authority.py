@@ -150,10 +150,11 @@ class SqlAuthorityRepository:
     async def get_member(self, identifier: str) -> Member | None:
         return await self._get_member(self.db, identifier)
 
-    async def list_members(self, *, limit: int) -> list[Member]:
+    async def list_members(self, *, limit: int, after: str = "") -> list[Member]:
         rows = await self.db.fetch_all(f"SELECT {_MEMBER_COLUMNS} FROM authority_member "
-                                       "WHERE authority = ? ORDER BY identifier LIMIT ?",
-                                       (self.authority, limit))
+                                       "WHERE authority = ? AND identifier > ? "
+                                       "ORDER BY identifier LIMIT ?",
+                                       (self.authority, after, limit))
         return [_member(r) for r in rows]
 
     async def put_member(self, member: Member, audit: AuditRecord) -> Member | None:
