@@ -181,7 +181,9 @@ def test_enroller_limits(auth: Auth) -> None:
     # an enroller creates ordinary tickets and adds ordinary members ...
     e1 = _member(a, "e1")
     t = _ticket(a, "--attribute", "role=web", identity="enroller1")
-    assert a.cli.json("enroll", t, "--identity", "e1")["attributes"] == {"role": "web"}
+    # (the ticket read from standard input, as in `ticket create … | truststack enroll -`)
+    assert a.cli.json("enroll", "-", "--identity", "e1", input=t + "\n")["attributes"] == \
+        {"role": "web"}
     # ... but cannot grant reserved attributes or make enrollers
     for args in (["--enroller"], ["--relay", "x"], ["--attribute", "truststack.admin=1"]):
         r = a.cli("ticket", "create", "--at", "auth", "--identity", "enroller1", *args, ok=False)

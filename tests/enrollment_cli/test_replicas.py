@@ -125,10 +125,11 @@ async def _load(home: Path, authority: str, routes: dict[str, str], r1_pid: int
             await manager.close()
 
         done = 0
+        done_at_r1 = 0
         killed = asyncio.Event()
 
         async def client(i: int) -> Outcome:
-            nonlocal done
+            nonlocal done, done_at_r1
             identity, side = parties[i]
             ticket = i // 2
             order = ["r1", "r2"] if i % 2 == 0 else ["r2", "r1"]
@@ -155,6 +156,7 @@ async def _load(home: Path, authority: str, routes: dict[str, str], r1_pid: int
                         await c.get_credential()
                     o.enrolled = True
                     done += 1
+                    done_at_r1 += name == "r1"
                     return o
                 except TicketUsedError as e:
                     o.errors.append(f"used: {e}")
@@ -166,7 +168,7 @@ async def _load(home: Path, authority: str, routes: dict[str, str], r1_pid: int
             return o
 
         async def killer() -> None:
-            while done < TICKETS // 4:
+            while done < TICKETS // 4 or not done_at_r1:
                 await asyncio.sleep(0.005)
             os.kill(r1_pid, signal.SIGKILL)
             killed.set()
