@@ -5,55 +5,18 @@ enforced with the reason logged, a relay route, and hostile arguments."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
-import socketserver
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
-from trust.node.files import NodePaths, pid_alive
+from tests.conftest import Cli, assert_one_line_error
+from tests.portals.helpers import stop_all_nodes
+from trust.node.files import NodePaths
 from trust.node.portal_feature import via_route
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-@pytest.fixture(scope="module")
-def echo_port() -> Iterator[int]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _stop_all(home: Path) -> None:
-    nodes = home / "nodes"
-    if not nodes.is_dir():
-        return
-    for d in nodes.iterdir():
-        with contextlib.suppress(Exception):
-            subprocess.run([TRUSTSTACK, "node", "stop", d.name], capture_output=True, timeout=15,
-                           env={**os.environ, "TRUSTSTACK_HOME": str(home)})
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((d / "pid").read_text())
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -62,7 +25,7 @@ def bank_and_analysis(cli: Cli, home: Path) -> Iterator[dict[str, str]]:
         yield {name: cli.json("node", "create", name)["identifier"]
                for name in ("bank", "analysis")}
     finally:
-        _stop_all(home)
+        stop_all_nodes(home)
 
 
 def _echo_through(address: str, data: bytes) -> bytes:

@@ -1,0 +1,69 @@
+"""A portal through a relay with background nodes (always stopped): the inlet's route goes to
+the relay node over a channel and to the outlet's node through ``forward_to_bank`` in a second,
+end-to-end channel; when the relay node is killed and restarted, new connections through the
+same inlet succeed again within 10 s (the inlet reopens its channels)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from tests.portals.helpers import stop_all_nodes
+from trust.node.files import pid_alive
+
+
+def _echo(address: str, data: bytes, timeout: float = 10) -> bytes:
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+@pytest.fixture
+def three(cli: Cli, home: Path) -> Iterator[dict[str, str]]:
+    try:
+        yield {name: cli.json("node", "create", name)["identifier"]
+               for name in ("project", "bank", "analysis")}
+    finally:
+        stop_all_nodes(home)
+
+
+def test_inlet_through_a_relay_recovers_after_the_relay_node_restarts(
+        cli: Cli, home: Path, three: dict[str, str], echo_port: int) -> None:
+    cli("tcp-outlet", "create", "--at", "bank", "--to", f"127.0.0.1:{echo_port}")
+    cli("relay", "create", "bank", "--to", "bank", "--at", "/node/project")
+    inlet = cli.json("tcp-inlet", "create", "--at", "analysis", "--to",
+                     "/node/project/secure/api/service/forward_to_bank/secure/api/service/outlet",
+                     "--authorized", three["bank"])
+    assert _echo(inlet["address"], b"through the relay") == b"through the relay"
+    shown = cli.json("tcp-inlet", "show", "inlet", "--at", "analysis")
+    assert shown["connected"] is True and shown["bytes_in"] == len(b"through the relay")
+
+    pid = int((home / "nodes" / "project" / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cli("node", "start", "project")
+    restarted = time.monotonic()
+    while True:
+        try:
+            if _echo(inlet["address"], b"back again", timeout=8) == b"back again":
+                break
+        except OSError:
+            pass
+        assert time.monotonic() - restarted < 10, "the inlet did not recover within 10 s"
+        time.sleep(0.2)
+    assert time.monotonic() - restarted < 10
+    assert cli.json("tcp-outlet", "show", "outlet", "--at", "bank")["connections"] >= 2
