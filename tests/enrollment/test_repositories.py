@@ -232,3 +232,13 @@ async def test_authorities_sharing_a_database_are_apart(
     assert await two.get_member(B) is None
     assert await two.revocations() == (0, [])
     assert await two.audit_log(after=0, limit=10) == []
+
+
+async def test_audit_entries_are_purged_by_age(repo: AuthorityRepository) -> None:
+    for at in (NOW - 10, NOW - 5, NOW):
+        await repo.put_member(Member(B, {}, A, at), AuditRecord(at, A, "member.update", B))
+    assert await repo.purge_audit(before=NOW - 5) == 1
+    left = await repo.audit_log(after=0, limit=10)
+    assert [e.at for e in left] == [NOW - 5, NOW]
+    await repo.put_member(Member(B, {}, A, NOW), AuditRecord(NOW, A, "member.update", B))
+    assert (await repo.audit_log(after=0, limit=10))[-1].seq > left[-1].seq

@@ -44,7 +44,8 @@ async def test_ticket_defaults_and_the_stored_hash() -> None:
 
 
 async def test_housekeeping_purges_expired_tickets_after_the_grace_period() -> None:
-    svc, _repo = service(purge_grace=100, credential_ttl=60, revocation_retention=500)
+    svc, repo = service(purge_grace=100, credential_ttl=60, revocation_retention=500,
+                        audit_retention=1000)
     admin, alice = world().admin.identifier, world().parties[0].identifier
     code, _record = await svc.create_ticket(admin, {}, ttl=10, now=NOW)
     with pytest.raises(TicketExpiredError):
@@ -62,6 +63,10 @@ async def test_housekeeping_purges_expired_tickets_after_the_grace_period() -> N
     assert await svc.housekeeping(now=NOW + 501) == (0, 1)
     listed = (await svc.revocation_list(now=NOW + 501)).content
     assert listed.version == 2 and len(listed) == 0
+    # audit entries older than the audit retention go too
+    assert len(await repo.audit_log(after=0, limit=100)) == 4   # 2 created, 1 redeemed, 1 deleted
+    await svc.housekeeping(now=NOW + 1001)
+    assert await repo.audit_log(after=0, limit=100) == []
 
 
 async def test_roles() -> None:

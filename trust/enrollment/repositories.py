@@ -159,6 +159,10 @@ class AuthorityRepository(Protocol):
         """Entries with a sequence number above ``after``, oldest first, at most ``limit``."""
         ...
 
+    async def purge_audit(self, *, before: int) -> int:
+        """Delete audit entries recorded before ``before``; returns how many."""
+        ...
+
     # -- revocations ------------------------------------------------------------------------
     async def revocations(self) -> tuple[int, list[Revoked]]:
         """The revocation list's version and entries."""
@@ -197,12 +201,14 @@ class MemoryAuthorityRepository:
         self._tickets: dict[str, TicketRecord] = {}
         self._by_hash: dict[bytes, str] = {}
         self._audit: list[AuditEntry] = []
+        self._seq = 0
         self._revoked: dict[str, int] = {}
         self._version = 0
         self._settings: dict[str, bytes] = {}
 
     def _append(self, audit: AuditRecord) -> None:
-        self._audit.append(audit.entry(len(self._audit) + 1))
+        self._seq += 1
+        self._audit.append(audit.entry(self._seq))
 
     async def get_member(self, identifier: str) -> Member | None:
         return self._members.get(identifier)
@@ -284,6 +290,13 @@ class MemoryAuthorityRepository:
 
     async def audit_log(self, *, after: int, limit: int) -> list[AuditEntry]:
         return [e for e in self._audit if e.seq > after][:limit]
+
+    async def purge_audit(self, *, before: int) -> int:
+        async with self._lock:
+            kept = [e for e in self._audit if e.at >= before]
+            gone = len(self._audit) - len(kept)
+            self._audit = kept
+            return gone
 
     async def revocations(self) -> tuple[int, list[Revoked]]:
         return self._version, [Revoked(k, v) for k, v in sorted(self._revoked.items())]

@@ -83,6 +83,8 @@ DEFAULT_TICKET_TTL: Final = 600
 DEFAULT_MAX_TICKET_TTL: Final = 7 * 86_400
 """The longest a ticket may live unless configured otherwise (Ockam has no limit)."""
 DEFAULT_MAX_USAGE_COUNT: Final = 10_000
+DEFAULT_AUDIT_RETENTION: Final = 365 * 86_400
+"""The audit log keeps a year of entries by default."""
 PURGE_GRACE: Final = 3600
 """Expired tickets are kept this long (a redemption is told "expired"), then purged."""
 PROJECT_MEMBER_SCHEMA: Final = 1
@@ -162,12 +164,15 @@ class AuthorityOptions:
     trust_context_id: str | None = None
     """When set, every credential carries ``trust_context_id`` with this value (Ockam's)."""
     purge_grace: int = PURGE_GRACE
+    audit_retention: int = DEFAULT_AUDIT_RETENTION
+    """Audit entries older than this are purged (the log stays bounded)."""
     revocation_retention: int | None = None
     """How long a deleted member stays on the revocation list (default: the credential TTL
     plus two minutes, after which every credential it revokes has expired)."""
 
     def __post_init__(self) -> None:
-        for name in ("credential_ttl", "ticket_ttl", "max_ticket_ttl", "max_usage_count"):
+        for name in ("credential_ttl", "ticket_ttl", "max_ticket_ttl", "max_usage_count",
+                     "audit_retention"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise UsageError(f"{name} must be a positive integer")
@@ -478,11 +483,13 @@ class AuthorityService:
         return signed
 
     async def housekeeping(self, *, now: int | None = None) -> tuple[int, int]:
-        """Purge tickets expired for longer than the grace period and revocation entries older
-        than the retention. Returns (tickets purged, revocations dropped)."""
+        """Purge tickets expired for longer than the grace period, revocation entries older
+        than the retention and audit entries older than the audit retention. Returns (tickets
+        purged, revocations dropped)."""
         t = _now(now)
         purged = await self.repository.purge_tickets(expired_before=t - self.options.purge_grace)
         dropped = await self.repository.expire_revocations(
             revoked_before=t - self.options.retention)
+        await self.repository.purge_audit(before=t - self.options.audit_retention)
         return purged, dropped
 

@@ -255,6 +255,10 @@ class SqlAuthorityRepository:
         return [AuditEntry(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], r[5],
                            None if r[6] is None else _load(r[6])) for r in rows]
 
+    async def purge_audit(self, *, before: int) -> int:
+        return await self.db.execute("DELETE FROM authority_audit WHERE authority = ? AND at < ?",
+                                     (self.authority, before))
+
     # -- revocations ------------------------------------------------------------------------
     async def _bump(self, tx: Transaction) -> None:
         await tx.execute("INSERT INTO authority_state (authority, revocation_version) "
