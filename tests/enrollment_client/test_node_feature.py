@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.enrollment_client.helpers import Authority, Party, authority, party, run, until
+from trust.channels.peer import VerifiedPeer
 from trust.channels.workers import SecureChannel
 from trust.enrollment import (
     AuthorityClient,
@@ -148,6 +149,16 @@ def test_relying_node_drops_and_refuses_a_deleted_member_and_keeps_its_list(
                     t0 = time.monotonic()
                     await until(lambda: member.identifier in rt.access.revoked, timeout=3)
                     assert time.monotonic() - t0 < 2
+                    # a listener created later is guarded from the next pull on (same list)
+                    extra = await rt.node.create_secure_channel_listener(
+                        (await party(vault)).channel, "extra")
+                    pulls = state.poller.refreshes
+                    await until(lambda: state.poller.refreshes > pulls)
+                    assert state.poller.updates == 2
+                    attestation = member.channel.payload.purpose_key_attestation
+                    revoked_peer = VerifiedPeer(member.identity, member.channel.static.public,
+                                                attestation.attestation_data)
+                    assert not extra.authenticator.trust.allows(revoked_peer)
                     with caplog.at_level(logging.WARNING):
                         with pytest.raises(ReceiveTimeoutError):
                             await mn.send_and_receive(ch.route / "echo", b"x", timeout=0.5)

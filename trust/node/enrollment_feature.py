@@ -134,6 +134,8 @@ class EnrollmentState:
             raise
 
     async def _fetch_revocation_list(self) -> bytes:
+        self.guard_listeners()  # (listeners created since the last pull)
+
         async def pull(client: AuthorityClient) -> bytes:
             return (await client.revocation_list()).encode()
 
