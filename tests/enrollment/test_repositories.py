@@ -137,6 +137,7 @@ async def test_ticket_redeemed_exactly_as_often_as_allowed(repo: AuthorityReposi
                                                             ticket="ref0000001"))
     stored = await repo.get_ticket("ref0000001")
     assert stored is not None and stored.code_hash == hashlib.sha256(code).digest()
+    assert await repo.count_tickets() == 1
     r1 = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW, merge_into(B), audit_of)
     assert r1.previous is None and r1.ticket.uses_left == 1 and r1.member.attributes == {
         "role": "db"}

@@ -146,3 +146,17 @@ async def test_deletions_stop_before_the_revocation_list_overflows(
     with pytest.raises(ConflictingRequestError, match="revocation list is full"):
         await svc.delete_member(admin, w.parties[2].identifier, now=NOW)
     assert await svc.show_member(admin, w.parties[2].identifier)
+
+
+async def test_ticket_count_is_bounded() -> None:
+    from trust.enrollment.errors import ConflictingRequestError
+
+    svc, repo = service(max_tickets=2)
+    admin = world().admin.identifier
+    await svc.create_ticket(admin, {}, ttl=10, now=NOW)
+    await svc.create_ticket(admin, {}, ttl=10, now=NOW)
+    with pytest.raises(ConflictingRequestError, match="limit"):
+        await svc.create_ticket(admin, {}, now=NOW)
+    await svc.housekeeping(now=NOW + 10 + 3601)     # expired and past the grace period
+    assert await repo.count_tickets() == 0
+    await svc.create_ticket(admin, {}, now=NOW + 4000)

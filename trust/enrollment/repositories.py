@@ -149,6 +149,10 @@ class AuthorityRepository(Protocol):
 
     async def get_ticket(self, reference: str) -> TicketRecord | None: ...
 
+    async def count_tickets(self) -> int:
+        """How many tickets are stored (used, unused and expired until purged)."""
+        ...
+
     async def purge_tickets(self, *, expired_before: int) -> int:
         """Delete tickets that expired before ``expired_before`` (used-up tickets stay until
         then, so a second use is told so); returns how many."""
@@ -279,6 +283,9 @@ class MemoryAuthorityRepository:
 
     async def get_ticket(self, reference: str) -> TicketRecord | None:
         return self._tickets.get(reference)
+
+    async def count_tickets(self) -> int:
+        return len(self._tickets)
 
     async def purge_tickets(self, *, expired_before: int) -> int:
         async with self._lock:

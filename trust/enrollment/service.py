@@ -83,6 +83,7 @@ DEFAULT_TICKET_TTL: Final = 600
 DEFAULT_MAX_TICKET_TTL: Final = 7 * 86_400
 """The longest a ticket may live unless configured otherwise (Ockam has no limit)."""
 DEFAULT_MAX_USAGE_COUNT: Final = 10_000
+DEFAULT_MAX_TICKETS: Final = 100_000
 DEFAULT_AUDIT_RETENTION: Final = 365 * 86_400
 """The audit log keeps a year of entries by default."""
 PURGE_GRACE: Final = 3600
@@ -157,6 +158,8 @@ class AuthorityOptions:
     """A ticket's time to live when the request names none."""
     max_ticket_ttl: int = DEFAULT_MAX_TICKET_TTL
     max_usage_count: int = DEFAULT_MAX_USAGE_COUNT
+    max_tickets: int = DEFAULT_MAX_TICKETS
+    """Tickets the authority stores at most (until they expire and are purged)."""
     admins: frozenset[str] = frozenset()
     """Identifiers with the admin role (the identity that created the authority)."""
     trusted_identities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -172,7 +175,7 @@ class AuthorityOptions:
 
     def __post_init__(self) -> None:
         for name in ("credential_ttl", "ticket_ttl", "max_ticket_ttl", "max_usage_count",
-                     "audit_retention"):
+                     "max_tickets", "audit_retention"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise UsageError(f"{name} must be a positive integer")
@@ -360,6 +363,9 @@ class AuthorityService:
         uses = usage_count or 1
         if not 0 < uses <= o.max_usage_count:
             raise BadRequestError(f"a ticket's usage count is between 1 and {o.max_usage_count}")
+        if await self.repository.count_tickets() >= o.max_tickets:
+            raise ConflictingRequestError(f"the authority holds {o.max_tickets} tickets, its "
+                                          "limit; retry once some expire and are purged")
         for _ in range(3):
             code = secrets.token_bytes(CODE_SIZE)
             record = TicketRecord(_reference(), code_hash(code), attrs, caller, t, t + life,

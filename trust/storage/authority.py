@@ -242,6 +242,11 @@ class SqlAuthorityRepository:
                                       (self.authority, reference))
         return None if row is None else _ticket(row)
 
+    async def count_tickets(self) -> int:
+        n = await self.db.fetch_value("SELECT COUNT(*) FROM authority_ticket WHERE authority = ?",
+                                      (self.authority,))
+        return int(n or 0)
+
     async def purge_tickets(self, *, expired_before: int) -> int:
         return await self.db.execute("DELETE FROM authority_ticket WHERE authority = ? "
                                      "AND expires_at < ?", (self.authority, expired_before))
