@@ -403,8 +403,11 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         if msg.local_info is not self._peer_info and not self._same_peer(msg):
             return True
         payload = msg.payload
-        if len(msg.onward_route._addrs) != 1 or not payload:
+        if len(msg.onward_route._addrs) != 1:
             self._dropped("a portal message must end at the portal connection")
+            return True
+        if not payload:
+            self._protocol_error("an empty portal message")
             return True
         tag = payload[0]
         if tag == 3 and self.ready and not self.remote_eof:
