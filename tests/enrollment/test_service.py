@@ -160,3 +160,19 @@ async def test_ticket_count_is_bounded() -> None:
     await svc.housekeeping(now=NOW + 10 + 3601)     # expired and past the grace period
     assert await repo.count_tickets() == 0
     await svc.create_ticket(admin, {}, now=NOW + 4000)
+
+
+async def test_an_admins_ticket_can_make_an_enroller_and_an_enrollers_cannot() -> None:
+    from trust.enrollment.errors import ForbiddenError
+
+    svc, _ = service()
+    w = world()
+    admin, new, other = w.admin.identifier, w.parties[0].identifier, w.parties[1].identifier
+    code, _ = await svc.create_ticket(admin, {"ockam-role": "enroller"}, now=NOW)
+    await svc.redeem_ticket(new, code, now=NOW)
+    assert (await svc.role_of(new))[0] is Role.ENROLLER
+    with pytest.raises(ForbiddenError, match="reserved attribute 'ockam-role'"):
+        await svc.create_ticket(new, {"ockam-role": "enroller"}, now=NOW)
+    code, _ = await svc.create_ticket(new, {"team": "x"}, now=NOW)
+    await svc.redeem_ticket(other, code, now=NOW)
+    assert (await svc.role_of(other))[0] is Role.MEMBER
