@@ -158,6 +158,10 @@ def test_secure_segments_in_message_send(two_nodes: tuple[Cli, str, str], home: 
     # the channel was closed after the reply, at both ends
     assert _rows(cli, "secure-channel", "list", "--at", "n1") == []
     assert _wait_rows(cli, 0, "secure-channel", "list", "--at", "n2") == []
+    # a channel inside a channel to the same node's listener
+    assert cli("message", "send", "nested", "--from", "n1", "--to",
+               "/node/n2/secure/api/secure/api/service/echo").out == "nested"
+    assert _wait_rows(cli, 0, "secure-channel", "list", "--at", "n2") == []
     # without --from: a throwaway identity, nothing added to the home's identities
     before = cli("identity", "list").stdout
     port = cli.json("node", "show", "n2")["listeners"][0].rsplit(":", 1)[1]
