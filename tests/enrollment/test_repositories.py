@@ -243,3 +243,28 @@ async def test_audit_entries_are_purged_by_age(repo: AuthorityRepository) -> Non
     assert [e.at for e in left] == [NOW - 5, NOW]
     await repo.put_member(Member(B, {}, A, NOW), AuditRecord(NOW, A, "member.update", B))
     assert (await repo.audit_log(after=0, limit=10))[-1].seq > left[-1].seq
+
+
+async def test_redemption_sees_the_member_before(repo: AuthorityRepository) -> None:
+    before = Member(B, {"ockam-relay": "b", "team": "x"}, A, NOW - 1)
+    await repo.put_member(before, AuditRecord(NOW, A, "member.add", B))
+    code = b"\x08" * 32
+    await repo.add_ticket(ticket(code), AuditRecord(NOW, A, "ticket.create", ticket="ref0000001"))
+    seen: list[Member | None] = []
+
+    def merge(prev: Member | None, t: TicketRecord) -> Member:
+        seen.append(prev)
+        return Member(B, {**(prev.attributes if prev else {}), **t.attributes}, t.created_by, NOW)
+
+    r = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW, merge, audit_of)
+    assert seen == [before] and r.previous == before
+    assert r.member.attributes == {"ockam-relay": "b", "role": "db", "team": "x"}
+    assert await repo.get_member(B) == r.member
+    # and a pre-trusted member is never overwritten by a redemption
+    await repo.replace_pre_trusted([Member(C, {"p": "1"}, AUTH, NOW, True)], [])
+    code2 = b"\x09" * 32
+    await repo.add_ticket(ticket(code2, ref="ref0000002"), AuditRecord(NOW, A, "ticket.create"))
+    with pytest.raises(ConflictError):
+        await repo.redeem_ticket(hashlib.sha256(code2).digest(), C, NOW, merge_into(C), audit_of)
+    t2 = await repo.get_ticket("ref0000002")
+    assert t2 is not None and t2.uses_left == 1
