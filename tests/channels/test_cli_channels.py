@@ -139,8 +139,14 @@ def test_listener_at_another_address(two_nodes: tuple[Cli, str, str]) -> None:
 
     assert_one_line_error(cli("secure-channel-listener", "create", "only-n1", "--at", "n2",
                               ok=False), "already in use")
+    kept = cli("secure-channel", "create", "--from", "n1", "--to", "/node/n2/service/api").out
     cli("secure-channel-listener", "delete", "only-n1", "--at", "n2")
     assert [row[0] for row in _rows(cli, "secure-channel-listener", "list", "--at", "n2")] == ["api"]
+    # the channel it accepted is closed at both ends (n1 was told); the one through api stays
+    assert [row[1] for row in _wait_rows(cli, 1, "secure-channel", "list", "--at", "n1")] == [kept]
+    assert len(_rows(cli, "secure-channel", "list", "--at", "n2")) == 1
+    r = cli("message", "send", "x", "--from", "n1", "--to", f"{route}/service/echo", ok=False)
+    assert "Traceback" not in r.stderr
     r = cli("secure-channel", "create", "--from", "n1", "--to", "/node/n2/service/only-n1",
             "--timeout", "1s", ok=False)
     assert_one_line_error(r, "no secure channel")
