@@ -76,6 +76,20 @@ def test_deliver_finish_send_and_deliver_nowait() -> None:
     arun(main())
 
 
+def test_flow_control_consumer_sets_are_live() -> None:
+    async def main() -> None:
+        async with Node("n") as node:
+            fc = node.flow_controls
+            flow = fc.new_id()
+            sets = fc.consumer_sets
+            fc.add_consumer("a", flow)
+            assert sets[flow] == {Address.parse("a")} and fc.consumer_sets is sets
+            fc.remove_flow(flow)
+            assert flow not in sets
+
+    arun(main())
+
+
 def test_unregister_and_slot() -> None:
     async def main() -> None:
         async with Node("n") as node:
@@ -111,9 +125,9 @@ def _reaches(path: Path) -> list[str]:
             elif (isinstance(n.value, ast.Name) and n.value.id in _HANDLES
                   and not (path.name == "node.py" and n.value.id == "node")):  # (node is self there)
                 found.append(f"{path.name}:{n.lineno} {n.value.id}.{n.attr}")
-            elif (isinstance(n.value, ast.Attribute) and n.value.attr == "node"
-                  and path.name != "node.py"):
-                found.append(f"{path.name}:{n.lineno} .node.{n.attr}")
+            elif (isinstance(n.value, ast.Attribute) and n.value.attr in ("node", "flow_controls")
+                  and (path.name != "node.py" or n.value.attr != "node")):
+                found.append(f"{path.name}:{n.lineno} .{n.value.attr}.{n.attr}")
         elif isinstance(n, ast.alias) and n.name.startswith("_") and not n.name.startswith("__"):
             found.append(f"{path.name}:{n.lineno} import {n.name}")
     return found
@@ -128,6 +142,8 @@ def test_the_reach_in_check_finds_reach_ins(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from trust.node.node import _Slot\n"
                    "def f(node, ctx, route, self):\n"
-                   "    node._deliver; ctx._slot; route._addrs; self.node._send_slow; self._ok\n")
+                   "    node._deliver; ctx._slot; route._addrs; self.node._send_slow; self._ok\n"
+                   "    self.flow_controls._consumers\n")
     assert sorted(r.split(" ", 1)[1] for r in _reaches(bad)) == sorted([
-        "import _Slot", "node._deliver", "ctx._slot", "._addrs", ".node._send_slow"])
+        "import _Slot", "node._deliver", "ctx._slot", "._addrs", ".node._send_slow",
+        ".flow_controls._consumers"])

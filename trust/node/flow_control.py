@@ -46,6 +46,13 @@ class FlowControls:
         self._producer_flow: dict[Address, FlowControlId] = {}
         self._producers_of: dict[FlowControlId, set[Address]] = {}
 
+    @property
+    def consumer_sets(self) -> dict[FlowControlId, set[Address]]:
+        """The consumers of each flow, live (the node's delivery path reads it for every
+        message that came out of a producer). Read it; change it only through
+        :meth:`add_consumer`, :meth:`remove_consumer` and :meth:`remove_flow`."""
+        return self._consumers
+
     @staticmethod
     def new_id() -> FlowControlId:
         """A fresh random id (32 hex characters)."""

@@ -257,7 +257,7 @@ class Node:
             "stall_timeout": stall_timeout, "connect_timeout": connect_timeout}
         """Options of the TCP transport (see :class:`~trust.transports.tcp.TcpTransport`)."""
         self.flow_controls = FlowControls()
-        self._fc_consumers = self.flow_controls._consumers
+        self._fc_consumers = self.flow_controls.consumer_sets
         self.stats = NodeStats()
         self.listener_consumers: set[str] = {"echo", "hop", "api"}
         """Local addresses every new TCP listener (and secure-channel listener) admits by
