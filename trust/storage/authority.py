@@ -151,6 +151,24 @@ class SqlAuthorityRepository:
         if n == 0:
             raise ConflictError("a pre-trusted member is changed only at authority start")
 
+    async def _write_member_and_audit(self, tx: Transaction, m: Member, a: AuditRecord) -> None:
+        """PostgreSQL: the member's upsert and its audit entry in one statement (no entry, and
+        a :class:`ConflictError`, when the member is pre-trusted)."""
+        n = await tx.execute(
+            f"WITH w AS (INSERT INTO authority_member (authority, {_MEMBER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (authority, identifier) DO UPDATE SET "
+            "attributes = excluded.attributes, added_by = excluded.added_by, "
+            "added_at = excluded.added_at, is_pre_trusted = excluded.is_pre_trusted "
+            "WHERE authority_member.is_pre_trusted = 0 RETURNING 1) "
+            "INSERT INTO authority_audit (authority, at, actor, action, subject, ticket, "
+            "attributes) SELECT ?::text, ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text "
+            "FROM w",
+            (self.authority, m.identifier, _dump(m.attributes), m.added_by, m.added_at,
+             int(m.pre_trusted), self.authority, a.at, a.actor, a.action, a.subject, a.ticket,
+             None if a.attributes is None else _dump(a.attributes)))
+        if n == 0:
+            raise ConflictError("a pre-trusted member is changed only at authority start")
+
     # -- members ----------------------------------------------------------------------------
     async def get_member(self, identifier: str) -> Member | None:
         return await self._get_member(self.db, identifier)
@@ -220,18 +238,23 @@ class SqlAuthorityRepository:
         sqlite = self.db.dialect == "sqlite"
         async with self.db.transaction() as tx:
             if sqlite:
-                # one statement fewer: the member comes back with the ticket (SQLite's write
-                # transactions are exclusive, so nothing changes it in between)
+                # the member comes back with the ticket (SQLite's write transactions are
+                # exclusive, so nothing changes it in between)
                 row = await tx.fetch_one(
                     "UPDATE authority_ticket SET uses_left = uses_left - 1 WHERE authority = ? "
                     "AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
                     f"RETURNING {_TICKET_COLUMNS}, {_MEMBER_SUBQUERIES}",
                     (self.authority, code_hash, now, *([self.authority, identifier] * 4)))
             else:
+                # one round trip: use the ticket and lock the member's row (if any)
                 row = await tx.fetch_one(
-                    "UPDATE authority_ticket SET uses_left = uses_left - 1 WHERE authority = ? "
-                    "AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
-                    f"RETURNING {_TICKET_COLUMNS}", (self.authority, code_hash, now))
+                    "WITH t AS (UPDATE authority_ticket SET uses_left = uses_left - 1 "
+                    "WHERE authority = ? AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
+                    f"RETURNING {_TICKET_COLUMNS}), m AS (SELECT attributes, added_by, "
+                    "added_at, is_pre_trusted FROM authority_member WHERE authority = ? "
+                    "AND identifier = ? FOR UPDATE) SELECT t.*, m.attributes, m.added_by, "
+                    "m.added_at, m.is_pre_trusted FROM t LEFT JOIN m ON true",
+                    (self.authority, code_hash, now, self.authority, identifier))
             if row is None:
                 found = await tx.fetch_one(
                     "SELECT reference, expires_at FROM authority_ticket "
@@ -242,16 +265,16 @@ class SqlAuthorityRepository:
                     raise TicketExpiredError(f"enrollment ticket {found[0]} has expired")
                 raise TicketUsedError(f"enrollment ticket {found[0]} was already used")
             ticket = _ticket(row)
-            if sqlite:
-                before = None if row[8] is None else _member((identifier, *row[8:12]))
-            else:
-                before = await self._get_member(tx, identifier, self.db.for_update)
+            before = None if row[8] is None else _member((identifier, *row[8:12]))
             member = merge(before, ticket)
             if member.identifier != identifier:
                 raise ConflictError("a redemption writes the redeemer's member record")
-            await self._write_member(tx, member)
             result = Redemption(ticket, member, before)
-            await self._audit(tx, audit(result))
+            if sqlite:
+                await self._write_member(tx, member)
+                await self._audit(tx, audit(result))
+            else:
+                await self._write_member_and_audit(tx, member, audit(result))
             return result
 
     async def get_ticket(self, reference: str) -> TicketRecord | None:
