@@ -69,6 +69,9 @@ def test_a_portal_between_two_background_nodes(cli: Cli, home: Path, echo_port: 
         "outlet", f"127.0.0.1:{echo_port}"]
     assert f"Bytes: {len(data)} from clients" in cli("tcp-inlet", "show", "inlet", "--at",
                                                        "analysis").out
+    # node show lists them too, with their byte counts
+    assert [i["bytes_in"] for i in cli.json("node", "show", "analysis")["inlets"]] == [len(data)]
+    assert [o["name"] for o in cli.json("node", "show", "bank")["outlets"]] == ["outlet"]
 
     # the inlet's channel trusts only --authorized: an outlet node with another identity is
     # refused, the client's connection closed at once

@@ -384,6 +384,18 @@ def register(server: ControlServer, runtime: NodeRuntime) -> None:
         await _state(runtime).delete_inlet(name)
         return {"name": name, "deleted": True}
 
+    previous_show = server.handlers.get("node.show")
+    if previous_show is not None:
+        async def node_show(params: dict[str, Any]) -> dict[str, Any]:
+            """``node show`` also lists the node's inlets and outlets with their counters."""
+            result = await previous_show(params)
+            state = runtime.features.get(__name__)
+            if state is not None:
+                result["inlets"] = [state.inlet_info(n) for n in sorted(state.inlets)]
+                result["outlets"] = [state.outlet_info(n) for n in sorted(state.outlets)]
+            return result
+
+        server.register("node.show", node_show)
     for method, handler in (("tcp_outlet.create", outlet_create), ("tcp_outlet.list", outlet_list),
                             ("tcp_outlet.show", outlet_show), ("tcp_outlet.delete", outlet_delete),
                             ("tcp_inlet.create", inlet_create), ("tcp_inlet.list", inlet_list),

@@ -91,6 +91,8 @@ PONG_TIMEOUT: Final = 20.0
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 """Connections one inlet or outlet has open at most (more are closed at once)."""
 _HEAD: Final = 4  # 03 + uvarint(<= 49152): the Payload header is written in front of a read
+_READ_SIZE: Final = 2 * MAX_PAYLOAD_SIZE
+"""One read takes up to two messages' worth (fewer reads and loop turns for bulk data)."""
 
 Authorize = Callable[[LocalMessage], tuple[bool, str]]
 """Decides on the first message from the other side: ``(allowed, reason)``."""
@@ -204,7 +206,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self._ret = Route.from_tuple((self.address,))
         self.remote_route: Route | None = None
         self._send = node.endpoint_sender(self.address)
-        self._buf = ReadBuffer(MAX_PAYLOAD_SIZE, head=_HEAD)
+        self._buf = ReadBuffer(_READ_SIZE, head=_HEAD)
         self._held: LocalMessage | None = None
         self._early = b""
         """Bytes read before the exchange was done (an event loop may read once before it
@@ -272,6 +274,8 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                 self._protocol_error("the client sent too much before the portal was ready")
             return
         # the Payload header goes right in front of the bytes read: one copy makes the message
+        total = nbytes
+        nbytes = min(total, MAX_PAYLOAD_SIZE)
         if nbytes < 0x80:
             start = _HEAD - 2
             buf[start] = 3
@@ -287,10 +291,16 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             buf[1] = (nbytes & 0x7F) | 0x80
             buf[2] = ((nbytes >> 7) & 0x7F) | 0x80
             buf[3] = nbytes >> 14
-        self.bytes_in += nbytes
-        self.portal.stats.bytes_in += nbytes
+        self.bytes_in += total
+        self.portal.stats.bytes_in += total
+        view = self._buf.view
         self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                bytes(self._buf.view[start:_HEAD + nbytes])))
+                                bytes(view[start:_HEAD + nbytes])))
+        if total > nbytes:  # the second message of the read (after the first, in order)
+            rest = total - nbytes
+            self._queue(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
+                                     b"".join((b"\x03" + encode_uvarint(rest),
+                                               view[_HEAD + nbytes:_HEAD + total]))))
 
     def eof_received(self) -> bool:
         self.local_eof = True
