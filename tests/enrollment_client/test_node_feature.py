@@ -6,6 +6,7 @@ restart and keeps enforcing it when the authority is gone."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -271,3 +272,27 @@ def test_unknown_or_bad_extra_settings_are_refused() -> None:
                   {"name": "other"}):
         with pytest.raises(TrustError):
             node_config("n", extra=extra)  # type: ignore[arg-type]
+
+
+def test_a_node_started_with_an_expired_credential_fetches_a_new_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+
+    async def main() -> None:
+        async with an_authority(credential_ttl=2) as world:
+            ticket = await world.ticket({"role": "web"})
+            credential = await enroll_identity(ticket, "late", home=home, create=True)
+            config = node_config("late", identity="late",
+                                 authorities=[world.authority.identity.export_hex()],
+                                 credential=credential.encode().hex(),
+                                 extra={"authority_route": ticket.route_text,
+                                        "credential_refresh": True})
+            await asyncio.sleep(3.1)  # the recorded credential has expired (`node start` later)
+            async with runtime(home, "late", config) as rt:
+                state = feature(rt)
+                assert state.refresher is not None
+                await until(lambda: rt.credential is not None, timeout=5)  # fetched at start
+                assert state.refresher.valid() and rt.credential != credential
+                recorded = (home / "nodes" / "late" / "node.json").read_text()
+                assert rt.credential.encode().hex() in recorded
+
+    run(main)
