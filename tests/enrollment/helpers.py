@@ -101,7 +101,7 @@ class Running:
 @asynccontextmanager
 async def running(repository: AuthorityRepository | None = None,
                   options: AuthorityOptions | None = None, w: World | None = None,
-                  clock: Any = time.time) -> AsyncIterator[Running]:
+                  clock: Any = time.time, incoming: Any = None) -> AsyncIterator[Running]:
     w = w or world()
     opts = options or AuthorityOptions(admins=frozenset({w.admin.identifier}))
     repo = repository or MemoryAuthorityRepository()
@@ -110,7 +110,8 @@ async def running(repository: AuthorityRepository | None = None,
     try:
         await server.create_secure_channel_listener(w.authority_side)
         tcp = await server.create_tcp_listener("127.0.0.1:0")
-        authority = await start_authority(server, w.signer, repo, opts, clock=clock)
+        authority = await start_authority(server, w.signer, repo, opts, clock=clock,
+                                          incoming=incoming)
         run = Running(w, server, client_node, authority,
                       Route([Address.tcp(tcp.address), "api"]), [])
         try:

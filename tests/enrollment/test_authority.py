@@ -345,3 +345,20 @@ async def test_a_member_list_too_large_to_send_is_refused_in_one_line() -> None:
         with pytest.raises(BadRequestError, match="too large to send"):
             await admin.list_members()
         assert len(await admin.member_ids()) == 70
+
+
+async def test_an_incoming_access_control_guards_each_service() -> None:
+    from trust.node.access_control import AllowAll, DenyAll
+    from trust.node.errors import ReceiveTimeoutError
+
+    w = world()
+
+    def controls(name: str) -> object:
+        return DenyAll if name == "credential_issuer" else AllowAll
+
+    async with running(incoming=controls) as run:
+        admin = await run.connect(w.admin)
+        admin.timeout = 0.5
+        assert await admin.member_ids() == []
+        with pytest.raises(ReceiveTimeoutError):
+            await admin.get_credential()          # dropped by the service's access control
