@@ -40,7 +40,49 @@ def _show_plain(state: dict[str, Any]) -> str:
         lines.append(f"Authorities: {', '.join(state['authorities'])}")
     if state.get("workers"):
         lines.append(f"Workers: {', '.join(state['workers'])}")
+    lines.extend(_portal_lines(state))
     return "\n".join(lines)
+
+
+def _portal_lines(state: dict[str, Any]) -> list[str]:
+    """``node show``'s channels, relays, inlets and outlets, one indented line each."""
+    from trust.cli.common import terminal_safe as t
+
+    def section(title: str, items: Any, line: Any) -> list[str]:
+        if not isinstance(items, list) or not items:
+            return []
+        return [f"{title}: {len(items)}", *(f"  {line(i)}" for i in items if isinstance(i, dict))]
+
+    def channel(c: dict[str, Any]) -> str:
+        side = "initiator" if c.get("initiator") else "responder"
+        return (f"{t(c.get('address'))}  {side}  peer {t(c.get('peer'))}  records sent "
+                f"{c.get('records_sent', '-')}")
+
+    def relay(r: dict[str, Any]) -> str:
+        return (f"{t(r.get('name'))}  {t(r.get('status'))}  at {t(r.get('at'))}  relay node "
+                f"{t(r.get('peer') or '-')}")
+
+    def hosted(r: dict[str, Any]) -> str:
+        return (f"{t(r.get('name'))}  {'live' if r.get('live') else 'gone'}  owner "
+                f"{t(r.get('owner') or '-')}  {r.get('messages', 0)} messages, "
+                f"{r.get('bytes', 0)} bytes")
+
+    def counts(p: dict[str, Any]) -> str:
+        return (f"{p.get('connections', 0)} connections ({p.get('active', 0)} open), "
+                f"bytes in {p.get('bytes_in', 0)}, out {p.get('bytes_out', 0)}, denied "
+                f"{p.get('denied', 0)}")
+
+    def inlet(i: dict[str, Any]) -> str:
+        return f"{t(i.get('name'))}  {t(i.get('address'))} -> {t(i.get('route'))}  {counts(i)}"
+
+    def outlet(o: dict[str, Any]) -> str:
+        return f"{t(o.get('name'))}  -> {t(o.get('target'))}  {counts(o)}"
+
+    return [*section("Secure channels", state.get("channels"), channel),
+            *section("Relays created", state.get("relays"), relay),
+            *section("Relays hosted", state.get("hosted_relays"), hosted),
+            *section("Inlets", state.get("inlets"), inlet),
+            *section("Outlets", state.get("outlets"), outlet)]
 
 
 @cli.command("create")
@@ -353,7 +395,8 @@ def list_(output: str) -> None:
 @click.argument("name")
 @output_option
 def show(name: str, output: str) -> None:
-    """Show node NAME: status, pid, listeners, identity and identifier.
+    """Show node NAME: status, pid, listeners, identity and identifier; when it runs, its
+    secure channels, relays, inlets and outlets with their counters.
 
     \b
     Example:

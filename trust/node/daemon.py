@@ -336,6 +336,9 @@ class NodeRuntime:
         return {}
 
     async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The node's state, workers, counters, its secure channels (with the records each
+        carried), the relays it created and hosts (``relays``, ``hosted_relays``: the relay
+        feature's ``summary``); the portal feature adds ``inlets`` and ``outlets``."""
         state = self.state()
         state["workers"] = sorted(str(a) for a in self.node.workers())
         state["stats"] = self.node.stats.as_dict()
@@ -343,6 +346,12 @@ class NodeRuntime:
             state["policy_checks"] = {"allowed": self.access.allowed,
                                       "denied": self.access.denied,
                                       "policies": len(self.access.snapshot)}
+        state["channels"] = [{**channel_info(c), **channel_counts(c)}
+                             for c in self.node.secure_channels()]
+        for feature in self._started_features:
+            if feature.__name__ == "trust.node.relay_feature":
+                relays = feature.summary(self)
+                state["relays"], state["hosted_relays"] = relays["relays"], relays["hosted"]
         return state
 
     async def _stop_method(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -518,6 +527,13 @@ def channel_info(channel: Any) -> dict[str, Any]:
             "initiator": channel.is_initiator,
             "remote_route": " ".join(str(a) for a in channel.remote_route.addresses),
             "created_at": channel.created_at}
+
+
+def channel_counts(channel: Any) -> dict[str, int]:
+    """What a channel carried: the records it sent (its encryptor's nonce counter; each record
+    is one encrypted message of at most 64 KiB). The peer's ``records_sent`` is what it
+    received."""
+    return {"records_sent": channel.session.encryptor.nonce}
 
 
 def listener_info(listener: Any) -> dict[str, Any]:
