@@ -178,3 +178,21 @@ def test_attestation_data_fast_path_takes_our_shapes() -> None:
     for bad in (ATTESTATION_DATA_SEEDS[0][:-1], ATTESTATION_DATA_SEEDS[0] + b"\x00",
                 ATTESTATION_DATA_SEEDS[0].replace(b"\x83\x01\x02", b"\x83\x01\x03", 1)):
         assert decode_attestation_data_fast(bad) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(histories(), mutated()), before=st.binary(max_size=8),
+       after=st.binary(max_size=8))
+def test_history_fast_reader_inside_a_message_agrees_with_the_strict_decoder(
+        data: bytes, before: bytes, after: bytes) -> None:
+    """read_history_fast (used by the handshake payload decoder) reads a history where it lies
+    in a larger buffer: what it returns is what the strict decoder makes of the bytes it read."""
+    from trust.models.change_history import read_history_fast
+
+    found = read_history_fast(before + data + after, len(before))
+    if found is None:
+        return
+    history, end = found
+    consumed = (before + data + after)[len(before) : end]
+    assert _outcome(lambda _: history, consumed) == _outcome(ChangeHistory.decode_strict, consumed)
+    assert history.encode() == consumed

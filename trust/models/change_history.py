@@ -214,11 +214,20 @@ def _change_data(d: bytes) -> ChangeData:
 
 
 def _fast_decode(b: bytes) -> ChangeHistory | None:
+    found = read_history_fast(b, 0)
+    return found[0] if found is not None and found[1] == len(b) else None
+
+
+def read_history_fast(b: bytes, start: int) -> tuple[ChangeHistory, int] | None:
+    """The change history that starts at ``start`` in ``b`` (e.g. inside a message), read by the
+    fast path, and the position after it; None when it is not in the exact shape our encoder
+    produces (the strict decoder then decides). What it returns, the strict decoder returns too
+    (property test)."""
     try:
-        count = b[0] - 0x80
+        count = b[start] - 0x80
         if not 1 <= count < 24:
             return None
-        i = 1
+        i = start + 1
         changes = []
         for k in range(count):
             n = b[i]
@@ -243,8 +252,6 @@ def _fast_decode(b: bytes) -> ChangeHistory | None:
             object.__setattr__(change, "change_data", _change_data(data))
             object.__setattr__(change, "change_hash", hashlib.sha256(data).digest())
             changes.append(change)
-        if i != len(b):
-            return None
-        return ChangeHistory(tuple(changes))
+        return ChangeHistory(tuple(changes)), i
     except (FastPathMiss, IndexError):
         return None

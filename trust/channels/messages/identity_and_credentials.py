@@ -13,7 +13,7 @@ from typing import Final
 from trust.channels.messages.common import encode_credentials, read_change_history, read_credentials
 from trust.errors import DecodeError, UsageError
 from trust.models.cbor import Reader, check_size
-from trust.models.change_history import ChangeHistory
+from trust.models.change_history import ChangeHistory, read_history_fast
 from trust.models.credential import CredentialAndPurposeKey
 from trust.models.fastpath import FastPathMiss, arg, signature
 from trust.models.memo import BoundedCache, decoded_size
@@ -105,19 +105,12 @@ def decode_fast(b: bytes) -> IdentityAndCredentials | None:
     """The usual shape (a history of short changes, an attestation, no credential) with direct
     indexing; None for anything else (the strict decoder then decides and names the field)."""
     try:
-        count = b[1] - 0x80
-        if b[0] != 0x83 or not 1 <= count < 24:
+        if b[0] != 0x83:
             return None
-        i = 2
-        for k in range(count):
-            head_byte = b[i]
-            if head_byte != (0x82 if k == 0 else 0x83):
-                return None
-            size, i = arg(b, i + 1, 0x40)
-            i += size
-            i = signature(b, i)[1]
-            if head_byte == 0x83:
-                i = signature(b, i)[1]
+        found = read_history_fast(b, 1)  # one pass: the history is decoded where it lies
+        if found is None:
+            return None
+        history, i = found
         raw = b[1:i]
         if b[i] != 0x82:
             return None
@@ -128,7 +121,6 @@ def decode_fast(b: bytes) -> IdentityAndCredentials | None:
         sig, i = signature(b, i + size)
         if i + 1 != len(b) or b[i] != 0x80:
             return None
-        history = ChangeHistory.decode(raw)
         attestation = PurposeKeyAttestation(att_data, sig)
     except (IndexError, FastPathMiss, DecodeError):
         return None
