@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 import time
 import tracemalloc
 
@@ -181,6 +182,58 @@ def test_a_stalled_server_pauses_its_portal_with_bounded_memory_and_drops_nothin
             assert sorted(digests) == sorted(hashlib.sha256(d).digest() for d in data)
             assert pair.a.stats.dropped_full == pair.b.stats.dropped_full == 0
             assert pair.a.stats.channel_records_rejected == 0
+
+    arun(main(), timeout=60)
+
+
+def test_a_client_that_does_not_read_pauses_the_server_side_with_flat_memory() -> None:
+    """Back-pressure the other way: the server sends 48 MB, the client reads nothing for a
+    while: the outlet stops reading the server after a bounded amount, memory stays flat, and
+    then every byte arrives in order."""
+    size = 48 * 1024 * 1024
+    data = stream_bytes(7, size)
+
+    async def send_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(send_all, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            async with portal_pair(f"127.0.0.1:{port}", mailbox_size=16) as pair:
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+                sock.connect(("127.0.0.1", pair.port))
+                reader, writer = await asyncio.open_connection(sock=sock, limit=64 * 1024)
+                tracemalloc.start()
+                try:
+                    last = -1
+                    for _ in range(40):
+                        await asyncio.sleep(0.25)
+                        if pair.outlet.stats.bytes_in == last:
+                            break
+                        last = pair.outlet.stats.bytes_in
+                    first = pair.outlet.stats.bytes_in
+                    base, _ = tracemalloc.get_traced_memory()
+                    await asyncio.sleep(1.0)
+                    now, _ = tracemalloc.get_traced_memory()
+                    second = pair.outlet.stats.bytes_in
+                finally:
+                    tracemalloc.stop()
+                assert second == first and first < size, (first, size)
+                assert now - base < 256 * 1024, (base, now)
+                got = hashlib.sha256()
+                n = 0
+                while chunk := await reader.read(1 << 20):
+                    got.update(chunk)
+                    n += len(chunk)
+                writer.close()
+                assert n == size and got.digest() == hashlib.sha256(data).digest()
+        finally:
+            server.close()
+            await server.wait_closed()
 
     arun(main(), timeout=60)
 
