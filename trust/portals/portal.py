@@ -560,6 +560,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         """(Outlet) answer Pong along the Ping's return route, then read the target."""
         self.remote_route = ping.return_route
         self._remember_peer(ping)
+        self.ready = True  # (before the Pong: a local inlet may answer with data at once)
         self._emit(LocalMessage(ping.return_route, self._ret, PONG))
         self._go()
 
