@@ -529,11 +529,14 @@ def channel_info(channel: Any) -> dict[str, Any]:
             "created_at": channel.created_at}
 
 
-def channel_counts(channel: Any) -> dict[str, int]:
-    """What a channel carried: the records it sent (its encryptor's nonce counter; each record
-    is one encrypted message of at most 64 KiB). The peer's ``records_sent`` is what it
-    received."""
-    return {"records_sent": channel.session.encryptor.nonce}
+def channel_counts(channel: Any) -> dict[str, Any]:
+    """What ``node show`` adds to :func:`channel_info`: ``decryptor`` (the address the peer
+    sends its records to: the last hop of the peer's ``remote_route``, which pairs the two
+    ends of a channel) and the records the channel sent (its encryptor's nonce counter; each
+    record is one encrypted message of at most 64 KiB; the peer's ``records_sent`` is what it
+    received)."""
+    return {"decryptor": channel.addresses.decryptor_remote.name,
+            "records_sent": channel.session.encryptor.nonce}
 
 
 def listener_info(listener: Any) -> dict[str, Any]:
