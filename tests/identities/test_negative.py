@@ -158,6 +158,9 @@ def test_attestation_rules_across_rotations() -> None:
             verify_purpose_key_attestation(revoking, before, now=t + 40)
         after = await attest_purpose_key(revoking, vault, k3, x, now=t + 40)
         verify_purpose_key_attestation(revoking, after, now=t + 50, ockam_strict=True)
+        # the same identifier, but a history without the change the attestation names
+        with pytest.raises(VerificationError, match="not in the subject's history"):
+            verify_purpose_key_attestation(ident, after, now=t + 50)
         # time checks
         with pytest.raises(VerificationError, match="future"):
             verify_purpose_key_attestation(revoking, after, now=t + 40 - 61)

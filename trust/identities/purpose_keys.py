@@ -66,21 +66,28 @@ def check_attestation_claims(subject: Identity, data: PurposeKeyAttestationData,
     exact bytes before (a warm cache); everything time-dependent is checked here every time.
     """
     t = int(time.time()) if now is None else int(now)
-    if data.subject != subject.identifier_bytes:
+    changes = subject.change_history.changes
+    if data.subject != changes[0].change_hash:  # the subject's identifier
         raise VerificationError(
             f"the attestation is for {identifier_text(data.subject)}, not {subject.identifier}")
-    index = subject.change_index(data.subject_latest_change_hash)
-    if index is None:
-        raise VerificationError("the attestation names a change that is not in the subject's "
-                                "history")
-    last = len(subject.changes) - 1
-    if ockam_strict and index != last:
-        raise VerificationError("the attestation was made before the subject's latest change")
-    for later in subject.changes[index + 1 :]:
-        if later.change_data.revoke_all_purpose_keys:
-            raise VerificationError("the attestation was revoked by a later change of the "
-                                    "subject (revoke_all_purpose_keys)")
-    change = subject.changes[index].change_data
+    named = data.subject_latest_change_hash
+    last = len(changes) - 1
+    if changes[last].change_hash == named:  # the usual case: made against the latest change
+        index = last
+    else:
+        found = subject.change_index(named)
+        if found is None:
+            raise VerificationError("the attestation names a change that is not in the "
+                                    "subject's history")
+        index = found
+        if ockam_strict:
+            raise VerificationError("the attestation was made before the subject's latest "
+                                    "change")
+        for later in changes[index + 1 :]:
+            if later.change_data.revoke_all_purpose_keys:
+                raise VerificationError("the attestation was revoked by a later change of the "
+                                        "subject (revoke_all_purpose_keys)")
+    change = changes[index].change_data
     if data.expires_at > change.attestations_valid_until:
         raise VerificationError("the attestation expires after the attesting key's validity")
     if data.created_at < change.attestations_valid_from:

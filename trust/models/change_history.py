@@ -9,6 +9,7 @@ decoded history is well formed (its signatures are checked by :mod:`trust.identi
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 
 from trust.errors import DecodeError
@@ -172,6 +173,9 @@ class ChangeHistory:
 # field) for every input it does not accept. The property tests check both paths agree.
 
 
+_U32 = struct.Struct(">I").unpack_from
+
+
 def _change_data(d: bytes) -> ChangeData:
     if d[:3] != b"\x83\x01\x01":
         raise FastPathMiss
@@ -202,10 +206,17 @@ def _change_data(d: bytes) -> ChangeData:
     flag = d[i]
     if flag not in (0xF4, 0xF5):
         raise FastPathMiss
-    valid_from, i = uint(d, i + 1)
-    valid_until, i = uint(d, i)
-    if i != len(d):
-        raise FastPathMiss
+    i += 1
+    if d[i] == 0x1A and d[i + 5] == 0x1A and i + 10 == len(d):  # two timestamps (until 2106)
+        valid_from = _U32(d, i + 1)[0]
+        valid_until = _U32(d, i + 6)[0]
+        if valid_from < 0x10000 or valid_until < 0x10000:
+            raise FastPathMiss
+    else:
+        valid_from, i = uint(d, i)
+        valid_until, i = uint(d, i)
+        if i != len(d):
+            raise FastPathMiss
     try:
         pk = PublicKey(kt, key)
     except VaultError:

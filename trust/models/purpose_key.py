@@ -180,8 +180,10 @@ class PurposeKeyAttestation:
     data_hash: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "attestation_data",
-                           PurposeKeyAttestationData.from_versioned(self.data))
+        data = decode_attestation_data_fast(self.data)
+        if data is None:
+            data = PurposeKeyAttestationData.from_versioned_strict(self.data)
+        object.__setattr__(self, "attestation_data", data)
         object.__setattr__(self, "data_hash", hashlib.sha256(self.data).digest())
 
     def encode(self) -> bytes:
