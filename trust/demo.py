@@ -101,11 +101,13 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
         admin = await svc.identities.create_identity(ADMIN)
         # the project node starts in the background while part one runs
         project_start = asyncio.ensure_future(seed.call(seed.start_project, admin.identifier))
+        seed.service_start = asyncio.ensure_future(seed.call(seed.start_service_quietly))
         try:
             await _credentials_story(step, svc, storage)
         except BaseException:
-            with contextlib.suppress(BaseException):
-                await project_start
+            for pending in (project_start, seed.service_start):
+                with contextlib.suppress(BaseException):
+                    await pending
             raise
         await step("Start the project node (authority and relay)",
                    lambda: seed.project_started(project_start))
@@ -271,6 +273,7 @@ class _Seed:
         self.inlet_address = ""
         self.shown: dict[str, dict[str, Any]] = {}
         self.stopped = False
+        self.service_start: Awaitable[str | Exception] | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -374,7 +377,15 @@ class _Seed:
                 {"pids": pids})
 
     # -- portal ----------------------------------------------------------------------------------
-    def _start_service(self) -> str:
+    def start_service_quietly(self) -> str | Exception:
+        """:meth:`start_service`, its error returned (raised when the bank step needs it)."""
+        try:
+            return self.start_service()
+        except Exception as e:
+            return e
+
+    def start_service(self) -> str:
+        """Start Bank Corp's service (or check the PostgreSQL URL); its ``HOST:PORT``."""
         from trust.demo_services import BankService, LocalPostgres
 
         if self.postgres is None:
@@ -386,7 +397,6 @@ class _Seed:
         return postgres_target(self.postgres.url)
 
     def _bank_setup(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        self.target = self._start_service()
         relay = self.request("bank", "relay.create", {
             "name": "bank", "at": f"/ip4/127.0.0.1/tcp/{self.tap.port}", "timeout": 15})
         outlet = self.request("bank", "tcp_outlet.create",
@@ -394,6 +404,11 @@ class _Seed:
         return relay, outlet
 
     async def bank_setup(self) -> tuple[str, dict[str, Any]]:
+        assert self.service_start is not None
+        target = await self.service_start
+        if isinstance(target, Exception):
+            raise target
+        self.target = target
         relay, outlet = await self.call(self._bank_setup)
         what = "PostgreSQL" if self.postgres is not None else "its HTTP service"
         return (f"bank registered relay 'bank' at the project ({relay['route']}), through its "
@@ -421,12 +436,18 @@ class _Seed:
             first, got = await self.call(_pg_query, url, self.inlet_address, self.marker)
             second, _ = await self.call(_pg_query, url, self.inlet_address, self.marker)
             what = f"PostgreSQL answered through the portal: {got}"
-        for name in NODES:
-            self.shown[name] = await self.call(self.request, name, "node.show")
-        inlet = self.shown["analysis"]["inlets"][0]
-        outlet = self.shown["bank"]["outlets"][0]
-        if inlet["bytes_in"] != outlet["bytes_out"] or inlet["bytes_out"] != outlet["bytes_in"]:
-            raise DemoFailed(f"the portal lost bytes: inlet {inlet}, outlet {outlet}")
+        deadline = time.monotonic() + 5
+        while True:  # (the client's last bytes, e.g. PostgreSQL's Terminate, may be in flight)
+            for name in NODES:
+                self.shown[name] = await self.call(self.request, name, "node.show")
+            inlet = self.shown["analysis"]["inlets"][0]
+            outlet = self.shown["bank"]["outlets"][0]
+            if (inlet["bytes_in"], inlet["bytes_out"]) == (outlet["bytes_out"],
+                                                           outlet["bytes_in"]):
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the portal lost bytes: inlet {inlet}, outlet {outlet}")
+            await asyncio.sleep(0.05)
         return (f"{what}; first connection {first * 1000:.0f} ms (opens two channels), "
                 f"second {second * 1000:.0f} ms; {inlet['connections']} connections, "
                 f"{inlet['bytes_in']} bytes client→service and {inlet['bytes_out']} back",
