@@ -122,3 +122,34 @@ def test_an_inlet_closes_connections_over_its_limit() -> None:
                 await inlet.stop()
 
     arun(main(), timeout=30)
+
+
+def test_a_pong_after_the_inlet_gave_up_is_answered_with_disconnect() -> None:
+    """The outlet answered too late (the inlet closed the client at its timeout): the late Pong
+    is answered with Disconnect, so the outlet closes the connection it made."""
+
+    async def main() -> None:
+        async with Node("n") as node:
+            got: list[bytes] = []
+            answered = asyncio.Event()
+
+            async def slow_outlet(ctx: Context, msg: LocalMessage) -> None:
+                got.append(msg.payload)
+                if msg.payload == b"\x00":
+                    await asyncio.sleep(0.5)
+                    await ctx.send(msg.return_route, b"\x01")
+                else:
+                    answered.set()
+
+            await node.start_worker("slow", slow_outlet)
+            inlet = await create_inlet(node, "127.0.0.1:0", Route(["slow"]), pong_timeout=0.2)
+            try:
+                assert await _closed(inlet.port)
+                await asyncio.wait_for(answered.wait(), 5)
+                assert got == [b"\x00", b"\x02"]
+                assert inlet.stats.active == 0 and inlet.stats.failed == 1
+                assert inlet.lingering == 0  # answered: no longer registered
+            finally:
+                await inlet.stop()
+
+    arun(main(), timeout=30)

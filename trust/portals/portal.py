@@ -140,6 +140,8 @@ class _Portal:
         self.max_connections = max_connections
         self.stats = PortalStats()
         self.connections: set[PortalConnection] = set()
+        self.lingering = 0
+        """Closed inlet connections still registered to answer a late Pong."""
         self.stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -223,6 +225,8 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self._disconnect_sent = False
         self._registered = False
         self._pong_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._ping_sent = False
         self.peer = "?"
         self.bytes_in = 0
         self.bytes_out = 0
@@ -253,11 +257,29 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         if self.ready:
             self._send_disconnect()
         if self._registered:
-            self._registered = False
-            self.node.unregister_endpoint(self.address)
+            portal = self.portal
+            if (self.inlet and not self.ready and self._ping_sent
+                    and portal.lingering < portal.max_connections):
+                # the Ping went out: stay registered a while (at most as many as may be open)
+                # to answer a late Pong with Disconnect, so the outlet closes the connection it
+                # made for this one
+                portal.lingering += 1
+                self._linger = asyncio.get_running_loop().call_later(
+                    2 * getattr(portal, "pong_timeout", PONG_TIMEOUT), self._unregister)
+            else:
+                self._unregister()
         self._buf.release()
         self.portal.closed(self)
         self.detach()
+
+    def _unregister(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+            self.portal.lingering -= 1
+        if self._registered:
+            self._registered = False
+            self.node.unregister_endpoint(self.address)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buf.get()
@@ -407,6 +429,9 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
     # -- messages from the other side (the Endpoint interface) -------------------------------------
     def offer(self, msg: LocalMessage) -> bool:
         if self.closing:
+            if self._linger is not None and msg.payload == PONG:  # too late: the client left
+                self._post(LocalMessage(msg.return_route, self._ret, DISCONNECT))
+                self._unregister()
             return True  # the socket is going: dropped
         if self._write_paused:
             return False
@@ -510,6 +535,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             return
         self._pong_timer = asyncio.get_running_loop().call_later(inlet.pong_timeout,
                                                                  self._no_pong)
+        self._ping_sent = True
         self._emit(LocalMessage(route, self._ret, PING))
 
     def _no_pong(self) -> None:
