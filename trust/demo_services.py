@@ -93,6 +93,8 @@ class Wiretap:
             self._closed = True
             sockets, self._sockets = self._sockets, set()
         with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        with contextlib.suppress(OSError):
             self._server.close()
         for s in sockets:
             with contextlib.suppress(OSError):
@@ -126,8 +128,8 @@ class BankService:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="bank-service",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="bank-service", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
