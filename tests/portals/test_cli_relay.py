@@ -65,5 +65,7 @@ def test_inlet_through_a_relay_recovers_after_the_relay_node_restarts(
             pass
         assert time.monotonic() - restarted < 10, "the inlet did not recover within 10 s"
         time.sleep(0.2)
-    assert time.monotonic() - restarted < 10
+    recovered = time.monotonic() - restarted
+    print(f"recovered {recovered:.2f}s after the relay node restarted")
+    assert recovered < 10
     assert cli.json("tcp-outlet", "show", "outlet", "--at", "bank")["connections"] >= 2

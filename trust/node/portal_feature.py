@@ -41,7 +41,7 @@ __all__ = ["CHANNEL_TIMEOUT", "INLET_PONG_TIMEOUT", "PortalState", "register", "
 
 log = logging.getLogger("trust.node.portal_feature")
 
-CHANNEL_TIMEOUT: Final = 5.0
+CHANNEL_TIMEOUT: Final = 3.0
 """Seconds each channel of an inlet's route may take to open."""
 INLET_PONG_TIMEOUT: Final = 10.0
 """Seconds an inlet of a node process waits for the outlet's answer (then its route's channels
