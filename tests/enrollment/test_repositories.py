@@ -14,12 +14,14 @@ import pytest
 from tests.enrollment.conftest import closing
 from trust.enrollment.errors import TicketExpiredError, TicketUnknownError, TicketUsedError
 from trust.enrollment.repositories import (
+    REDEEM_ACTION,
     AuditRecord,
     AuthorityRepository,
     Member,
     MemoryAuthorityRepository,
     Redemption,
     TicketRecord,
+    new_member,
 )
 from trust.errors import ConflictError
 from trust.storage.authority import SqlAuthorityRepository
@@ -72,15 +74,10 @@ def ticket(code: bytes, *, ref: str = "ref0000001", uses: int = 1, expires_at: i
                         expires_at, uses, uses)
 
 
-def merge_into(identifier: str) -> Callable[[Member | None, TicketRecord], Member]:
-    def merge(before: Member | None, t: TicketRecord) -> Member:
-        return Member(identifier, dict(t.attributes), t.created_by, NOW)
+def merge_into(identifier: str) -> Callable[[Member, TicketRecord], Member]:
+    def merge(before: Member, t: TicketRecord) -> Member:
+        return Member(identifier, {**before.attributes, **t.attributes}, t.created_by, NOW)
     return merge
-
-
-def audit_of(r: Redemption) -> AuditRecord:
-    return AuditRecord(NOW, r.member.identifier, "ticket.redeem", r.member.identifier,
-                       r.ticket.reference, r.member.attributes)
 
 
 async def test_members_put_get_list_delete(repo: AuthorityRepository) -> None:
@@ -138,16 +135,15 @@ async def test_ticket_redeemed_exactly_as_often_as_allowed(repo: AuthorityReposi
     stored = await repo.get_ticket("ref0000001")
     assert stored is not None and stored.code_hash == hashlib.sha256(code).digest()
     assert await repo.count_tickets() == 1
-    r1 = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW, merge_into(B), audit_of)
+    r1 = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW, merge_into(B))
     assert r1.previous is None and r1.ticket.uses_left == 1 and r1.member.attributes == {
         "role": "db"}
-    r2 = await repo.redeem_ticket(hashlib.sha256(code).digest(), C, NOW, merge_into(C), audit_of)
+    r2 = await repo.redeem_ticket(hashlib.sha256(code).digest(), C, NOW, merge_into(C))
     assert r2.ticket.uses_left == 0
     with pytest.raises(TicketUsedError, match="ref0000001"):
-        await repo.redeem_ticket(hashlib.sha256(code).digest(), A, NOW, merge_into(A), audit_of)
+        await repo.redeem_ticket(hashlib.sha256(code).digest(), A, NOW, merge_into(A))
     with pytest.raises(TicketUnknownError):
-        await repo.redeem_ticket(hashlib.sha256(b"\x02" * 32).digest(), A, NOW, merge_into(A),
-                                 audit_of)
+        await repo.redeem_ticket(hashlib.sha256(b"\x02" * 32).digest(), A, NOW, merge_into(A))
     assert await repo.get_member(A) is None
     assert [e.action for e in await repo.audit_log(after=0, limit=10)] == [
         "ticket.create", "ticket.redeem", "ticket.redeem"]
@@ -159,12 +155,12 @@ async def test_expired_ticket_refused_then_purged(repo: AuthorityRepository) -> 
     await repo.add_ticket(ticket(code, expires_at=NOW + 10),
                           AuditRecord(NOW, A, "ticket.create", ticket="ref0000001"))
     with pytest.raises(TicketExpiredError):
-        await repo.redeem_ticket(h, B, NOW + 10, merge_into(B), audit_of)
+        await repo.redeem_ticket(h, B, NOW + 10, merge_into(B))
     assert (await repo.get_ticket("ref0000001")) is not None   # kept during the grace period
     assert await repo.purge_tickets(expired_before=NOW + 10) == 0
     assert await repo.purge_tickets(expired_before=NOW + 11) == 1
     with pytest.raises(TicketUnknownError):
-        await repo.redeem_ticket(h, B, NOW, merge_into(B), audit_of)
+        await repo.redeem_ticket(h, B, NOW, merge_into(B))
 
 
 async def test_failed_merge_leaves_the_ticket_unused(repo: AuthorityRepository) -> None:
@@ -172,15 +168,20 @@ async def test_failed_merge_leaves_the_ticket_unused(repo: AuthorityRepository) 
     h = hashlib.sha256(code).digest()
     await repo.add_ticket(ticket(code), AuditRecord(NOW, A, "ticket.create", ticket="ref0000001"))
 
-    def refuse(before: Member | None, t: TicketRecord) -> Member:
+    await repo.put_member(Member(B, {"x": "1"}, A, NOW), AuditRecord(NOW, A, "member.add", B))
+
+    def refuse(before: Member, t: TicketRecord) -> Member:
         raise ConflictError("no")
 
     with pytest.raises(ConflictError):
-        await repo.redeem_ticket(h, B, NOW, refuse, audit_of)
+        await repo.redeem_ticket(h, B, NOW, refuse)
     t = await repo.get_ticket("ref0000001")
     assert t is not None and t.uses_left == 1
-    assert len(await repo.audit_log(after=0, limit=10)) == 1
-    await repo.redeem_ticket(h, B, NOW, merge_into(B), audit_of)
+    assert len(await repo.audit_log(after=0, limit=10)) == 2
+    m = await repo.get_member(B)
+    assert m is not None and m.attributes == {"x": "1"}
+    r = await repo.redeem_ticket(h, B, NOW, merge_into(B))
+    assert r.member.attributes == {"role": "db", "x": "1"}
 
 
 async def test_duplicate_ticket_reference_conflicts(repo: AuthorityRepository) -> None:
@@ -215,7 +216,7 @@ async def test_fifty_concurrent_redemptions_of_a_one_use_ticket(repo: AuthorityR
     h = hashlib.sha256(code).digest()
     await repo.add_ticket(ticket(code), AuditRecord(NOW, A, "ticket.create", ticket="ref0000001"))
     results = await asyncio.gather(*[
-        repo.redeem_ticket(h, ident(i), NOW, merge_into(ident(i)), audit_of) for i in range(50)],
+        repo.redeem_ticket(h, ident(i), NOW, merge_into(ident(i))) for i in range(50)],
         return_exceptions=True)
     ok = [r for r in results if isinstance(r, Redemption)]
     assert len(ok) == 1
@@ -252,11 +253,11 @@ async def test_redemption_sees_the_member_before(repo: AuthorityRepository) -> N
     await repo.add_ticket(ticket(code), AuditRecord(NOW, A, "ticket.create", ticket="ref0000001"))
     seen: list[Member | None] = []
 
-    def merge(prev: Member | None, t: TicketRecord) -> Member:
+    def merge(prev: Member, t: TicketRecord) -> Member:
         seen.append(prev)
-        return Member(B, {**(prev.attributes if prev else {}), **t.attributes}, t.created_by, NOW)
+        return Member(B, {**prev.attributes, **t.attributes}, t.created_by, NOW)
 
-    r = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW, merge, audit_of)
+    r = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW, merge)
     assert seen == [before] and r.previous == before
     assert r.member.attributes == {"ockam-relay": "b", "role": "db", "team": "x"}
     assert await repo.get_member(B) == r.member
@@ -265,6 +266,46 @@ async def test_redemption_sees_the_member_before(repo: AuthorityRepository) -> N
     code2 = b"\x09" * 32
     await repo.add_ticket(ticket(code2, ref="ref0000002"), AuditRecord(NOW, A, "ticket.create"))
     with pytest.raises(ConflictError):
-        await repo.redeem_ticket(hashlib.sha256(code2).digest(), C, NOW, merge_into(C), audit_of)
+        await repo.redeem_ticket(hashlib.sha256(code2).digest(), C, NOW, merge_into(C))
     t2 = await repo.get_ticket("ref0000002")
     assert t2 is not None and t2.uses_left == 1
+
+
+async def test_a_new_member_gets_the_tickets_attributes_and_one_audit_entry(
+        repo: AuthorityRepository) -> None:
+    code = b"\x0a" * 32
+    attrs = {"z": "last", "a": "first", "note": "caf\u00e9 \"q\""}
+    await repo.add_ticket(ticket(code, attrs=attrs, uses=2),
+                          AuditRecord(NOW, A, "ticket.create", ticket="ref0000001"))
+
+    def never(before: Member, t: TicketRecord) -> Member:
+        raise AssertionError("merge is for existing members only")
+
+    r = await repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW + 3, never)
+    assert r.previous is None and r.ticket.uses_left == 1 and r.ticket.reference == "ref0000001"
+    assert r.member == new_member(B, r.ticket, NOW + 3) == Member(B, attrs, A, NOW + 3)
+    assert await repo.get_member(B) == r.member
+    entries = await repo.audit_log(after=0, limit=10)
+    assert [e.action for e in entries] == ["ticket.create", REDEEM_ACTION]
+    e = entries[-1]
+    assert (e.at, e.actor, e.subject, e.ticket, e.attributes) == (NOW + 3, B, B, "ref0000001",
+                                                                  attrs)
+
+
+async def test_one_identifier_redeeming_tickets_concurrently(repo: AuthorityRepository) -> None:
+    """Redemptions by one new identifier race to create its member: every one succeeds (the
+    losers merge into the winner's record), one member, one audit entry each."""
+    codes = [bytes([0x20 + i]) * 32 for i in range(8)]
+    for i, code in enumerate(codes):
+        await repo.add_ticket(ticket(code, ref=f"ref000010{i}", attrs={f"k{i}": "v"}),
+                              AuditRecord(NOW, A, "ticket.create"))
+    results = await asyncio.gather(*[
+        repo.redeem_ticket(hashlib.sha256(c).digest(), B, NOW, merge_into(B)) for c in codes])
+    assert sum(r.previous is None for r in results) == 1
+    m = await repo.get_member(B)
+    assert m is not None and m.attributes == {f"k{i}": "v" for i in range(8)}
+    assert len([e for e in await repo.audit_log(after=0, limit=100)
+                if e.action == REDEEM_ACTION]) == 8
+    for code in codes:
+        with pytest.raises(TicketUsedError):
+            await repo.redeem_ticket(hashlib.sha256(code).digest(), C, NOW, merge_into(C))

@@ -30,7 +30,7 @@ from trust.enrollment.messages.revocation_list import Revoked
 from trust.errors import ConflictError
 
 __all__ = [
-    "AuditOf",
+    "REDEEM_ACTION",
     "AuditRecord",
     "AuthorityRepository",
     "Member",
@@ -38,6 +38,8 @@ __all__ = [
     "MemoryAuthorityRepository",
     "Redemption",
     "TicketRecord",
+    "new_member",
+    "redeem_audit",
 ]
 
 
@@ -99,11 +101,25 @@ class Redemption:
     previous: Member | None
 
 
-MemberMerge = Callable[[Member | None, TicketRecord], Member]
-"""Given the member before (or ``None``) and the ticket, the member to write. Runs inside the
+MemberMerge = Callable[[Member, TicketRecord], Member]
+"""Given the member before (one exists) and the ticket, the member to write. Runs inside the
 redemption's transaction; raising aborts it (the ticket is not used)."""
 
-AuditOf = Callable[[Redemption], AuditRecord]
+REDEEM_ACTION = "ticket.redeem"
+
+
+def new_member(identifier: str, ticket: TicketRecord, now: int) -> Member:
+    """The member a redemption makes of an identifier that is not a member yet: exactly the
+    ticket's attributes, added by the ticket's creator, at ``now``."""
+    return Member(identifier, dict(sorted(ticket.attributes.items())), ticket.created_by, now)
+
+
+def redeem_audit(redemption: Redemption, now: int) -> AuditRecord:
+    """The audit entry of a redemption: the redeemer, the ticket's reference, the attributes
+    written."""
+    m = redemption.member
+    return AuditRecord(now, m.identifier, REDEEM_ACTION, m.identifier,
+                       redemption.ticket.reference, m.attributes)
 
 
 class AuthorityRepository(Protocol):
@@ -139,12 +155,15 @@ class AuthorityRepository(Protocol):
         ...
 
     async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
-                            merge: MemberMerge, audit: AuditOf) -> Redemption:
-        """Atomically: use the ticket with this code hash once, write the member ``merge``
-        returns (given member ``identifier`` before, or ``None``), append ``audit``. Of
-        concurrent redemptions of a ticket with one use left, exactly one succeeds. Raises
-        :class:`TicketUnknownError`, :class:`TicketExpiredError` (``expires_at <= now``) or
-        :class:`TicketUsedError`, and then changes nothing."""
+                            merge: MemberMerge) -> Redemption:
+        """Atomically: use the ticket with this code hash once, write the member (for an
+        identifier that is no member yet :func:`new_member`, else what ``merge`` returns given
+        the member before), append :func:`redeem_audit`. Of concurrent redemptions of a ticket
+        with one use left, exactly one succeeds. Raises :class:`TicketUnknownError`,
+        :class:`TicketExpiredError` (``expires_at <= now``) or :class:`TicketUsedError`, and
+        then changes nothing; a pre-trusted member is never overwritten
+        (:class:`ConflictError`). (The rule for a new member is fixed so that a database can
+        do the whole redemption in one statement.)"""
         ...
 
     async def get_ticket(self, reference: str) -> TicketRecord | None: ...
@@ -260,7 +279,7 @@ class MemoryAuthorityRepository:
             self._append(audit)
 
     async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
-                            merge: MemberMerge, audit: AuditOf) -> Redemption:
+                            merge: MemberMerge) -> Redemption:
         async with self._lock:
             ref = self._by_hash.get(code_hash)
             found = None if ref is None else self._tickets.get(ref)
@@ -271,14 +290,15 @@ class MemoryAuthorityRepository:
             if found.uses_left <= 0:
                 raise TicketUsedError(f"enrollment ticket {found.reference} was already used")
             before = self._members.get(identifier)
-            member = merge(before, found)
+            member = new_member(identifier, found, now) if before is None else \
+                merge(before, found)
             if member.identifier != identifier or (before is not None and before.pre_trusted):
                 raise ConflictError("a pre-trusted member is changed only at authority start")
             used = replace(found, uses_left=found.uses_left - 1)
             self._tickets[found.reference] = used
             self._members[member.identifier] = member
             result = Redemption(used, member, before)
-            self._append(audit(result))
+            self._append(redeem_audit(result, now))
             return result
 
     async def get_ticket(self, reference: str) -> TicketRecord | None:

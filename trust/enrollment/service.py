@@ -391,20 +391,16 @@ class AuthorityService:
         if not isinstance(raw, bytes) or len(raw) != CODE_SIZE:
             raise BadRequestError(f"a one-time code is {CODE_SIZE} bytes")
 
-        def merge(before: Member | None, ticket: TicketRecord) -> Member:
-            if before is not None and before.pre_trusted:
+        def merge(before: Member, ticket: TicketRecord) -> Member:
+            # (a new member gets exactly the ticket's attributes: repositories.new_member)
+            if before.pre_trusted:
                 raise PreTrustedError(f"member {caller} is pre-trusted: it changes only through "
                                       "the trusted identities at authority start")
-            kept = {} if before is None else {k: v for k, v in before.attributes.items()
-                                              if is_reserved(k)}
+            kept = {k: v for k, v in before.attributes.items() if is_reserved(k)}
             attrs = dict(sorted({**kept, **ticket.attributes}.items()))
             return Member(caller, attrs, ticket.created_by, t)
 
-        def audit(r: Redemption) -> AuditRecord:
-            return AuditRecord(t, caller, "ticket.redeem", caller, r.ticket.reference,
-                               r.member.attributes)
-
-        result = await self.repository.redeem_ticket(code_hash(raw), caller, t, merge, audit)
+        result = await self.repository.redeem_ticket(code_hash(raw), caller, t, merge)
         log.info("ticket.redeem %s by %s (%s)", result.ticket.reference, caller,
                  "new member" if result.previous is None else "attributes replaced")
         return result

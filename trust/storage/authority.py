@@ -6,7 +6,10 @@ Every row belongs to one authority (its identifier), so several authorities may 
 database. One-time codes are stored only as their SHA-256. A redemption is one transaction
 around one conditional ``UPDATE … SET uses_left = uses_left - 1 WHERE … AND uses_left > 0 AND
 expires_at > now RETURNING …``: of concurrent redemptions of a ticket with one use left, in one
-process or in many sharing PostgreSQL, exactly one gets the row.
+process or in many sharing PostgreSQL, exactly one gets the row. On SQLite the redemption's
+statements run in one call on the database's thread; on PostgreSQL a new member's redemption
+is one statement (ticket, member and audit entry: one round trip, one commit), and the
+redemption of an existing member (or of a ticket that cannot be used) a transaction of a few.
 
 >>> # repo = SqlAuthorityRepository(storage.db, authority_identifier)
 """
@@ -15,18 +18,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from trust.enrollment.errors import TicketExpiredError, TicketUnknownError, TicketUsedError
 from trust.enrollment.messages.audit_entry import AuditEntry
 from trust.enrollment.messages.revocation_list import Revoked
 from trust.enrollment.repositories import (
-    AuditOf,
+    REDEEM_ACTION,
     AuditRecord,
     Member,
     MemberMerge,
     Redemption,
     TicketRecord,
+    new_member,
+    redeem_audit,
 )
 from trust.errors import ConflictError, StorageError
 from trust.storage.sql import Database, IntegrityViolation, Migration, Transaction
@@ -114,6 +119,50 @@ def _member(row: tuple[Any, ...]) -> Member:
 def _ticket(row: tuple[Any, ...]) -> TicketRecord:
     return TicketRecord(str(row[0]), bytes(row[1]), _load(row[2]), str(row[3]), int(row[4]),
                         int(row[5]), int(row[6]), int(row[7]))
+
+
+def _refuse(found: tuple[Any, ...] | None, now: int) -> NoReturn:
+    """The error of a redemption whose ticket (reference, expires_at) could not be used."""
+    if found is None:
+        raise TicketUnknownError("unknown enrollment ticket")
+    if int(found[1]) <= now:
+        raise TicketExpiredError(f"enrollment ticket {found[0]} has expired")
+    raise TicketUsedError(f"enrollment ticket {found[0]} was already used")
+
+
+def _merged(identifier: str, before: Member | None, ticket: TicketRecord, now: int,
+            merge: MemberMerge) -> Member:
+    member = new_member(identifier, ticket, now) if before is None else merge(before, ticket)
+    if member.identifier != identifier:
+        raise ConflictError("a redemption writes the redeemer's member record")
+    return member
+
+
+_INSERT_AUDIT = ("INSERT INTO authority_audit (authority, at, actor, action, subject, ticket, "
+                 "attributes) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_WRITE_MEMBER = (
+    f"INSERT INTO authority_member (authority, {_MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (authority, identifier) DO UPDATE SET attributes = excluded.attributes, "
+    "added_by = excluded.added_by, added_at = excluded.added_at, "
+    "is_pre_trusted = excluded.is_pre_trusted WHERE authority_member.is_pre_trusted = 0")
+
+_PG_REDEEM_NEW = (
+    # One statement, so one transaction and one commit: use the ticket only if the redeemer
+    # is no member yet, insert it as new_member() makes it (the ticket's attributes, added by
+    # the ticket's creator; the ticket's stored attributes are the same sorted JSON text) and
+    # append redeem_audit()'s entry. A member inserted meanwhile by another transaction makes
+    # the INSERT fail (unique key), and with it the whole statement: nothing changes.
+    f"WITH t AS (UPDATE authority_ticket SET uses_left = uses_left - 1 WHERE authority = ? "
+    "AND code_hash = ? AND uses_left > 0 AND expires_at > ? AND NOT EXISTS (SELECT 1 FROM "
+    "authority_member WHERE authority = ? AND identifier = ?) "
+    f"RETURNING {_TICKET_COLUMNS}), "
+    "w AS (INSERT INTO authority_member (authority, identifier, attributes, added_by, "
+    "added_at, is_pre_trusted) SELECT ?::text, ?::text, t.attributes, t.created_by, "
+    "?::bigint, 0 FROM t RETURNING 1), "
+    "a AS (INSERT INTO authority_audit (authority, at, actor, action, subject, ticket, "
+    f"attributes) SELECT ?::text, ?::bigint, ?::text, '{REDEEM_ACTION}', ?::text, t.reference, "
+    "t.attributes FROM t, w) "
+    "SELECT t.* FROM t")
 
 
 class SqlAuthorityRepository:
@@ -234,48 +283,75 @@ class SqlAuthorityRepository:
             await self._audit(tx, audit)
 
     async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
-                            merge: MemberMerge, audit: AuditOf) -> Redemption:
-        sqlite = self.db.dialect == "sqlite"
+                            merge: MemberMerge) -> Redemption:
+        if self.db.dialect == "sqlite":
+            async with self.db.transaction() as tx:
+                # the whole redemption in one call on the database's thread (SQLite's write
+                # transactions are exclusive: nothing changes the rows in between)
+                return await tx.run_sync(
+                    lambda conn: self._redeem_sqlite(conn, code_hash, identifier, now, merge))
+        # PostgreSQL: a new member's redemption is one statement (one round trip, one commit)
+        try:
+            row = await self.db.fetch_one(_PG_REDEEM_NEW, (
+                self.authority, code_hash, now, self.authority, identifier,
+                self.authority, identifier, now, self.authority, now, identifier, identifier))
+        except IntegrityViolation:
+            row = None  # the member appeared meanwhile: the statement changed nothing
+        if row is not None:
+            ticket = _ticket(row)
+            result = Redemption(ticket, new_member(identifier, ticket, now), None)
+            return result
+        # an existing member, or a ticket that cannot be used (the error is found here)
         async with self.db.transaction() as tx:
-            if sqlite:
-                # the member comes back with the ticket (SQLite's write transactions are
-                # exclusive, so nothing changes it in between)
-                row = await tx.fetch_one(
-                    "UPDATE authority_ticket SET uses_left = uses_left - 1 WHERE authority = ? "
-                    "AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
-                    f"RETURNING {_TICKET_COLUMNS}, {_MEMBER_SUBQUERIES}",
-                    (self.authority, code_hash, now, *([self.authority, identifier] * 4)))
-            else:
-                # one round trip: use the ticket and lock the member's row (if any)
-                row = await tx.fetch_one(
-                    "WITH t AS (UPDATE authority_ticket SET uses_left = uses_left - 1 "
-                    "WHERE authority = ? AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
-                    f"RETURNING {_TICKET_COLUMNS}), m AS (SELECT attributes, added_by, "
-                    "added_at, is_pre_trusted FROM authority_member WHERE authority = ? "
-                    "AND identifier = ? FOR UPDATE) SELECT t.*, m.attributes, m.added_by, "
-                    "m.added_at, m.is_pre_trusted FROM t LEFT JOIN m ON true",
-                    (self.authority, code_hash, now, self.authority, identifier))
+            # one round trip: use the ticket and lock the member's row (if any)
+            row = await tx.fetch_one(
+                "WITH t AS (UPDATE authority_ticket SET uses_left = uses_left - 1 "
+                "WHERE authority = ? AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
+                f"RETURNING {_TICKET_COLUMNS}), m AS (SELECT attributes, added_by, "
+                "added_at, is_pre_trusted FROM authority_member WHERE authority = ? "
+                "AND identifier = ? FOR UPDATE) SELECT t.*, m.attributes, m.added_by, "
+                "m.added_at, m.is_pre_trusted FROM t LEFT JOIN m ON true",
+                (self.authority, code_hash, now, self.authority, identifier))
             if row is None:
                 found = await tx.fetch_one(
                     "SELECT reference, expires_at FROM authority_ticket "
                     "WHERE authority = ? AND code_hash = ?", (self.authority, code_hash))
-                if found is None:
-                    raise TicketUnknownError("unknown enrollment ticket")
-                if int(found[1]) <= now:
-                    raise TicketExpiredError(f"enrollment ticket {found[0]} has expired")
-                raise TicketUsedError(f"enrollment ticket {found[0]} was already used")
+                _refuse(found, now)
+            assert row is not None
             ticket = _ticket(row)
             before = None if row[8] is None else _member((identifier, *row[8:12]))
-            member = merge(before, ticket)
-            if member.identifier != identifier:
-                raise ConflictError("a redemption writes the redeemer's member record")
+            member = _merged(identifier, before, ticket, now, merge)
             result = Redemption(ticket, member, before)
-            if sqlite:
-                await self._write_member(tx, member)
-                await self._audit(tx, audit(result))
-            else:
-                await self._write_member_and_audit(tx, member, audit(result))
+            await self._write_member_and_audit(tx, member, redeem_audit(result, now))
             return result
+
+    def _redeem_sqlite(self, conn: Any, code_hash: bytes, identifier: str, now: int,
+                       merge: MemberMerge) -> Redemption:
+        """The redemption's statements, on the SQLite thread inside the open transaction."""
+        rows = conn.execute(
+            "UPDATE authority_ticket SET uses_left = uses_left - 1 WHERE authority = ? "
+            "AND code_hash = ? AND uses_left > 0 AND expires_at > ? "
+            f"RETURNING {_TICKET_COLUMNS}, {_MEMBER_SUBQUERIES}",
+            (self.authority, code_hash, now, *([self.authority, identifier] * 4))).fetchall()
+        if not rows:
+            _refuse(conn.execute("SELECT reference, expires_at FROM authority_ticket "
+                                 "WHERE authority = ? AND code_hash = ?",
+                                 (self.authority, code_hash)).fetchone(), now)
+        row = rows[0]
+        ticket = _ticket(row)
+        before = None if row[8] is None else _member((identifier, *row[8:12]))
+        member = _merged(identifier, before, ticket, now, merge)
+        result = Redemption(ticket, member, before)
+        a = redeem_audit(result, now)
+        attributes = _dump(member.attributes)
+        n = conn.execute(_SQLITE_WRITE_MEMBER, (self.authority, identifier, attributes,
+                                                member.added_by, member.added_at,
+                                                int(member.pre_trusted))).rowcount
+        if n == 0:
+            raise ConflictError("a pre-trusted member is changed only at authority start")
+        conn.execute(_INSERT_AUDIT, (self.authority, a.at, a.actor, a.action, a.subject, a.ticket,
+                                     attributes))
+        return result
 
     async def get_ticket(self, reference: str) -> TicketRecord | None:
         row = await self.db.fetch_one(f"SELECT {_TICKET_COLUMNS} FROM authority_ticket "

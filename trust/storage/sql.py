@@ -180,6 +180,12 @@ class Transaction:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
 
+    async def run_sync(self, fn: Callable[[Any], T]) -> T:
+        """SQLite only: ``fn(connection)`` (the ``sqlite3.Connection``) on the database's
+        thread, inside this transaction: several dependent statements in one thread hop.
+        sqlite3 errors become :class:`~trust.errors.StorageError` as for statements."""
+        raise UsageError(f"run_sync is for SQLite, not {self.dialect}")
+
 
 class Database:
     """An async SQL database (SQLite or PostgreSQL); see the module's documentation."""
@@ -400,6 +406,9 @@ class _SqliteTx(Transaction):
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return await self._run(lambda c: c.execute(sql, params).rowcount)
+
+    async def run_sync(self, fn: Callable[[Any], T]) -> T:
+        return await self._run(fn)
 
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         batch = list(rows)
