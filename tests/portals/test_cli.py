@@ -134,6 +134,14 @@ def test_hostile_arguments_are_one_line_errors(cli: Cli,
         assert_one_line_error(cli(*args, ok=False), needle)
     assert cli.json("tcp-outlet", "list", "--at", "bank") == []
     assert cli.json("tcp-inlet", "list", "--at", "analysis") == []
+    # an address in use: nothing is created, and the policy given is not stored
+    taken = cli.json("tcp-inlet", "create", "--at", "analysis", "--to", "/service/x")["address"]
+    assert_one_line_error(cli("tcp-inlet", "create", "--at", "analysis", "--from", taken,
+                              "--to", "/service/x", "--name", "web", "--allow", "true", ok=False),
+                          "already in use")
+    assert [i["name"] for i in cli.json("tcp-inlet", "list", "--at", "analysis")] == ["inlet"]
+    assert_one_line_error(cli("policy", "show", "--resource", "web", "--at", "analysis",
+                              ok=False), "no policy")
 
 
 def test_via_expands_to_the_authority_route_and_the_relay() -> None:

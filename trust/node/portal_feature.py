@@ -275,13 +275,19 @@ class PortalState:
         if not any(seg.protocol == "secure" for seg in segments):
             log.warning("inlet %s: its route %s has no /secure segment: traffic to the outlet "
                         "is not encrypted", name, safe_text(text))
-        policy = await self._store_policy(name, params.get("allow"))
         route = _InletRoute(rt, text, authorized, via is not None)
         authorize = resource_authorizer(rt.access, name, INLET_TYPE)
         inlet = TcpInlet(rt.node, name, route, authorize=authorize,
                          pong_timeout=INLET_PONG_TIMEOUT)
         inlet.on_no_answer = route.invalidate
-        await inlet.listen(bind)
+        # bound first (a taken address stores nothing), accepting only once its policy is in
+        await inlet.listen(bind, start=False)
+        try:
+            policy = await self._store_policy(name, params.get("allow"))
+            await inlet.start()
+        except BaseException:
+            await inlet.stop()
+            raise
         record = _Inlet(name, inlet, route, to, via)
         self.inlets[name] = record
         log.info("inlet %s on %s to %s created", name, inlet.address, safe_text(text))

@@ -625,12 +625,14 @@ class TcpInlet(_Portal):
         to = self._to
         return to if isinstance(to, Route) else await to()
 
-    async def listen(self, address: str) -> None:
+    async def listen(self, address: str, *, start: bool = True) -> None:
+        """Bind ``address``; accept connections at once, or (``start=False``) once
+        :meth:`start` is called."""
         host, port = split_host_port(address)
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(lambda: PortalConnection(self, inlet=True),
-                                                    host, port)
+                                                    host, port, start_serving=start)
         except OSError as e:
             from trust.errors import ConflictError
             from trust.transports.tcp import ConnectionFailedError
@@ -642,6 +644,12 @@ class TcpInlet(_Portal):
                                         f"{e.strerror or e}") from None
         self.address = host_port(self._server.sockets[0].getsockname())
         log.info("inlet %s listening on %s", self.name, self.address)
+
+    async def start(self) -> None:
+        """Accept connections (after ``listen(..., start=False)``)."""
+        if self._server is None:
+            raise UsageError(f"inlet {self.name} is not listening")
+        await self._server.start_serving()
 
     @property
     def port(self) -> int:
