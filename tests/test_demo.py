@@ -37,7 +37,7 @@ def test_demo_plain_leaves_nothing_behind(cli: Cli, tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     r = cli("demo", env={"TMPDIR": str(tmp)})
-    assert r.stdout.count("✔") == 16
+    assert r.stdout.count("✔") == 17
     assert re.search(r"All steps passed in \d+\.\d s\.$", r.stdout.rstrip()), r.stdout[-200:]
     assert "alice allowed, bob denied" in r.stdout
     # the summary names each identity's own key type
@@ -47,6 +47,8 @@ def test_demo_plain_leaves_nothing_behind(cli: Cli, tmp_path: Path) -> None:
     assert "redeeming analysis's ticket again was refused (enrollment ticket REF was already " \
            "used)" in r.stdout
     assert "GET / answered 200 with Bank Corp's ledger" in r.stdout
+    assert "but bank's outlet denied its connection" in r.stdout
+    assert r.stderr == ""
     assert re.search(r"bank→project: .*analysis→project: .*analysis→bank: ", r.stdout)
     assert re.search(r"\d+ bytes in \d+ TCP connections crossed the project's listener; none of",
                      r.stdout)
@@ -62,7 +64,7 @@ def test_demo_json_in_a_kept_home(cli: Cli, tmp_path: Path) -> None:
     assert report["ok"] is True and report["home"] == str(home)
     assert 0 < report["total_ms"] < 60_000
     steps = {s["title"]: s for s in report["steps"]}
-    assert len(steps) == 16
+    assert len(steps) == 17
     made = steps["Create three identities"]
     assert steps["Decide access with a policy"]["decisions"] == {"alice": True, "bob": False}
 
@@ -97,9 +99,15 @@ def test_demo_json_in_a_kept_home(cli: Cli, tmp_path: Path) -> None:
     inner, outer = channels["analysis→bank"], channels["analysis→project"]
     assert inner["initiator"]["remote_route"].split()[0] == "0#" + outer["initiator"]["address"]
 
+    # a real deny: a stranger's connection to the same outlet, closed, with bank's reason logged
+    stranger = steps["A stranger is denied"]
+    assert stranger["stranger"] not in ids.values()
+    assert f"outlet outlet: connection for {stranger['stranger']} refused: the peer is denied" \
+        in stranger["bank_log"] and "subject.role is missing" in stranger["bank_log"]
     decisions = steps["Policy decisions"]
     assert decisions["analyst"]["allowed"] is True and decisions["stranger"]["allowed"] is False
-    assert decisions["outlet"] == {"allowed": 2, "denied": 0}
+    assert decisions["outlet"] == {"allowed": 2, "denied": 1}
+    assert decisions["policy_checks"]["bank"]["denied"] == 1
 
     tap = steps["Only ciphertext at the project node's transport"]
     assert tap["found"] == [] and len(tap["searched"]) >= 3
@@ -110,7 +118,7 @@ def test_demo_json_in_a_kept_home(cli: Cli, tmp_path: Path) -> None:
     kept = Cli(home)
     names = [i["name"] for i in kept.json("identity", "list")]
     assert names == ["alice", "analysis", "authority", "bank", "bob", "project",
-                     "project-admin"]
+                     "project-admin", "stranger"]
     assert kept.json("node", "list") == []
     assert _processes_under(home) == []
     assert len(kept.json("identity", "show", "authority")["changes"]) == 3

@@ -116,6 +116,7 @@ async def run_demo(home: str | Path, *, on_step: Callable[[Step], None] | None =
         await step("Bank: a relay at the project and an outlet to its service", seed.bank_setup)
         await step("Analysis: an inlet via the relay", seed.analysis_setup)
         await step("Through the portal", seed.traffic)
+        await step("A stranger is denied", seed.stranger)
         await step("Three secure channels, read back from the nodes", seed.channels)
         await step("Policy decisions", seed.decisions)
         await step("Only ciphertext at the project node's transport", seed.ciphertext)
@@ -456,6 +457,55 @@ class _Seed:
                  "bytes": {"client_to_service": inlet["bytes_in"],
                            "service_to_client": inlet["bytes_out"]}})
 
+    async def stranger(self) -> tuple[str, dict[str, Any]]:
+        """A fresh identity that is no member (no credential from the project) reaches bank's
+        outlet the same way, from a node in this process: bank's outlet denies its connection
+        (its Ping), the client's TCP connection is closed at once, bank's log says why."""
+        from trust.channels.trust_policies import TrustIdentifier
+        from trust.node import Node
+        from trust.portals import create_inlet
+        from trust.routing import Address, Route
+        from trust.services import open_identities
+
+        async with open_identities(self.home) as manager, Node("stranger") as node:
+            me = await manager.get_or_create("stranger")
+            self.ids["stranger"] = me.identifier
+            outer = await node.create_secure_channel(
+                me, Route([Address.tcp(f"127.0.0.1:{self.tap.port}"), "api"]),
+                identities=manager, timeout=10)
+            inner = await node.create_secure_channel(
+                me, outer.route / "forward_to_bank" / "api",
+                trust=TrustIdentifier(self.ids["bank"]), identities=manager, timeout=10)
+            inlet = await create_inlet(node, "127.0.0.1:0", inner.route / "outlet")
+            try:
+                t = time.perf_counter()
+                got = await self.call(_closed_at_once, f"127.0.0.1:{inlet.port}")
+                closed_ms = (time.perf_counter() - t) * 1000
+            finally:
+                await inlet.stop()
+                await inner.close()
+                await outer.close()
+            if got:
+                raise DemoFailed(f"the stranger got an answer through the portal: {got[:80]!r}")
+        outlet: dict[str, Any] = {}
+        reason = ""
+        for _ in range(100):
+            outlet = (await self.call(self.request, "bank", "tcp_outlet.show",
+                                      {"name": "outlet"}))
+            reason = _log_line(self.home, "bank", "outlet outlet: connection for "
+                               f"{me.identifier} refused")
+            if outlet["denied"] and reason:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise DemoFailed(f"bank's outlet did not deny the stranger: {outlet}")
+        return (f"stranger {_short(me.identifier)} (no credential from the project) opened "
+                f"channels to the project and, through relay 'bank', to bank, but bank's outlet "
+                f"denied its connection, closed after {closed_ms:.0f} ms; bank's log: "
+                f"{reason.split(' refused: ', 1)[-1]}",
+                {"stranger": me.identifier, "closed_ms": round(closed_ms, 1),
+                 "bank_log": reason})
+
     async def channels(self) -> tuple[str, dict[str, Any]]:
         """The scenario's three channels, each end read back from its node: bank's relay
         channel is the one the project's hosted relay forwards into; analysis's channel to the
@@ -506,6 +556,8 @@ class _Seed:
                  "counts": {n: len(shown[n]["channels"]) for n in NODES}})
 
     async def decisions(self) -> tuple[str, dict[str, Any]]:
+        for name in NODES:  # again: the stranger came since
+            self.shown[name] = await self.call(self.request, name, "node.show")
         outlet = self.shown["bank"]["outlets"][0]
         inlet = self.shown["analysis"]["inlets"][0]
         hosted = self.shown["project"]["hosted_relays"]
@@ -516,22 +568,23 @@ class _Seed:
 
         analyst = await self.call(lambda: decide(identifier=self.ids["analysis"],
                                                  attributes={"role": "analyst"}))
-        stranger = await self.call(lambda: decide(identifier="I" + "ab" * 32,
+        stranger = await self.call(lambda: decide(identifier=self.ids["stranger"],
                                                   has_credential=False))
         if not analyst["allowed"] or stranger["allowed"]:
             raise DemoFailed(f"unexpected decisions: {analyst}, {stranger}")
-        if outlet["denied"] or inlet["denied"]:
-            raise DemoFailed("a connection of the analysis node was denied")
+        if outlet["denied"] != 1 or inlet["denied"]:
+            raise DemoFailed(f"unexpected denials: outlet {outlet}, inlet {inlet}")
         if not hosted or hosted[0]["owner"] != self.ids["bank"]:
             raise DemoFailed(f"the project does not host relay bank for bank: {hosted}")
         checks = {n: self.shown[n].get("policy_checks", {}) for n in NODES}
-        return (f"bank's outlet allowed {outlet['connections']} connections from analysis "
-                f"(role=analyst) and would deny an identity without a credential "
-                f"({stranger['reason']}); the project let bank take relay 'bank' "
-                f"(ockam-relay=bank); checks allowed/denied: "
+        allowed = outlet["connections"]  # (connections counts those set up)
+        return (f"bank's outlet ({OUTLET_POLICY}) allowed {allowed} connections from analysis "
+                f"(role=analyst) and denied 1, the stranger's ({stranger['reason']}); the "
+                f"project let bank take relay 'bank' (ockam-relay=bank); policy checks "
+                "allowed/denied: "
                 + ", ".join(f"{n} {c.get('allowed', 0)}/{c.get('denied', 0)}"
                             for n, c in checks.items()),
-                {"outlet": {"allowed": outlet["connections"], "denied": outlet["denied"]},
+                {"outlet": {"allowed": allowed, "denied": outlet["denied"]},
                  "analyst": analyst, "stranger": stranger, "policy_checks": checks})
 
     async def ciphertext(self) -> tuple[str, dict[str, Any]]:
@@ -599,6 +652,33 @@ def _kill_leftovers(home: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             paths.remove()
+
+
+def _closed_at_once(address: str) -> bytes:
+    """Connect, send a request, and read until the connection is closed (within 10 s)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    got = b""
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        with contextlib.suppress(OSError):
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            while chunk := s.recv(65536):
+                got += chunk
+    return got
+
+
+def _log_line(home: Path, node: str, needle: str) -> str:
+    """The last line of ``node``'s log that contains ``needle`` ('' when none does)."""
+    from trust.node.files import NodePaths
+
+    try:
+        text = NodePaths(node, home).log.read_text(errors="replace")[-1_000_000:]
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if needle in ln]
+    return lines[-1].strip() if lines else ""
 
 
 def _http_get(address: str) -> tuple[float, str]:
