@@ -287,7 +287,8 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.closing or not nbytes:
             return
-        buf = self._buf.buffer
+        rbuf = self._buf
+        buf = rbuf.buffer
         if not self.ready or self._early:
             self._early += bytes(buf[_HEAD:_HEAD + nbytes])
             if self._transport is not None:
@@ -315,7 +316,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             buf[3] = nbytes >> 14
         self.bytes_in += total
         self.portal.stats.bytes_in += total
-        view = self._buf.view
+        view = rbuf.view
         self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
                                 bytes(view[start:_HEAD + nbytes])))
         if total > nbytes:  # the second message of the read (after the first, in order)
@@ -446,17 +447,33 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             return True
         tag = payload[0]
         if tag == 3 and self.ready and not self.remote_eof:
-            try:
-                start, end, counter = payload_span(payload)
-                if counter is not None:
-                    self._counter.check(counter)
-            except DecodeError as e:
-                self._protocol_error(str(e))
+            size = len(payload)
+            # the common case inlined: a shortest 1- or 3-byte length, no counter
+            b1 = payload[1] if size > 1 else 0
+            if b1 < 0x80 and size == b1 + 2:
+                start, n = 2, b1
+            elif size >= 4 and b1 & 0x80 and payload[2] & 0x80 and payload[3] < 4 and (
+                    n := (b1 & 0x7F) | (payload[2] & 0x7F) << 7 | payload[3] << 14) + 4 == size \
+                    and payload[3] and n <= MAX_PAYLOAD_SIZE:
+                start = 4
+            else:
+                try:
+                    start, end, counter = payload_span(payload)
+                    if counter is not None:
+                        self._counter.check(counter)
+                except DecodeError as e:
+                    self._protocol_error(str(e))
+                    return True
+                n = end - start
+                if n:
+                    self._transport.write(  # type: ignore[union-attr]
+                        memoryview(payload)[start:end])
+                    self.bytes_out += n
+                    self.portal.stats.bytes_out += n
                 return True
-            n = end - start
             if n:
                 self._transport.write(  # type: ignore[union-attr]
-                    memoryview(payload)[start:end] if start or end != len(payload) else payload)
+                    memoryview(payload)[start:] if n >= 4096 else payload[start:])
                 self.bytes_out += n
                 self.portal.stats.bytes_out += n
             return True

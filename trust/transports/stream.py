@@ -110,16 +110,20 @@ class ReadBuffer:
 
     @property
     def buffer(self) -> bytearray:
-        if self._buf is None:
+        buf = self._buf
+        if buf is None:
             self.get()
-        return cast(bytearray, self._buf)
+            buf = self._buf
+        return buf  # type: ignore[return-value]
 
     @property
     def view(self) -> memoryview:
         """A view of the whole buffer, head included (slice it: no copy)."""
-        if self._view is None:
+        view = self._view
+        if view is None:
             self.get()
-        return cast(memoryview, self._view)
+            view = self._view
+        return view  # type: ignore[return-value]
 
     def release(self) -> None:
         if self._view is not None:
