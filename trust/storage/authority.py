@@ -285,11 +285,11 @@ class SqlAuthorityRepository:
     async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
                             merge: MemberMerge) -> Redemption:
         if self.db.dialect == "sqlite":
-            async with self.db.transaction() as tx:
-                # the whole redemption in one call on the database's thread (SQLite's write
-                # transactions are exclusive: nothing changes the rows in between)
-                return await tx.run_sync(
-                    lambda conn: self._redeem_sqlite(conn, code_hash, identifier, now, merge))
+            # the whole transaction (BEGIN, statements, COMMIT) in one call on the database's
+            # thread (SQLite's write transactions are exclusive: nothing changes the rows in
+            # between)
+            return await self.db.run_sync_transaction(
+                lambda conn: self._redeem_sqlite(conn, code_hash, identifier, now, merge))
         # PostgreSQL: a new member's redemption is one statement (one round trip, one commit)
         try:
             row = await self.db.fetch_one(_PG_REDEEM_NEW, (

@@ -348,6 +348,12 @@ class Database:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
 
+    async def run_sync_transaction(self, fn: Callable[[Any], T]) -> T:
+        """SQLite only: ``fn(connection)`` in a transaction of its own, ``BEGIN IMMEDIATE``, the
+        statements and ``COMMIT`` in one call on the database's thread (rolled back when ``fn``
+        raises); inside the task's open transaction, ``fn`` runs in it."""
+        raise UsageError(f"run_sync_transaction is for SQLite, not {self.dialect}")
+
     @contextlib.asynccontextmanager
     async def _statement(self) -> AsyncIterator[Transaction]:
         current = self._current.get()
@@ -550,6 +556,26 @@ class SqliteDatabase(Database):
     async def _autocommit(self) -> AsyncIterator[Transaction]:
         async with self._gate_lock():
             yield _SqliteTx(self)
+
+    async def run_sync_transaction(self, fn: Callable[[Any], T]) -> T:
+        current = self._current.get()
+        if current is not None:
+            return await current.run_sync(fn)
+        await self.open()
+
+        def whole(c: sqlite3.Connection) -> T:
+            _rollback_if_open(c)
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(c)
+                c.execute("COMMIT")
+            except BaseException:
+                _rollback_if_open(c)
+                raise
+            return result
+
+        async with self._gate_lock():
+            return await self._run(whole)
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
