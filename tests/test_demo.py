@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
-from tests.fixtures.postgres import PostgresServer
 
 
 def _processes_under(path: Path) -> list[str]:
@@ -128,18 +127,24 @@ def test_demo_json_in_a_kept_home(cli: Cli, tmp_path: Path) -> None:
     assert_one_line_error(cli("demo", "--home", str(home), ok=False), "not empty")
 
 
-def test_demo_with_postgresql(cli: Cli, tmp_path: Path, postgres_server: PostgresServer) -> None:
+def test_demo_with_postgresql(cli: Cli, tmp_path: Path) -> None:
+    """``--postgres``: the demo starts its own PostgreSQL server (initdb; as root, as the
+    postgres user), queries it through the portal, and stops it."""
     home = tmp_path / "pg-home"
-    url = postgres_server.url()
-    report = json.loads(cli("demo", "--home", str(home), "--postgres-url", url, "--output",
-                            "json").stdout)
+    report = json.loads(cli("demo", "--home", str(home), "--postgres", "--output", "json").stdout)
     steps = {s["title"]: s for s in report["steps"]}
-    assert steps["Bank: a relay at the project and an outlet to its service"]["outlet"][
-        "target"] == f"127.0.0.1:{postgres_server.port}"
+    bank = steps["Bank: a relay at the project and an outlet to its service"]
+    target = bank["outlet"]["target"]
     assert "PostgreSQL answered through the portal: bank-corp-secret-" in \
         steps["Through the portal"]["detail"]
-    assert steps["Only ciphertext at the project node's transport"]["found"] == []
+    tap = steps["Only ciphertext at the project node's transport"]
+    assert tap["found"] == [] and "SELECT" in tap["searched"]
+    assert steps["Policy decisions"]["outlet"] == {"allowed": 2, "denied": 1}
     assert _processes_under(home) == []
+    host, _, port = target.rpartition(":")
+    with socket.socket() as s:  # the demo's server is stopped
+        assert s.connect_ex((host, int(port))) != 0
+    assert bank["local_postgres"] and not Path(bank["local_postgres"]).exists()  # removed
 
 
 def test_a_failing_demo_still_stops_its_nodes(cli: Cli, tmp_path: Path) -> None:

@@ -415,7 +415,8 @@ class _Seed:
         return (f"bank registered relay 'bank' at the project ({relay['route']}), through its "
                 f"own channel, and opened outlet 'outlet' to {what} at {self.target}, allowed "
                 f"for {OUTLET_POLICY}",
-                {"relay": relay, "outlet": {"target": self.target, "policy": outlet["policy"]}})
+                {"relay": relay, "outlet": {"target": self.target, "policy": outlet["policy"]},
+                 "local_postgres": None if self.local_pg is None else str(self.local_pg.root)})
 
     async def analysis_setup(self) -> tuple[str, dict[str, Any]]:
         inlet = await self.call(lambda: self.request(

@@ -153,9 +153,12 @@ class LocalPostgres:
         if initdb is None or self._pg_ctl is None:
             raise TrustError("--postgres needs PostgreSQL's initdb and pg_ctl (Debian: apt-get "
                              "install postgresql), or a server: --postgres-url URL")
-        self.root = Path(tempfile.mkdtemp(prefix="truststack-demo-pg-"))
+        root = os.geteuid() == 0
+        # (as root, the server runs as the postgres user, who must reach its directory)
+        self.root = Path(tempfile.mkdtemp(prefix="truststack-demo-pg-",
+                                          dir="/tmp" if root else None))  # noqa: S108 (mkdtemp)
         self._as: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses to run as root
+        if root:  # initdb refuses to run as root
             shutil.chown(self.root, "postgres")
             self._as = ["runuser", "-u", "postgres", "--"]
         self.port = 0
