@@ -186,5 +186,8 @@ def test_ctrl_c_stops_the_nodes(tmp_path: Path) -> None:
 def test_demo_usage_errors(cli: Cli) -> None:
     assert_one_line_error(cli("demo", "--postgres", "--postgres-url", "postgresql://u@h/d",
                               ok=False), "not both")
-    assert_one_line_error(cli("demo", "--postgres-url", "mysql://u@h/d", ok=False),
-                          "--postgres-url must be")
+    for bad in ("mysql://u@h/d", "postgresql://u@h:99999/d", "postgresql://u@h:x/d",
+                "postgresql:///d", "postgresql://u@h/\x1b[2J", "postgresql://" + "h" * 3000):
+        r = cli("demo", "--postgres-url", bad, ok=False)
+        assert r.returncode == 2
+        assert_one_line_error(r, "--postgres-url must be")

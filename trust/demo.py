@@ -694,14 +694,23 @@ def _http_get(address: str) -> tuple[float, str]:
 
 
 def postgres_target(url: str) -> str:
+    """``HOST:PORT`` of a ``--postgres-url`` (a :class:`UsageError` when it is not one)."""
     from urllib.parse import urlsplit
 
     from trust.errors import UsageError
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        raise UsageError("--postgres-url must be postgresql://USER[:PASSWORD]@HOST:PORT/DB")
-    return f"{parts.hostname}:{parts.port or 5432}"
+    usage = "--postgres-url must be postgresql://USER[:PASSWORD]@HOST:PORT/DB"
+    if len(url) > 2048 or not url.isascii() or not url.isprintable():
+        raise UsageError(usage)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 5432
+    except ValueError:
+        raise UsageError(usage) from None
+    host = parts.hostname
+    if parts.scheme not in ("postgresql", "postgres") or not host:
+        raise UsageError(usage)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _pg_query(url: str, inlet: str, marker: str) -> tuple[float, str]:
