@@ -48,7 +48,8 @@ def test_demo_plain_leaves_nothing_behind(cli: Cli, tmp_path: Path) -> None:
     assert "GET / answered 200 with Bank Corp's ledger" in r.stdout
     assert "but bank's outlet denied its connection" in r.stdout
     assert r.stderr == ""
-    assert re.search(r"bank→project: .*analysis→project: .*analysis→bank: ", r.stdout)
+    assert re.search(r"bank→project \(bank [0-9a-f]{8}… ⇄ project [0-9a-f]{8}…, \d+/\d+ "
+                     r"records\); analysis→project \(.*; analysis→bank \(analysis ", r.stdout)
     assert re.search(r"\d+ bytes in \d+ TCP connections crossed the project's listener; none of",
                      r.stdout)
     assert "project, bank and analysis stopped and deleted" in r.stdout

@@ -548,9 +548,11 @@ class _Seed:
                 raise DemoFailed(f"channel {label} joins the wrong identities")
         if outer["records_sent"] < inner["records_sent"]:
             raise DemoFailed("the channel to bank did not travel inside the one to the project")
-        lines = [f"{label}: {a['address'][:8]}… ⇄ {b['address'][:8]}… "
-                 f"({a['records_sent']} + {b['records_sent']} records)"
-                 for label, (a, b) in found.items()]
+        lines = []
+        for label, (a, b) in found.items():
+            i, r = expected[label]
+            lines.append(f"{label} ({i} {a['address'][:8]}… ⇄ {r} {b['address'][:8]}…, "
+                         f"{a['records_sent']}/{b['records_sent']} records)")
         return ("; ".join(lines) + "; analysis→bank runs inside the other two",
                 {"channels": {label: {"initiator": a, "responder": b}
                               for label, (a, b) in found.items()},
