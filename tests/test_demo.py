@@ -130,13 +130,18 @@ def test_demo_json_in_a_kept_home(cli: Cli, tmp_path: Path) -> None:
 
 def test_demo_with_postgresql(cli: Cli, tmp_path: Path) -> None:
     """``--postgres``: the demo starts its own PostgreSQL server (initdb; as root, as the
-    postgres user), queries it through the portal, and stops it."""
+    postgres user), queries it through the portal, and stops it. Without psycopg (hidden
+    here) it queries with ``psql``."""
     home = tmp_path / "pg-home"
-    report = json.loads(cli("demo", "--home", str(home), "--postgres", "--output", "json").stdout)
+    hide = tmp_path / "no-psycopg"
+    hide.mkdir()
+    (hide / "psycopg.py").write_text("raise ImportError('psycopg is hidden by the test')\n")
+    report = json.loads(cli("demo", "--home", str(home), "--postgres", "--output", "json",
+                            env={"PYTHONPATH": str(hide)}).stdout)
     steps = {s["title"]: s for s in report["steps"]}
     bank = steps["Bank: a relay at the project and an outlet to its service"]
     target = bank["outlet"]["target"]
-    assert "PostgreSQL answered through the portal: bank-corp-secret-" in \
+    assert "psql got PostgreSQL's answer through the portal: bank-corp-secret-" in \
         steps["Through the portal"]["detail"]
     tap = steps["Only ciphertext at the project node's transport"]
     assert tap["found"] == [] and "SELECT" in tap["searched"]

@@ -437,7 +437,8 @@ class _Seed:
             url = self.postgres.url or f"postgresql://postgres@{self.target}/postgres"
             first, got = await self.call(_pg_query, url, self.inlet_address, self.marker)
             second, _ = await self.call(_pg_query, url, self.inlet_address, self.marker)
-            what = f"PostgreSQL answered through the portal: {got}"
+            client, _, got = got.partition(": ")
+            what = f"{client} got PostgreSQL's answer through the portal: {got}"
         deadline = time.monotonic() + 5
         while True:  # (the client's last bytes, e.g. PostgreSQL's Terminate, may be in flight)
             for name in NODES:
@@ -718,7 +719,7 @@ def postgres_target(url: str) -> str:
 
 def _pg_query(url: str, inlet: str, marker: str) -> tuple[float, str]:
     """One connection to the server through the inlet: ``SELECT marker``; psycopg if installed,
-    else ``psql``."""
+    else ``psql``. The answer is ``"CLIENT: row"``."""
     import subprocess
     from urllib.parse import urlsplit, urlunsplit
 
@@ -743,7 +744,7 @@ def _pg_query(url: str, inlet: str, marker: str) -> tuple[float, str]:
                            capture_output=True, text=True, timeout=30)
         if p.returncode != 0:
             raise DemoFailed(f"psql through the portal failed: {p.stderr.strip()[-300:]}")
-        answer = p.stdout.strip()
+        answer = "psql: " + p.stdout.strip()
     else:
         try:
             with psycopg.connect(through, connect_timeout=15) as conn:
@@ -751,7 +752,7 @@ def _pg_query(url: str, inlet: str, marker: str) -> tuple[float, str]:
         except psycopg.Error as e:
             raise DemoFailed(f"PostgreSQL through the portal failed: {str(e).strip()[-300:]}") \
                 from None
-        answer = ",".join(str(v) for v in row or ())
+        answer = "psycopg: " + ",".join(str(v) for v in row or ())
     if marker not in answer:
         raise DemoFailed(f"PostgreSQL's answer through the portal lacks the marker: {answer!r}")
     return time.perf_counter() - t, answer
