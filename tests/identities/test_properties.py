@@ -149,7 +149,7 @@ def _data_outcome(decode, data: bytes):  # type: ignore[no-untyped-def]
         return ("error", e.message, e.field, e.offset)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(data=st.one_of(attestation_datas(), mutations_of(ATTESTATION_DATA_SEEDS),
                       st.binary(max_size=200)))
 def test_fast_and_strict_attestation_data_decoders_agree(data: bytes) -> None:
@@ -180,7 +180,7 @@ def test_attestation_data_fast_path_takes_our_shapes() -> None:
         assert decode_attestation_data_fast(bad) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.one_of(histories(), mutated()), before=st.binary(max_size=8),
        after=st.binary(max_size=8))
 def test_history_fast_reader_inside_a_message_agrees_with_the_strict_decoder(
