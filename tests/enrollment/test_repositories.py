@@ -309,3 +309,64 @@ async def test_one_identifier_redeeming_tickets_concurrently(repo: AuthorityRepo
     for code in codes:
         with pytest.raises(TicketUsedError):
             await repo.redeem_ticket(hashlib.sha256(code).digest(), C, NOW, merge_into(C))
+
+
+async def test_concurrent_redemptions_each_get_their_own_outcome(repo: AuthorityRepository
+                                                                 ) -> None:
+    """On SQLite concurrent redemptions share one transaction (group commit), each in a
+    savepoint: a refused one is rolled back alone, the others commit."""
+    good = [bytes([0x40 + i]) * 32 for i in range(6)]
+    for i, code in enumerate(good):
+        await repo.add_ticket(ticket(code, ref=f"ref000020{i}"), AuditRecord(NOW, A, "ticket.create"))
+    await repo.put_member(Member(C, {"x": "1"}, A, NOW), AuditRecord(NOW, A, "member.add", C))
+
+    def refuse(before: Member, t: TicketRecord) -> Member:
+        raise ConflictError("refused")
+
+    calls = [repo.redeem_ticket(hashlib.sha256(code).digest(), ident(100 + i), NOW,
+                                merge_into(ident(100 + i))) for i, code in enumerate(good[:5])]
+    calls.append(repo.redeem_ticket(hashlib.sha256(good[5]).digest(), C, NOW, refuse))
+    calls.append(repo.redeem_ticket(hashlib.sha256(b"\x7f" * 32).digest(), B, NOW,
+                                    merge_into(B)))
+    calls.append(repo.redeem_ticket(hashlib.sha256(good[0]).digest(), B, NOW, merge_into(B)))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, Redemption) for r in results[:5])
+    assert isinstance(results[5], ConflictError)
+    assert isinstance(results[6], TicketUnknownError)
+    assert isinstance(results[7], TicketUsedError)
+    t = await repo.get_ticket("ref0000205")
+    assert t is not None and t.uses_left == 1  # the refused redemption left it unused
+    c = await repo.get_member(C)
+    assert c is not None and c.attributes == {"x": "1"}
+    assert await repo.get_member(B) is None
+    assert sorted(m.identifier for m in await repo.list_members(limit=100)) == sorted(
+        [C, *(ident(100 + i) for i in range(5))])
+    assert len([e for e in await repo.audit_log(after=0, limit=100)
+                if e.action == REDEEM_ACTION]) == 5
+    # concurrent reads of members (grouped on SQLite) each get their own answer
+    got = await asyncio.gather(*[repo.get_member(i) for i in (B, C, ident(100), ident(104))])
+    assert [None if m is None else m.identifier for m in got] == [None, C, ident(100), ident(104)]
+
+
+async def test_redemption_joins_an_open_transaction(kind: str, tmp_path: Path,
+                                                    request: pytest.FixtureRequest) -> None:
+    """Inside the task's own transaction a redemption runs in it (no deadlock with the
+    grouped path) and is undone with it."""
+    if kind == "memory":
+        return
+    url = f"sqlite:///{tmp_path / 'j.sqlite'}" if kind == "sqlite" else \
+        request.getfixturevalue("postgres_url")
+    db = closing(database(url))
+    repo = SqlAuthorityRepository(db, AUTH)
+    code = b"\x50" * 32
+    await repo.add_ticket(ticket(code), AuditRecord(NOW, A, "ticket.create"))
+    with pytest.raises(RuntimeError, match="undo"):
+        async with db.transaction():
+            r = await asyncio.wait_for(repo.redeem_ticket(hashlib.sha256(code).digest(), B, NOW,
+                                                          merge_into(B)), 10)
+            assert r.member.identifier == B
+            assert await asyncio.wait_for(repo.get_member(B), 10) == r.member
+            raise RuntimeError("undo")
+    t = await repo.get_ticket("ref0000001")
+    assert t is not None and t.uses_left == 1
+    assert await repo.get_member(B) is None

@@ -16,9 +16,11 @@ redemption of an existing member (or of a ticket that cannot be used) a transact
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
-from typing import Any, NoReturn
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, NoReturn, TypeVar
 
 from trust.enrollment.errors import TicketExpiredError, TicketUnknownError, TicketUsedError
 from trust.enrollment.messages.audit_entry import AuditEntry
@@ -33,7 +35,7 @@ from trust.enrollment.repositories import (
     new_member,
     redeem_audit,
 )
-from trust.errors import ConflictError, StorageError
+from trust.errors import ConflictError, StorageError, TrustError
 from trust.storage.sql import Database, IntegrityViolation, Migration, Transaction
 
 __all__ = ["MIGRATIONS", "SqlAuthorityRepository"]
@@ -165,6 +167,91 @@ _PG_REDEEM_NEW = (
     "SELECT t.* FROM t")
 
 
+A = TypeVar("A")
+R = TypeVar("R")
+
+MAX_BATCH = 64
+"""Redemptions (or member reads) one SQLite transaction serves at most."""
+
+
+def _sqlite_error(e: sqlite3.Error) -> TrustError:
+    if isinstance(e, sqlite3.IntegrityError):
+        return IntegrityViolation(f"the state database refused a write: {e}")
+    return StorageError(f"state database error: {e}")
+
+
+class _Batcher(Generic[A, R]):
+    """Group commit on SQLite: the calls waiting while a batch runs go together into the next
+    one, one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) in one call on the database's
+    thread, each call in a savepoint of its own (a call that fails is rolled back alone and
+    gets its error). Every caller is answered only after its batch committed, so each result
+    is as durable as a transaction of its own; a failed ``COMMIT`` fails the whole batch,
+    which then changed nothing. (On a busy event loop a call of its own waits for its turns
+    of the loop at the database's lock and again for its result; a batch pays that once.)"""
+
+    def __init__(self, db: Database, one: Callable[[Any, A], R]) -> None:
+        self.db = db
+        self.one = one
+        self.pending: list[tuple[A, asyncio.Future[R]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def __call__(self, args: A) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        task = self.task
+        if task is None or task.done() or task.get_loop() is not loop:
+            # (calls left waiting in another, stopped event loop cannot be served)
+            self.pending = [p for p in self.pending if p[1].get_loop() is loop]
+            self.pending.append((args, future))
+            self.task = loop.create_task(self._drain())
+        else:
+            self.pending.append((args, future))
+        return await future
+
+    def _run(self, conn: Any, batch: list[A]) -> list[R | BaseException]:
+        out: list[R | BaseException] = []
+        for args in batch:
+            conn.execute("SAVEPOINT call")
+            try:
+                result = self.one(conn, args)
+            except Exception as e:
+                conn.execute("ROLLBACK TO call")
+                conn.execute("RELEASE call")
+                out.append(_sqlite_error(e) if isinstance(e, sqlite3.Error) else e)
+            else:
+                conn.execute("RELEASE call")
+                out.append(result)
+        return out
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                work = [a for a, _ in batch]
+                try:
+                    outcomes = await self.db.run_sync_transaction(
+                        lambda c, w=work: self._run(c, w))  # type: ignore[misc]
+                except Exception as e:
+                    outcomes = [e] * len(batch)
+                except BaseException:
+                    # (cancelled: a running batch may still commit; its callers cannot know)
+                    gone = StorageError("the authority's storage stopped during the request")
+                    for _, f in batch + self.pending:
+                        if not f.done():
+                            f.set_exception(gone)
+                    self.pending = []
+                    raise
+                for (_, f), o in zip(batch, outcomes, strict=True):
+                    if f.done():
+                        continue
+                    if isinstance(o, BaseException):
+                        f.set_exception(o)
+                    else:
+                        f.set_result(o)
+        finally:
+            self.pending = [p for p in self.pending if not p[1].done()]
+
+
 class SqlAuthorityRepository:
     """The stored state of the authority ``authority`` (its identifier) in ``db``."""
 
@@ -174,6 +261,9 @@ class SqlAuthorityRepository:
         self.db = db
         self.authority = authority
         db.require(MIGRATIONS)
+        self._redemptions: _Batcher[tuple[bytes, str, int, MemberMerge], Redemption] = \
+            _Batcher(db, lambda conn, a: self._redeem_sqlite(conn, *a))
+        self._member_reads: _Batcher[str, Member | None] = _Batcher(db, self._read_member)
 
     async def _audit(self, tx: Transaction, a: AuditRecord) -> None:
         await tx.execute("INSERT INTO authority_audit (authority, at, actor, action, subject, "
@@ -220,7 +310,15 @@ class SqlAuthorityRepository:
 
     # -- members ----------------------------------------------------------------------------
     async def get_member(self, identifier: str) -> Member | None:
+        if self.db.dialect == "sqlite" and not self.db.in_transaction:
+            return await self._member_reads(identifier)  # (grouped with concurrent reads)
         return await self._get_member(self.db, identifier)
+
+    def _read_member(self, conn: Any, identifier: str) -> Member | None:
+        row = conn.execute(f"SELECT {_MEMBER_COLUMNS} FROM authority_member "
+                           "WHERE authority = ? AND identifier = ?",
+                           (self.authority, identifier)).fetchone()
+        return None if row is None else _member(row)
 
     async def list_members(self, *, limit: int, after: str = "") -> list[Member]:
         rows = await self.db.fetch_all(f"SELECT {_MEMBER_COLUMNS} FROM authority_member "
@@ -286,10 +384,12 @@ class SqlAuthorityRepository:
                             merge: MemberMerge) -> Redemption:
         if self.db.dialect == "sqlite":
             # the whole transaction (BEGIN, statements, COMMIT) in one call on the database's
-            # thread (SQLite's write transactions are exclusive: nothing changes the rows in
-            # between)
-            return await self.db.run_sync_transaction(
-                lambda conn: self._redeem_sqlite(conn, code_hash, identifier, now, merge))
+            # thread, grouped with the redemptions waiting meanwhile (SQLite's write
+            # transactions are exclusive: nothing changes the rows in between)
+            if self.db.in_transaction:
+                return await self.db.run_sync_transaction(
+                    lambda conn: self._redeem_sqlite(conn, code_hash, identifier, now, merge))
+            return await self._redemptions((code_hash, identifier, now, merge))
         # PostgreSQL: a new member's redemption is one statement (one round trip, one commit)
         try:
             row = await self.db.fetch_one(_PG_REDEEM_NEW, (

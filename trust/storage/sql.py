@@ -348,6 +348,12 @@ class Database:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the running task has a transaction open on this database (which statements
+        and transactions then join)."""
+        return self._current.get() is not None
+
     async def run_sync_transaction(self, fn: Callable[[Any], T]) -> T:
         """SQLite only: ``fn(connection)`` in a transaction of its own, ``BEGIN IMMEDIATE``, the
         statements and ``COMMIT`` in one call on the database's thread (rolled back when ``fn``
