@@ -133,6 +133,7 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         count = 0
         deadline = time.perf_counter() + config["seconds"]
+        cpu = time.process_time()
 
         async def fetch(client: AuthorityClient) -> None:
             nonlocal count
@@ -142,8 +143,8 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
 
         start = time.perf_counter()
         await asyncio.gather(*[fetch(c) for c in clients])
-        return {"rates": [count / (time.perf_counter() - start)], "failures": 0, "cpu": 0.0,
-                "n": count}
+        return {"rates": [count / (time.perf_counter() - start)], "failures": 0,
+                "cpu": time.process_time() - cpu, "n": count}
     finally:
         await node.stop()
 
@@ -277,6 +278,10 @@ async def measure(url: str, seconds: float, figures: dict[str, float], engine: s
             r = await run_clients({**base, "mode": "issue", "seconds": seconds,
                                    "codes": await tickets(ISSUE_MEMBERS)})
             issue["over_channel"] = r["rates"][0]
+            if CPU[0]:
+                print(f"issue over channel: authority cpu/credential "
+                      f"{r['authority_cpu'] / r['n'] * 1000:.3f} ms, client cpu/credential "
+                      f"{r['cpu'] / r['n'] * 1000:.3f} ms", file=sys.stderr)
             attrs = Attributes.of({"bench": "yes"}, PROJECT_MEMBER_SCHEMA)
             count, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
