@@ -27,14 +27,23 @@ def test_mypy_clean() -> None:
 
 
 def test_help_is_fast_and_lists_nouns() -> None:
-    best = 10.0
-    for _ in range(3):
+    """Startup work, measured as the child's CPU time (user + system): the suite runs on every
+    core at once, so wall-clock time would measure the other tests. Best of five runs."""
+    import resource
+
+    best_cpu = best_wall = 10.0
+    for _ in range(5):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         p = subprocess.run([TRUSTSTACK, "--help"], capture_output=True, text=True)
-        best = min(best, time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
         assert p.returncode == 0
     assert "identity" in p.stdout and "Examples:" in p.stdout
-    assert best < 0.5, f"truststack --help took {best:.3f}s"
+    assert best_cpu < 0.4, f"truststack --help used {best_cpu:.3f}s of CPU"
+    assert best_wall < 3.0, f"truststack --help took {best_wall:.3f}s"
 
 
 def test_heavy_backends_not_imported_at_startup() -> None:
