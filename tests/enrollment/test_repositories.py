@@ -370,3 +370,30 @@ async def test_redemption_joins_an_open_transaction(kind: str, tmp_path: Path,
     t = await repo.get_ticket("ref0000001")
     assert t is not None and t.uses_left == 1
     assert await repo.get_member(B) is None
+
+
+async def test_replicas_redeeming_for_the_same_identifiers(
+        kind: str, make_repo: Callable[[str], AuthorityRepository]) -> None:
+    """Two repositories of one authority on one database (as replicas) redeem tickets for
+    overlapping identifiers at once (grouped statements may fail on a member the other made
+    meanwhile and are then redone one by one): every ticket is used once, every identifier
+    is one member holding the attributes of all its tickets, one audit entry per use."""
+    one, two = make_repo(AUTH), make_repo(AUTH)
+    codes = [bytes([0x60 + i]) * 32 for i in range(24)]
+    for i, code in enumerate(codes):
+        await one.add_ticket(ticket(code, ref=f"ref00003{i:02d}", attrs={f"k{i}": "v"}),
+                             AuditRecord(NOW, A, "ticket.create"))
+    owner = [ident(200 + i % 6) for i in range(24)]
+    results = await asyncio.gather(*[
+        (one if i % 2 else two).redeem_ticket(hashlib.sha256(c).digest(), owner[i], NOW,
+                                              merge_into(owner[i]))
+        for i, c in enumerate(codes)])
+    assert [r.member.identifier for r in results] == owner
+    for k in range(6):
+        m = await one.get_member(ident(200 + k))
+        assert m is not None and m.attributes == {f"k{i}": "v" for i in range(k, 24, 6)}
+    for i in range(24):
+        t = await one.get_ticket(f"ref00003{i:02d}")
+        assert t is not None and t.uses_left == 0
+    assert len([e for e in await one.audit_log(after=0, limit=100)
+                if e.action == REDEEM_ACTION]) == 24

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, NoReturn, TypeVar
 
 from trust.enrollment.errors import TicketExpiredError, TicketUnknownError, TicketUsedError
@@ -181,17 +181,15 @@ def _sqlite_error(e: sqlite3.Error) -> TrustError:
 
 
 class _Batcher(Generic[A, R]):
-    """Group commit on SQLite: the calls waiting while a batch runs go together into the next
-    one, one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) in one call on the database's
-    thread, each call in a savepoint of its own (a call that fails is rolled back alone and
-    gets its error). Every caller is answered only after its batch committed, so each result
-    is as durable as a transaction of its own; a failed ``COMMIT`` fails the whole batch,
-    which then changed nothing. (On a busy event loop a call of its own waits for its turns
-    of the loop at the database's lock and again for its result; a batch pays that once.)"""
+    """Group commit: the calls that wait while a batch runs go together into the next one
+    (at most :data:`MAX_BATCH`), which ``run`` serves in one transaction, returning each
+    call's result or error in order. Every caller is answered only after its batch committed,
+    so each result is as durable as a transaction of its own. (On a busy event loop a call of
+    its own waits for its turns of the loop at the database and again for its result; a batch
+    pays that once; on PostgreSQL a batch is one round trip and one commit.)"""
 
-    def __init__(self, db: Database, one: Callable[[Any, A], R]) -> None:
-        self.db = db
-        self.one = one
+    def __init__(self, run: Callable[[list[A]], Awaitable[list[R | BaseException]]]) -> None:
+        self.run = run
         self.pending: list[tuple[A, asyncio.Future[R]]] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -208,29 +206,12 @@ class _Batcher(Generic[A, R]):
             self.pending.append((args, future))
         return await future
 
-    def _run(self, conn: Any, batch: list[A]) -> list[R | BaseException]:
-        out: list[R | BaseException] = []
-        for args in batch:
-            conn.execute("SAVEPOINT call")
-            try:
-                result = self.one(conn, args)
-            except Exception as e:
-                conn.execute("ROLLBACK TO call")
-                conn.execute("RELEASE call")
-                out.append(_sqlite_error(e) if isinstance(e, sqlite3.Error) else e)
-            else:
-                conn.execute("RELEASE call")
-                out.append(result)
-        return out
-
     async def _drain(self) -> None:
         try:
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                work = [a for a, _ in batch]
                 try:
-                    outcomes = await self.db.run_sync_transaction(
-                        lambda c, w=work: self._run(c, w))  # type: ignore[misc]
+                    outcomes = await self.run([a for a, _ in batch])
                 except Exception as e:
                     outcomes = [e] * len(batch)
                 except BaseException:
@@ -245,11 +226,55 @@ class _Batcher(Generic[A, R]):
                     if f.done():
                         continue
                     if isinstance(o, BaseException):
-                        f.set_exception(o)
+                        f.set_exception(o if isinstance(o, Exception) else StorageError(
+                            "the authority's storage stopped during the request"))
                     else:
                         f.set_result(o)
         finally:
             self.pending = [p for p in self.pending if not p[1].done()]
+
+
+def _savepoints(conn: Any, one: Callable[[Any, A], R], batch: list[A]
+                ) -> list[R | BaseException]:
+    """SQLite: each call of a batch in a savepoint of its own, inside the batch's transaction
+    (a call that fails is rolled back alone and gets its error)."""
+    out: list[R | BaseException] = []
+    for args in batch:
+        conn.execute("SAVEPOINT call")
+        try:
+            result = one(conn, args)
+        except Exception as e:
+            conn.execute("ROLLBACK TO call")
+            conn.execute("RELEASE call")
+            out.append(_sqlite_error(e) if isinstance(e, sqlite3.Error) else e)
+        else:
+            conn.execute("RELEASE call")
+            out.append(result)
+    return out
+
+
+_PG_REDEEM_NEW_BATCH = (
+    # _PG_REDEEM_NEW for several redemptions (distinct codes and identifiers) in one
+    # statement: the rows that come back are the redemptions done; a member inserted
+    # meanwhile by another transaction fails the whole statement (nothing changes).
+    "WITH i AS (SELECT * FROM unnest(?::bytea[], ?::text[], ?::bigint[]) AS i(code_hash, "
+    "identifier, at)), "
+    "t AS (UPDATE authority_ticket k SET uses_left = k.uses_left - 1 FROM i "
+    "WHERE k.authority = ? AND k.code_hash = i.code_hash AND k.uses_left > 0 "
+    "AND k.expires_at > i.at AND NOT EXISTS (SELECT 1 FROM authority_member m "
+    "WHERE m.authority = k.authority AND m.identifier = i.identifier) "
+    "RETURNING i.identifier, i.at, k.reference, k.code_hash, k.attributes, k.created_by, "
+    "k.created_at, k.expires_at, k.usage_count, k.uses_left), "
+    "w AS (INSERT INTO authority_member (authority, identifier, attributes, added_by, "
+    "added_at, is_pre_trusted) SELECT ?::text, t.identifier, t.attributes, t.created_by, "
+    "t.at, 0 FROM t), "
+    "a AS (INSERT INTO authority_audit (authority, at, actor, action, subject, ticket, "
+    f"attributes) SELECT ?::text, t.at, t.identifier, '{REDEEM_ACTION}', t.identifier, "
+    "t.reference, t.attributes FROM t) "
+    "SELECT t.identifier, t.reference, t.code_hash, t.attributes, t.created_by, t.created_at, "
+    "t.expires_at, t.usage_count, t.uses_left FROM t")
+
+_RedeemArgs = tuple[bytes, str, int, MemberMerge]
 
 
 class SqlAuthorityRepository:
@@ -261,9 +286,13 @@ class SqlAuthorityRepository:
         self.db = db
         self.authority = authority
         db.require(MIGRATIONS)
-        self._redemptions: _Batcher[tuple[bytes, str, int, MemberMerge], Redemption] = \
-            _Batcher(db, lambda conn, a: self._redeem_sqlite(conn, *a))
-        self._member_reads: _Batcher[str, Member | None] = _Batcher(db, self._read_member)
+        self._redemptions: _Batcher[_RedeemArgs, Redemption] = _Batcher(
+            self._pg_redeem_batch if db.dialect == "postgresql" else
+            lambda work: db.run_sync_transaction(lambda c: _savepoints(
+                c, lambda conn, a: self._redeem_sqlite(conn, *a), work)))
+        self._member_reads: _Batcher[str, Member | None] = _Batcher(
+            lambda work: db.run_sync_transaction(lambda c: _savepoints(
+                c, self._read_member, work)))
 
     async def _audit(self, tx: Transaction, a: AuditRecord) -> None:
         await tx.execute("INSERT INTO authority_audit (authority, at, actor, action, subject, "
@@ -390,7 +419,55 @@ class SqlAuthorityRepository:
                 return await self.db.run_sync_transaction(
                     lambda conn: self._redeem_sqlite(conn, code_hash, identifier, now, merge))
             return await self._redemptions((code_hash, identifier, now, merge))
-        # PostgreSQL: a new member's redemption is one statement (one round trip, one commit)
+        if self.db.in_transaction:
+            return await self._redeem_pg(code_hash, identifier, now, merge)
+        return await self._redemptions((code_hash, identifier, now, merge))
+
+    async def _pg_redeem_batch(self, work: list[_RedeemArgs]) -> list[Redemption | BaseException]:
+        """PostgreSQL: new members' redemptions waiting together in one statement (one round
+        trip, one commit); the others (an existing member, a ticket that cannot be used, a
+        second use of a code or identifier in the batch, a batch that failed) one by one."""
+        out: list[Redemption | BaseException | None] = [None] * len(work)
+        alone: list[int] = []
+        if len(work) > 1:
+            hashes: set[bytes] = set()
+            idents: set[str] = set()
+            together: list[int] = []
+            for k, (h, ident, _, _) in enumerate(work):
+                if h in hashes or ident in idents:
+                    alone.append(k)
+                else:
+                    hashes.add(h)
+                    idents.add(ident)
+                    together.append(k)
+            try:
+                rows = await self.db.fetch_all(_PG_REDEEM_NEW_BATCH, (
+                    [work[k][0] for k in together], [work[k][1] for k in together],
+                    [work[k][2] for k in together], self.authority, self.authority,
+                    self.authority))
+            except (IntegrityViolation, StorageError):
+                rows = []  # (nothing changed: each is tried on its own)
+            done = {str(r[0]): r[1:] for r in rows}
+            for k in together:
+                h, ident, now, _ = work[k]
+                row = done.get(ident)
+                if row is None:
+                    alone.append(k)
+                else:
+                    ticket = _ticket(row)
+                    out[k] = Redemption(ticket, new_member(ident, ticket, now), None)
+        else:
+            alone = [0]
+        results = await asyncio.gather(*[self._redeem_pg(*work[k]) for k in alone],
+                                       return_exceptions=True)
+        for k, r in zip(alone, results, strict=True):
+            out[k] = r
+        return [r if r is not None else StorageError("a redemption got no outcome")
+                for r in out]
+
+    async def _redeem_pg(self, code_hash: bytes, identifier: str, now: int,
+                         merge: MemberMerge) -> Redemption:
+        # a new member's redemption is one statement (one round trip, one commit)
         try:
             row = await self.db.fetch_one(_PG_REDEEM_NEW, (
                 self.authority, code_hash, now, self.authority, identifier,
