@@ -16,6 +16,11 @@ credential issuances/s over open channels next to the same signing in process.
   (the same attributes, key and TTL) called in process. Ratio
   ``issue_over_channel/issue_in_process``.
 
+* ``--cpu`` prints, per figure, the CPU time per enrollment (per credential) of the authority
+  process (with its SQLite thread; PostgreSQL's own processes are not counted) and of the
+  client process while the clients ran: load-independent figures next to the rates, which
+  follow the machine's load.
+
     python bench/enrollment.py [--json] [--seconds S] [--postgres URL] [--loop L] [--cpu]
 """
 
