@@ -17,6 +17,40 @@ BIN_DIR = Path(sys.executable).parent
 TRUSTSTACK = str(BIN_DIR / "truststack")
 
 
+SLOW_FILES_FIRST = (
+    "tests/test_docs.py",
+    "tests/node/test_enforcement.py",
+    "tests/enrollment_cli/test_cli_flow.py",
+    "tests/credentials/test_tamper.py",
+    "tests/identities/test_cli.py",
+    "tests/node/test_cli.py",
+    "tests/credentials/test_cli.py",
+    "tests/relays/test_cli_relays.py",
+    "tests/enrollment_cli/test_replicas.py",
+    "tests/test_demo.py",
+    "tests/vaults/test_cli_backends.py",
+    "tests/test_self_contained.py",
+    "tests/enrollment_client/test_e2e_cli.py",
+    "tests/portals/test_portal.py",
+)
+"""The files that take longest, started first: with several workers (pytest-xdist, one file per
+worker at a time) a long file started last would make everyone wait for it at the end."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    root = Path(str(config.rootpath))
+
+    def key(item: pytest.Item) -> int:
+        try:
+            rel = Path(str(item.path)).relative_to(root).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(rel, len(rank))
+
+    items.sort(key=key)  # stable: the order inside a file and among the rest is kept
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh ``$TRUSTSTACK_HOME`` for this test (also set in this process)."""
