@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,26 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
+from tests.conftest import Cli, assert_one_line_error
+from tests.fixtures.nodes import stop_all_nodes as _stop_all
 from trust.errors import NotFoundError, UsageError
-from trust.node.files import pid_alive
 
 WRONG_ID = "I" + "ab" * 32
 
 
-def _stop_all(home: Path) -> None:
-    """Stop every node under ``home``: politely, then by pid as a last resort."""
-    nodes = home / "nodes"
-    if not nodes.is_dir():
-        return
-    for d in nodes.iterdir():
-        with contextlib.suppress(Exception):
-            subprocess.run([TRUSTSTACK, "node", "stop", d.name], capture_output=True, timeout=15,
-                           env={**os.environ, "TRUSTSTACK_HOME": str(home)})
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((d / "pid").read_text())
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

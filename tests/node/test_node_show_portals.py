@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
-from tests.portals.helpers import stop_all_nodes
+from tests.fixtures.nodes import stop_all_nodes
 
 
 class _Echo(socketserver.BaseRequestHandler):

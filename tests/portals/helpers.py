@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from tests.conftest import TRUSTSTACK
 from trust.channels import ChannelIdentity, IdentityAndCredentials, TrustIdentifier, VaultX25519Key
 from trust.credentials.issuance import issue_credential
 from trust.identities.creation import create_identity
@@ -23,7 +17,6 @@ from trust.identities.identity import Identity
 from trust.identities.purpose_keys import attest_purpose_key
 from trust.models.purpose_key import PurposePublicKey
 from trust.node import Node
-from trust.node.files import pid_alive
 from trust.portals import TcpInlet, TcpOutlet, create_inlet, create_outlet
 from trust.portals.portal import Authorize
 from trust.routing import Address, Route
@@ -86,19 +79,6 @@ async def parties() -> Parties:
     return _PARTIES[0]
 
 
-def stop_all_nodes(home: Path) -> None:
-    """Stop every background node under ``home``: politely, then by pid as a last resort."""
-    nodes = home / "nodes"
-    if not nodes.is_dir():
-        return
-    for d in nodes.iterdir():
-        with contextlib.suppress(Exception):
-            subprocess.run([TRUSTSTACK, "node", "stop", d.name], capture_output=True, timeout=15,
-                           env={**os.environ, "TRUSTSTACK_HOME": str(home)})
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((d / "pid").read_text())
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 # -- local servers -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, assert_one_line_error
-from tests.portals.helpers import stop_all_nodes
+from tests.fixtures.nodes import stop_all_nodes
 from trust.node.files import NodePaths
 from trust.node.portal_feature import via_route
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
-from tests.portals.helpers import stop_all_nodes
+from tests.fixtures.nodes import stop_all_nodes
 from trust.node.files import pid_alive
 
 

@@ -4,10 +4,8 @@ node is killed and restarted, and hostile arguments."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
+from tests.conftest import Cli, assert_one_line_error
+from tests.fixtures.nodes import stop_all_nodes as _stop_all
 from trust.errors import UsageError
 from trust.node.control_client import ControlClient
 from trust.node.files import pid_alive
@@ -23,19 +22,6 @@ from trust.node.files import pid_alive
 THROUGH = "/node/hub/service/forward_to_bank/secure/api/service/echo"
 
 
-def _stop_all(home: Path) -> None:
-    """Stop every node under ``home``: politely, then by pid as a last resort."""
-    nodes = home / "nodes"
-    if not nodes.is_dir():
-        return
-    for d in nodes.iterdir():
-        with contextlib.suppress(Exception):
-            subprocess.run([TRUSTSTACK, "node", "stop", d.name], capture_output=True, timeout=15,
-                           env={**os.environ, "TRUSTSTACK_HOME": str(home)})
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((d / "pid").read_text())
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.channels.test_cli_channels import _stop_all
 from tests.conftest import Cli, assert_one_line_error
 from tests.fixtures.kafka import Broker
+from tests.fixtures.nodes import stop_all_nodes as _stop_all
 
 
 @pytest.fixture(scope="module")
