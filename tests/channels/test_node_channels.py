@@ -313,3 +313,41 @@ def test_lookup_and_delete_by_address() -> None:
                 pass
 
     run(main)
+
+
+def test_an_open_channel_encrypts_and_decrypts_inside_the_delivery() -> None:
+    """The encryptor and the decryptor of an open channel are inline workers: a message handed
+    to them without waiting is encrypted (or decrypted and passed on) before the sender gets
+    control back, with no task switch; the channel works as before afterwards."""
+
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
+            assert await alice.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
+            await _until(lambda: len(bob.secure_channels()) == 1)
+            [far] = bob.secure_channels()
+            # alice: the encryptor makes the record inside forward_nowait
+            ctx = alice.context()
+            nonce = channel.session.encryptor.nonce
+            assert ctx.forward_nowait(LocalMessage(channel.route / "echo", Route([ctx.address]), b"x"))
+            assert channel.session.encryptor.nonce == nonce + 1
+            assert (await ctx.receive(5)).payload == b"x"
+            # bob: a record given to the decryptor is decrypted and delivered at once
+            sink = bob.context()
+            bob.flow_controls.add_consumer(sink.address, bob.secure_channel_listeners()[0].flow_control_id)
+            record = channel.session.encrypt_payload(Route([sink.address]), Route(["r"]), b"inline")
+            highest = far.session.decryptor.highest_nonce
+            assert bob.ctx.forward_nowait(LocalMessage(Route([far.addresses.decryptor_remote]),
+                                                       Route([bob.ctx.address]), bytes(record)))
+            assert far.session.decryptor.highest_nonce == highest + 1
+            got = await sink.receive(5)
+            assert got.payload == b"inline" and got.return_route.addresses[0] == far.address
+            assert bob.stats.channel_records_rejected == 0
+            # and the channel goes on (alice's next nonces follow the one used by hand)
+            assert await alice.send_and_receive(channel.route / "echo", b"after", timeout=5) == b"after"
+            ctx.close()
+            sink.close()
+
+    run(main)

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 from trust.channels.authentication import PeerAuthenticator
 from trust.channels.handshake import ChannelIdentity, HandshakeComplete, Initiator, Responder, SendMessage
 from trust.channels.local_info import SecureChannelLocalInfo
-from trust.channels.messages import Close, IdentityAndCredentials, Payload, RefreshCredentials
+from trust.channels.messages import (
+    ChannelMessage,
+    Close,
+    IdentityAndCredentials,
+    Payload,
+    RefreshCredentials,
+)
 from trust.channels.peer import VerifiedPeer
 from trust.channels.records import RecordSession
 from trust.channels.trust_policies import Trust
@@ -41,7 +47,7 @@ from trust.models.credential import CredentialAndPurposeKey
 from trust.node.errors import NodeStoppedError
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO
 from trust.node.mailbox import MailboxClosedError
-from trust.node.worker import Worker
+from trust.node.worker import InlineWorker, Worker
 from trust.routing import Address, LocalInfo, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
@@ -167,6 +173,8 @@ class SecureChannel:
         self._decryptor_ctx: Context | None = None
         self._produce: Any = None
         self._redeliver: Any = None
+        self._held: tuple[LocalMessage, Any, Any] | None = None
+        """A record decrypted inline whose message waits for the decryptor's task."""
         self._make_producer()
 
     @property
@@ -235,7 +243,8 @@ class SecureChannel:
             node.flow_controls.remove_flow(self.flow_control_id)
 
     # -- receiving -------------------------------------------------------------------------------
-    async def _on_record(self, msg: LocalMessage) -> None:
+    def _open(self, msg: LocalMessage) -> ChannelMessage | None:
+        """The message in the record ``msg`` carries (``None``: rejected, counted and logged)."""
         session = self.session
         try:
             message = session.decrypt(msg.payload)
@@ -243,27 +252,56 @@ class SecureChannel:
             self.node.stats.channel_records_rejected += 1
             warn_limited(log, "record", "channel %s dropped a record: %s", self.address,
                          safe_text(e))
-            return
+            return None
+        if type(message) is Payload and not self.is_initiator:
+            n = session.decryptor.highest_nonce
+            if n > self._tracked_nonce:
+                self._tracked_nonce = n
+                ret = msg.return_route.addresses
+                if ret[-1:] != (self._peer_remote,):
+                    ret = (*ret, self._peer_remote)
+                if ret != self.remote_route.addresses:
+                    self.remote_route = Route(ret)
+        return message
+
+    def _record_now(self, msg: LocalMessage) -> bool:
+        """A record, handled inside its delivery (the decryptor's ``handle_now``): ``True`` when
+        done; ``False`` when the decrypted message must wait (its consumer is full) or needs
+        the decryptor's task (Close, RefreshCredentials): it is kept, and :meth:`_on_record`
+        finishes it when ``msg`` comes out of the mailbox (the record is decrypted once)."""
+        message = self._open(msg)
+        if message is None:
+            return True
         if type(message) is Payload:
-            if not self.is_initiator:
-                n = session.decryptor.highest_nonce
-                if n > self._tracked_nonce:
-                    self._tracked_nonce = n
-                    ret = msg.return_route.addresses
-                    if ret[-1:] != (self._peer_remote,):
-                        ret = (*ret, self._peer_remote)
-                    if ret != self.remote_route.addresses:
-                        self.remote_route = Route(ret)
+            if not message.onward_route.addresses:
+                return True
+            inner = LocalMessage(message.onward_route, message.return_route, message.payload)
+            full = self._produce(inner)
+            if full is None:
+                return True
+            self._held = (msg, inner, full)
+            return False
+        self._held = (msg, message, None)
+        return False
+
+    async def _on_record(self, msg: LocalMessage) -> None:
+        held = self._held
+        if held is not None and held[0] is msg:
+            self._held = None
+            message: Any = held[1]
+            full = held[2]
+            if full is not None:
+                await self._deliver_waiting(message, full)
+                return
+        else:
+            message = self._open(msg)
+            if message is None:
+                return
+        if type(message) is Payload:
             if not message.onward_route.addresses:
                 return
             inner = LocalMessage(message.onward_route, message.return_route, message.payload)
-            full = self._produce(inner)
-            while full is not None:
-                try:
-                    await full.wait_space()
-                except MailboxClosedError:
-                    return
-                full = self._redeliver(inner)
+            await self._deliver_waiting(inner, self._produce(inner))
         elif isinstance(message, Close):
             await self._teardown(send_close=False)
         elif isinstance(message, RefreshCredentials):
@@ -276,25 +314,62 @@ class SecureChannel:
                 return
             self._make_producer()
 
+    async def _deliver_waiting(self, inner: LocalMessage, full: Any) -> None:
+        """Deliver ``inner`` (produced once already: ``full`` is its full consumer, or
+        ``None`` when it was delivered), waiting for space: channel traffic is never dropped."""
+        while full is not None:
+            try:
+                await full.wait_space()
+            except MailboxClosedError:
+                return
+            full = self._redeliver(inner)
 
-class _EncryptorWorker(Worker):
+
+class _EncryptorWorker(InlineWorker):
+    """Encrypts inside the sender's delivery (no task switch) while the next hop takes the
+    record at once; when it is full (or must be connected first), the record already made is
+    kept and the worker's task sends it, waiting (its message stays first in the mailbox, so
+    order is kept)."""
+
     def __init__(self, channel: SecureChannel) -> None:
         self.channel = channel
+        self._held: tuple[LocalMessage, LocalMessage] | None = None
 
-    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+    def _seal(self, msg: LocalMessage) -> LocalMessage | None:
         ch = self.channel
         if msg.onward_route.addresses[0] != ch.addresses.encryptor or ch.closed:
-            return
+            return None
         record = ch.session.encrypt_payload(msg.onward_route.pop_front(), msg.return_route,
                                             msg.payload)
-        await ctx.forward(LocalMessage(ch.remote_route, _EMPTY, bytes(record)))
+        return LocalMessage(ch.remote_route, _EMPTY, record)  # type: ignore[arg-type]
+
+    def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+        out = self._seal(msg)
+        if out is None or ctx.forward_nowait(out):
+            return True
+        self._held = (msg, out)
+        return False
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        held = self._held
+        if held is not None and held[0] is msg:
+            self._held = None
+            out: LocalMessage | None = held[1]
+        else:
+            out = self._seal(msg)
+        if out is not None:
+            await ctx.forward(out)
 
     async def shutdown(self, ctx: Context) -> None:
         await self.channel._teardown(send_close=True)
 
 
 # -- the decryptor: handshake first, then records ----------------------------------------------------
-class _DecryptorWorker(Worker):
+class _DecryptorWorker(InlineWorker):
+    """The handshake runs in the worker's task; once the channel is open, records are
+    decrypted and delivered inside their delivery (:meth:`SecureChannel._record_now`), and
+    in the task only when the consumer is full or the message needs waiting for."""
+
     def __init__(self, node: Node, addresses: ChannelAddresses, machine: Initiator | Responder,
                  identity: ChannelIdentity, authenticator: PeerAuthenticator, *,
                  spawner: str | None = None, listener: SecureChannelListener | None = None
@@ -309,6 +384,14 @@ class _DecryptorWorker(Worker):
         self.done: asyncio.Future[SecureChannel] = asyncio.get_running_loop().create_future()
         self.channel: SecureChannel | None = None
         self._timer: asyncio.TimerHandle | None = None
+
+    def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+        ch = self.channel
+        if ch is None:
+            return False
+        if msg.onward_route.addresses[0] != self.addresses.decryptor_remote:
+            return True
+        return ch._record_now(msg)
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
         if msg.onward_route.addresses[0] != self.addresses.decryptor_remote:
