@@ -46,7 +46,7 @@ from trust.errors import DecodeError, NotFoundError, RemoteProtocolError, TrustE
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import dumps, loads
 from trust.routing import Route
-from trust.streams.client import Backoff, StreamClient, StreamProducer
+from trust.streams.client import Backoff, StreamClient, StreamProducer, retrying
 from trust.streams.messages.common import MAX_BATCH_RECORDS, check_name
 
 __all__ = ["ChannelStates", "Received", "StreamChannel", "StreamChannelClosed"]
@@ -127,7 +127,8 @@ class StreamChannel:
         self.closed = False
         self.duplicates = 0
         self.rejected = 0
-        self._producer = StreamProducer(client, out_stream, backoff=backoff)
+        self.backoff = backoff or Backoff()
+        self._producer = StreamProducer(client, out_stream, backoff=self.backoff)
         self._send_lock = asyncio.Lock()
 
     # -- state -----------------------------------------------------------------------------------
@@ -276,8 +277,9 @@ class StreamChannel:
         :meth:`commit`. Duplicates and records that fail to decrypt are dropped (counted)."""
         if self.closed:
             raise StreamChannelClosed(f"stream channel {self.name} is closed")
-        pulled = await self.client.pull(self.in_stream, self.in_index, limit=limit,
-                                        timeout=timeout)
+        index = self.in_index
+        pulled = await retrying("pull", self.backoff, lambda: self.client.pull(
+            self.in_stream, index, limit=limit, timeout=timeout))  # (a pull is idempotent)
         dec = Decryptor.restore(*self._decryptor.snapshot())
         out: list[bytes] = []
         dups = 0

@@ -54,7 +54,7 @@ from trust.streams.messages.envelope import MAX_ID
 from trust.streams.messages.index_get import decode_index_reply
 from trust.transports import ConnectionFailedError
 
-__all__ = ["Backoff", "StreamClient", "StreamConsumer", "StreamProducer"]
+__all__ = ["RETRYABLE", "Backoff", "StreamClient", "StreamConsumer", "StreamProducer", "retrying"]
 
 log = logging.getLogger("trust.streams.client")
 
@@ -185,7 +185,8 @@ RETRYABLE: Final = (ReceiveTimeoutError, StorageError, RemoteProtocolError, Conn
 connection being re-made. A missing stream or a refusal is not waited out."""
 
 
-async def _retry(what: str, backoff: Backoff, call: Any) -> Any:
+async def retrying(what: str, backoff: Backoff, call: Any) -> Any:
+    """``await call()``, again after each :data:`RETRYABLE` failure, waiting per ``backoff``."""
     last: BaseException | None = None
     async for attempt in backoff.delays():
         try:
@@ -214,7 +215,7 @@ class StreamProducer:
         last = Pushed(0, 0)
         for start in range(0, len(records), MAX_BATCH_RECORDS):
             chunk = tuple(records[start:start + MAX_BATCH_RECORDS])
-            last = await _retry("push", self.backoff,
+            last = await retrying("push", self.backoff,
                                 lambda c=chunk: self.client.push(self.name, c, self.partition))
             self.pushed += len(chunk)
         return last
@@ -239,7 +240,7 @@ class StreamConsumer:
         """The index of the next record wanted (``None`` until resumed)."""
 
     async def resume(self) -> int:
-        saved = await _retry("index get", self.backoff, lambda: self.client.get_index(
+        saved = await retrying("index get", self.backoff, lambda: self.client.get_index(
             self.name, self.group, self.partition))
         self.index = self.default_index if saved is None else saved
         return self.index
@@ -250,14 +251,14 @@ class StreamConsumer:
             await self.resume()
         assert self.index is not None
         index = self.index
-        pulled: Pulled = await _retry("pull", self.backoff, lambda: self.client.pull(
+        pulled: Pulled = await retrying("pull", self.backoff, lambda: self.client.pull(
             self.name, index, limit=self.limit, timeout=self.poll_timeout,
             partition=self.partition))
         return list(pulled.records)
 
     async def commit(self, next_index: int) -> None:
         """Save ``next_index`` as the group's position (after handling the records before it)."""
-        await _retry("index save", self.backoff, lambda: self.client.save_index(
+        await retrying("index save", self.backoff, lambda: self.client.save_index(
             self.name, self.group, next_index, self.partition))
         self.index = next_index
 
