@@ -15,6 +15,9 @@ What it does, once for both:
   connection refuses more (:meth:`StreamConnection.offer` of a subclass returns ``False``)
   and callers wait (:meth:`StreamConnection.on_space`, :meth:`StreamConnection.wait_space`)
   until it drains below the low mark;
+* **batched writes**: large writes made during one turn of the event loop go to the socket
+  in one system call (:meth:`StreamConnection.write_batched`; at most
+  :data:`WRITE_BATCH_MAX` bytes wait, for the rest of the turn only);
 * **closing**: :meth:`close` (flush first), :meth:`abort` (at once), :attr:`closed` (a future
   done when the socket is gone) and :meth:`wait_closed`.
 
@@ -59,6 +62,9 @@ WRITE_BUFFER_LOW: Final = 256 * 1024
 
 MAX_READ_BUFFER: Final = 128 * 1024
 """A reused read buffer is smaller than this."""
+
+WRITE_BATCH_MAX: Final = 256 * 1024
+"""Bytes of large writes held for one socket write at most (see :meth:`StreamConnection.write_batched`)."""
 
 
 def host_port(sockname: Any) -> str:
@@ -146,6 +152,8 @@ class StreamConnection:
         self._write_paused = False
         self._space_waiters: list[Callable[[], object]] = []
         self._blocked_on: Endpoint | None = None
+        self._batch: list[Any] | None = None
+        self._batch_size = 0
         self.closing = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -163,6 +171,7 @@ class StreamConnection:
         :attr:`closed` and drop the transport (no reference cycle through it)."""
         self.closing = True
         self._blocked_on = None
+        self._batch = None
         self._wake_writers()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -245,9 +254,42 @@ class StreamConnection:
             for w in waiters:
                 loop.call_soon(w)
 
+    # -- batched writes --------------------------------------------------------------------------
+    def write_batched(self, data: Any, size: int) -> None:
+        """Write ``data`` (``size`` bytes) with the other writes of this turn of the event loop,
+        in one system call at its end (or at once when :data:`WRITE_BATCH_MAX` bytes wait).
+        While writes wait, every write of this connection must go through here (order)."""
+        batch = self._batch
+        if batch is None:
+            self._batch = batch = [data]
+            self._batch_size = size
+            asyncio.get_running_loop().call_soon(self._flush_turn)
+            return
+        batch.append(data)
+        self._batch_size += size
+        if self._batch_size >= WRITE_BATCH_MAX:
+            self.flush_writes()
+
+    def flush_writes(self) -> None:
+        """Write what :meth:`write_batched` holds now (the loop's flush at the end of the
+        turn still comes: later writes of this turn wait for it)."""
+        batch = self._batch
+        if batch:
+            self._batch = []
+            self._batch_size = 0
+            t = self._transport
+            if t is not None and not self.closing:
+                t.writelines(batch)
+
+    def _flush_turn(self) -> None:
+        """The end of the turn: write what waits; the next write starts a new batch."""
+        self.flush_writes()
+        self._batch = None
+
     # -- closing ---------------------------------------------------------------------------------
     def close(self) -> None:
         """Close after flushing what is buffered."""
+        self.flush_writes()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 

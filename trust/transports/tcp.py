@@ -362,18 +362,26 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
                 self._last_return = return_route
                 self._last_routes = routes
             if routes is not None:
-                self._transport.write(b"".join(  # type: ignore[union-attr]
-                    (pack_u32(len(routes) + n + (1 if n < 24 else 2)), routes,
-                     SMALL_PAYLOAD_HEADS[n], payload)))
+                frame = b"".join((pack_u32(len(routes) + n + (1 if n < 24 else 2)), routes,
+                                  SMALL_PAYLOAD_HEADS[n], payload))
+                if self._batch is None:
+                    self._transport.write(frame)  # type: ignore[union-attr]
+                else:  # (after the large frames of this turn, in order)
+                    self.write_batched(frame, len(frame))
                 return True
         if n >= _ZERO_COPY_SIZE and msg.tracing_context is None:
+            # large frames of one turn go out in one system call (a portal read makes two)
             header = frame_header(msg.onward_route._addrs[1:], msg.return_route._addrs,
                                   len(payload))
-            self._transport.writelines((header, payload))  # type: ignore[union-attr]
+            self.write_batched(header, 0)
+            self.write_batched(payload, n)
+            return True
+        frame = encode_frame_addrs(msg.onward_route._addrs[1:], msg.return_route._addrs,
+                                   payload, msg.tracing_context)
+        if self._batch is None:
+            self._transport.write(frame)  # type: ignore[union-attr]
         else:
-            self._transport.write(  # type: ignore[union-attr]
-                encode_frame_addrs(msg.onward_route._addrs[1:], msg.return_route._addrs,
-                                   payload, msg.tracing_context))
+            self.write_batched(frame, len(frame))
         return True
 
 
