@@ -62,9 +62,14 @@ class Endpoint:
         return s
 
     def exchange(self, line: bytes) -> dict[str, Any]:
-        """Send one raw line, return the node's parsed answer."""
+        """Send one raw line, return the node's parsed answer. A node that refuses the
+        connection answers at once and closes it, possibly before the line is sent: its answer
+        is read all the same."""
         with self.connect() as s:
-            s.sendall(line)
+            try:
+                s.sendall(line)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             return json.loads(s.makefile("rb").readline())
 
     def show(self) -> dict[str, Any]:
