@@ -78,6 +78,7 @@ Migrations (how a module adds its tables)
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import contextvars
@@ -157,24 +158,29 @@ def redact_url(url: str) -> str:
         return "<malformed URL>"
 
 
-class Transaction:
-    """The statements of one open transaction (see the module's documentation)."""
+class Transaction(abc.ABC):
+    """The statements of one open transaction (see the module's documentation); each dialect
+    implements the four statement methods."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.dialect = db.dialect
 
+    @abc.abstractmethod
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        raise NotImplementedError
+        ...
 
     async def fetch_value(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetch_one(sql, params)
@@ -187,8 +193,9 @@ class Transaction:
         raise UsageError(f"run_sync is for SQLite, not {self.dialect}")
 
 
-class Database:
-    """An async SQL database (SQLite or PostgreSQL); see the module's documentation."""
+class Database(abc.ABC):
+    """An async SQL database (SQLite or PostgreSQL); see the module's documentation. Each
+    dialect implements the four hooks at the end (connect, disconnect, transactions)."""
 
     dialect: Dialect
     for_update: str
@@ -372,17 +379,21 @@ class Database:
 
     # -- dialect hooks ----------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def _connect(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     async def _disconnect(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _raw_transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _autocommit(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
-        raise NotImplementedError
+        ...
 
 
 class _Retry(StorageError):
