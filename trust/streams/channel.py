@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -319,40 +319,44 @@ class StreamChannel:
         self.in_index = received.next_index
 
 
+async def _framed(client: StreamClient, stream: str, index: int, timeout: float,
+                  waiting_for: str) -> AsyncIterator[tuple[int, int, bytes, bytes]]:
+    """``(index, kind, channel id, body)`` of each framed record of ``stream`` from ``index`` on,
+    waiting for more until ``timeout``; then :class:`RemoteProtocolError` naming
+    ``waiting_for``. Records that are not framed are skipped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise RemoteProtocolError(f"no {waiting_for} on stream {stream} within {timeout:g}s")
+        pulled = await client.pull(stream, index, limit=MAX_BATCH_RECORDS, timeout=min(left, 5))
+        for i, rec in pulled.records:
+            parsed = _parse(rec)
+            if parsed is not None:
+                yield (i, *parsed)
+        index = pulled.next_index
+
+
 async def _await_record(client: StreamClient, stream: str, index: int, channel_id: bytes,
                         kind: int, timeout: float) -> tuple[bytes, int]:
     """The body of the first ``kind`` record of ``channel_id`` at or after ``index``, and the
     index after it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        left = deadline - loop.time()
-        if left <= 0:
-            raise RemoteProtocolError(f"no handshake message {kind} on stream {stream} within "
-                                      f"{timeout:g}s")
-        pulled = await client.pull(stream, index, limit=MAX_BATCH_RECORDS, timeout=min(left, 5))
-        for i, rec in pulled.records:
-            parsed = _parse(rec)
-            if parsed is not None and parsed[1] == channel_id:
-                if parsed[0] == kind:
-                    return parsed[2], i + 1
-                if parsed[0] == RECORD and kind == HANDSHAKE_2:
-                    raise RemoteProtocolError("the peer refused the channel")
-        index = pulled.next_index
+    async for i, got, cid, body in _framed(client, stream, index, timeout,
+                                           f"handshake message {kind}"):
+        if cid == channel_id:
+            if got == kind:
+                return body, i + 1
+            if got == RECORD and kind == HANDSHAKE_2:
+                raise RemoteProtocolError("the peer refused the channel")
+    raise AssertionError("unreachable: _framed ends by raising")
 
 
 async def _await_any_opening(client: StreamClient, stream: str, index: int,
                              timeout: float) -> tuple[bytes, int, bytes]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        left = deadline - loop.time()
-        if left <= 0:
-            raise RemoteProtocolError(f"no channel was opened on stream {stream} within "
-                                      f"{timeout:g}s")
-        pulled = await client.pull(stream, index, limit=MAX_BATCH_RECORDS, timeout=min(left, 5))
-        for i, rec in pulled.records:
-            parsed = _parse(rec)
-            if parsed is not None and parsed[0] == HANDSHAKE_1:
-                return parsed[2], i + 1, parsed[1]
-        index = pulled.next_index
+    """The first handshake message 1 at or after ``index``: its body, the index after it, and
+    its channel id."""
+    async for i, got, cid, body in _framed(client, stream, index, timeout, "channel opened"):
+        if got == HANDSHAKE_1:
+            return body, i + 1, cid
+    raise AssertionError("unreachable: _framed ends by raising")
