@@ -309,6 +309,15 @@ def write_bytes_file(path: str, data: bytes, what: str = "file") -> None:
         raise UsageError(f"cannot write the {what} to {shown}: {e.strerror or e}") from None
 
 
+def node_client(node: str) -> Any:
+    """The control client of the running node ``node`` (imported when a command needs it, so
+    ``truststack --help`` stays fast); :class:`~trust.node.errors.NodeNotRunningError` when
+    it is not running."""
+    from trust.node.control_client import ControlClient
+
+    return ControlClient.for_node(node)
+
+
 def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
     """Run a coroutine from a synchronous click command."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, iso_time, output_option, parse_duration
+from trust.cli.common import emit, emit_table, iso_time, node_client, output_option, parse_duration
 
 _NODE_HELP = ("The running node whose relays these are: those it created (relay create --to) "
               "and those it hosts. --to is accepted too (Ockam's relay list uses it).")
@@ -30,12 +30,6 @@ def cli() -> None:
       truststack relay list --at relay-node
       truststack relay delete bank --at bank-node
     """
-
-
-def _client(node: str) -> Any:
-    from trust.node.control_client import ControlClient
-
-    return ControlClient.for_node(node)
 
 
 def _node_name(text: str) -> str:
@@ -107,7 +101,7 @@ def create(name: str, to: str, at: str, authorized: tuple[str, ...], timeout: st
     if not 0 < seconds <= 600:
         raise UsageError("--timeout must be positive and at most 10m")
     parse_multiaddr(at)  # report route syntax errors before contacting the node
-    relay = _client(_node_name(to)).request(
+    relay = node_client(_node_name(to)).request(
         "relay.create", {"name": name, "at": at, "authorized": list(authorized),
                          "timeout": seconds, "wait": not no_wait}, timeout=seconds + 10)
     from trust.cli.common import terminal_safe
@@ -129,7 +123,7 @@ def list_(node: str, output: str) -> None:
       truststack relay list --at bank-node
       truststack relay list --at relay-node --output json
     """
-    result = _client(_node_name(node)).request("relay.list")
+    result = node_client(_node_name(node)).request("relay.list")
     rows = list(result.get("relays", [])) + list(result.get("hosted", []))
     if output == "json":
         emit_table(output, rows, [])
@@ -161,7 +155,7 @@ def show(name: str, node: str, hosted: bool | None, output: str) -> None:
       truststack relay show bank --at bank-node
       truststack relay show bank --at relay-node --output json
     """
-    relay = _client(_node_name(node)).request("relay.show", {"name": name, "hosted": hosted})
+    relay = node_client(_node_name(node)).request("relay.show", {"name": name, "hosted": hosted})
     emit(output, relay, lambda: _show_plain(relay))
 
 
@@ -179,6 +173,6 @@ def delete(name: str, node: str, hosted: bool | None, output: str) -> None:
       truststack relay delete bank --at bank-node
       truststack relay delete bank --at relay-node --hosted
     """
-    result = _client(_node_name(node)).request("relay.delete", {"name": name, "hosted": hosted})
+    result = node_client(_node_name(node)).request("relay.delete", {"name": name, "hosted": hosted})
     emit(output, result, f"Relay {name} ({result.get('role')}) deleted at node "
                          f"{_node_name(node)}")

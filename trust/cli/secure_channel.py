@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, iso_time, output_option, parse_duration
+from trust.cli.common import emit, emit_table, iso_time, node_client, output_option, parse_duration
 
 
 @click.group("secure-channel")
@@ -25,12 +25,6 @@ def cli() -> None:
       truststack secure-channel list --at n1
       truststack secure-channel delete 3f8a... --at n1
     """
-
-
-def _client(node: str) -> Any:
-    from trust.node.control_client import ControlClient
-
-    return ControlClient.for_node(node)
 
 
 def _show_plain(ch: dict[str, Any]) -> str:
@@ -82,7 +76,7 @@ def create(from_: str, to: str, identity: str | None, authorized: tuple[str, ...
     params: dict[str, Any] = {"to": to, "authorized": list(authorized), "timeout": seconds}
     if identity is not None:
         params["identity"] = identity
-    ch = _client(from_).request("secure_channel.create", params, timeout=seconds + 10)
+    ch = node_client(from_).request("secure_channel.create", params, timeout=seconds + 10)
     emit(output, ch, ch.get("route", ""))
 
 
@@ -96,7 +90,7 @@ def list_(node: str, output: str) -> None:
     Example:
       truststack secure-channel list --at n1
     """
-    rows = _client(node).request("secure_channel.list").get("channels", [])
+    rows = node_client(node).request("secure_channel.list").get("channels", [])
     emit_table(output, rows, ["address", "route", "peer", "initiator", "remote_route"])
 
 
@@ -111,7 +105,7 @@ def show(address: str, node: str, output: str) -> None:
     Example:
       truststack secure-channel show /service/3f8a... --at n1
     """
-    ch = _client(node).request("secure_channel.show", {"address": address})
+    ch = node_client(node).request("secure_channel.show", {"address": address})
     emit(output, ch, lambda: _show_plain(ch))
 
 
@@ -126,5 +120,5 @@ def delete(address: str, node: str, output: str) -> None:
     Example:
       truststack secure-channel delete /service/3f8a... --at n1
     """
-    result = _client(node).request("secure_channel.delete", {"address": address})
+    result = node_client(node).request("secure_channel.delete", {"address": address})
     emit(output, result, f"Secure channel {result.get('address')} deleted at node {node}")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from trust.cli.common import emit, emit_table, output_option
+from trust.cli.common import emit, emit_table, node_client, output_option
 
 
 @click.group("secure-channel-listener")
@@ -20,12 +18,6 @@ def cli() -> None:
       truststack secure-channel-listener list --at n2
       truststack secure-channel-listener delete alice-only --at n2
     """
-
-
-def _client(node: str) -> Any:
-    from trust.node.control_client import ControlClient
-
-    return ControlClient.for_node(node)
 
 
 @cli.command("create")
@@ -43,7 +35,7 @@ def create(address: str, node: str, authorized: tuple[str, ...], output: str) ->
     Example:
       truststack secure-channel-listener create alice-only --at n2 --authorized I0123...
     """
-    result = _client(node).request("secure_channel_listener.create",
+    result = node_client(node).request("secure_channel_listener.create",
                                    {"address": address, "authorized": list(authorized)})
     emit(output, result, f"Secure-channel listener {result.get('address')} created at node "
                          f"{node}")
@@ -59,7 +51,7 @@ def list_(node: str, output: str) -> None:
     Example:
       truststack secure-channel-listener list --at n2
     """
-    rows = _client(node).request("secure_channel_listener.list").get("listeners", [])
+    rows = node_client(node).request("secure_channel_listener.list").get("listeners", [])
     emit_table(output, rows, ["address", "handshakes", "in_progress", "failed", "timed_out",
                               "dropped"])
 
@@ -75,6 +67,6 @@ def delete(address: str, node: str, output: str) -> None:
     Example:
       truststack secure-channel-listener delete alice-only --at n2
     """
-    result = _client(node).request("secure_channel_listener.delete", {"address": address})
+    result = node_client(node).request("secure_channel_listener.delete", {"address": address})
     emit(output, result, f"Secure-channel listener {result.get('address')} deleted at node "
                          f"{node}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import AsciiInt, emit, emit_table, output_option
+from trust.cli.common import AsciiInt, emit, emit_table, node_client, output_option
 
 
 @click.group("stream")
@@ -26,12 +26,6 @@ def cli() -> None:
       truststack stream pull orders --at n1 --group billing
       truststack stream create metrics --at n1 --backend kafka://127.0.0.1:9092 --partitions 4
     """
-
-
-def _client(node: str) -> Any:
-    from trust.node.control_client import ControlClient
-
-    return ControlClient.for_node(node)
 
 
 def _text(data: bytes) -> str:
@@ -64,7 +58,7 @@ def create(name: str, node: str, backend: str, partitions: int, output: str) -> 
 
     check_name(name)
     parse_backend(backend)
-    info = _client(node).request("stream.create", {"name": name, "partitions": partitions,
+    info = node_client(node).request("stream.create", {"name": name, "partitions": partitions,
                                                    "backend": backend})
     emit(output, info, f"Stream {info['name']} at node {node}: {info['partitions']} "
                        f"partition(s), in {info['backend']}")
@@ -83,7 +77,7 @@ def push(name: str, message: tuple[str, ...], node: str, partition: int, output:
     Example:
       truststack stream push orders "first order" "second order" --at n1
     """
-    result = _client(node).request("stream.push", {"name": name, "messages": list(message),
+    result = node_client(node).request("stream.push", {"name": name, "messages": list(message),
                                                    "partition": partition})
     emit(output, result, f"Pushed {result['count']} message(s) to {name}, from index "
                          f"{result['first_index']}")
@@ -116,7 +110,7 @@ def pull(name: str, node: str, group: str | None, from_index: int | None, limit:
     """
     import json
 
-    client = _client(node)
+    client = node_client(node)
     params: dict[str, Any] = {"name": name, "limit": limit, "partition": partition}
     if group is not None:
         params["group"] = group
@@ -167,7 +161,7 @@ def list_(node: str, output: str) -> None:
     Example:
       truststack stream list --at n1
     """
-    rows = _client(node).request("stream.list").get("streams", [])
+    rows = node_client(node).request("stream.list").get("streams", [])
     emit_table(output, rows, ["name", "partitions", "backend"])
 
 
@@ -182,7 +176,7 @@ def show(name: str, node: str, output: str) -> None:
     Example:
       truststack stream show orders --at n1
     """
-    info = _client(node).request("stream.show", {"name": name})
+    info = node_client(node).request("stream.show", {"name": name})
     emit(output, info, lambda: "\n".join([
         f"Name: {info['name']}", f"Partitions: {info['partitions']}",
         f"Backend: {info['backend']}", f"Service: {info['service']}"]))
@@ -199,5 +193,5 @@ def delete(name: str, node: str, output: str) -> None:
     Example:
       truststack stream delete orders --at n1
     """
-    result = _client(node).request("stream.delete", {"name": name})
+    result = node_client(node).request("stream.delete", {"name": name})
     emit(output, result, f"Stream {name} deleted at node {node}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, output_option
+from trust.cli.common import emit, emit_table, node_client, output_option
 
 
 @click.group("tcp-inlet")
@@ -21,12 +21,6 @@ def cli() -> None:
       truststack tcp-inlet create --at analysis --from 127.0.0.1:15432 --via bank
       truststack tcp-inlet list --at analysis
     """
-
-
-def _client(node: str) -> Any:
-    from trust.node.control_client import ControlClient
-
-    return ControlClient.for_node(node)
 
 
 def _show_plain(i: dict[str, Any]) -> str:
@@ -86,7 +80,7 @@ def create(node: str, from_: str, to: str | None, via: str | None,
     for key, value in (("to", to), ("via", via), ("allow", allow), ("name", name)):
         if value is not None:
             params[key] = value
-    result = _client(node).request("tcp_inlet.create", params)
+    result = node_client(node).request("tcp_inlet.create", params)
     emit(output, result, result.get("address", ""))
 
 
@@ -100,7 +94,7 @@ def list_(node: str, output: str) -> None:
     Example:
       truststack tcp-inlet list --at analysis
     """
-    rows = _client(node).request("tcp_inlet.list").get("inlets", [])
+    rows = node_client(node).request("tcp_inlet.list").get("inlets", [])
     emit_table(output, rows, ["name", "address", "route", "active", "bytes_in", "bytes_out"])
 
 
@@ -115,7 +109,7 @@ def show(name: str, node: str, output: str) -> None:
     Example:
       truststack tcp-inlet show inlet --at analysis --output json
     """
-    result = _client(node).request("tcp_inlet.show", {"name": name})
+    result = node_client(node).request("tcp_inlet.show", {"name": name})
     emit(output, result, lambda: _show_plain(result))
 
 
@@ -130,5 +124,5 @@ def delete(name: str, node: str, output: str) -> None:
     Example:
       truststack tcp-inlet delete inlet --at analysis
     """
-    result = _client(node).request("tcp_inlet.delete", {"name": name})
+    result = node_client(node).request("tcp_inlet.delete", {"name": name})
     emit(output, result, f"Inlet {name} deleted at node {node}")

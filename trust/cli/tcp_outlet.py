@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, output_option
+from trust.cli.common import emit, emit_table, node_client, output_option
 
 
 @click.group("tcp-outlet")
@@ -21,12 +21,6 @@ def cli() -> None:
           --allow '(= subject.role "analyst")'
       truststack tcp-outlet list --at bank
     """
-
-
-def _client(node: str) -> Any:
-    from trust.node.control_client import ControlClient
-
-    return ControlClient.for_node(node)
 
 
 def _show_plain(o: dict[str, Any]) -> str:
@@ -65,7 +59,7 @@ def create(node: str, to: str, from_: str, allow: str | None, output: str) -> No
     params: dict[str, Any] = {"to": to, "from": from_}
     if allow is not None:
         params["allow"] = allow
-    result = _client(node).request("tcp_outlet.create", params)
+    result = node_client(node).request("tcp_outlet.create", params)
     emit(output, result, result.get("route", ""))
 
 
@@ -79,7 +73,7 @@ def list_(node: str, output: str) -> None:
     Example:
       truststack tcp-outlet list --at bank
     """
-    rows = _client(node).request("tcp_outlet.list").get("outlets", [])
+    rows = node_client(node).request("tcp_outlet.list").get("outlets", [])
     emit_table(output, rows, ["name", "target", "active", "bytes_in", "bytes_out"])
 
 
@@ -94,7 +88,7 @@ def show(name: str, node: str, output: str) -> None:
     Example:
       truststack tcp-outlet show outlet --at bank --output json
     """
-    result = _client(node).request("tcp_outlet.show", {"name": name})
+    result = node_client(node).request("tcp_outlet.show", {"name": name})
     emit(output, result, lambda: _show_plain(result))
 
 
@@ -109,5 +103,5 @@ def delete(name: str, node: str, output: str) -> None:
     Example:
       truststack tcp-outlet delete outlet --at bank
     """
-    result = _client(node).request("tcp_outlet.delete", {"name": name})
+    result = node_client(node).request("tcp_outlet.delete", {"name": name})
     emit(output, result, f"Outlet {name} deleted at node {node}")
