@@ -36,8 +36,10 @@ class Live:
     """A party whose attestation of its static key is valid only from an hour ahead."""
 
 
-async def _party(vault: SoftwareVault, now: int, ttl: int = 86_400, attested_at: int | None = None
-                 ) -> tuple[Identity, ChannelIdentity]:
+async def party(vault: SoftwareVault, now: int, ttl: int = 86_400, attested_at: int | None = None
+                ) -> tuple[Identity, ChannelIdentity]:
+    """A new Ed25519 identity in ``vault`` and its side of secure channels (an attested,
+    in-memory X25519 static key, valid ``ttl`` seconds from ``attested_at``, default ``now``)."""
     key = await vault.generate_key(KeyType.ED25519)
     identity = await create_identity(vault, key, now=now)
     static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
@@ -55,12 +57,12 @@ async def _live() -> Live:
     satt = await attest_purpose_key(authority, vault, akey,
                                     PurposePublicKey.credential_signing(await vault.public_key(sk)),
                                     now=now, ttl=86_400)
-    (alice_id, alice), (_, bob), (_, carol) = [await _party(vault, now) for _ in range(3)]
+    (alice_id, alice), (_, bob), (_, carol) = [await party(vault, now) for _ in range(3)]
     cred = await issue_credential(alice_id, {"role": "admin"}, vault, sk, satt,
                                   now=now, ttl=3_600)
     other = await create_identity(vault, await vault.generate_key(KeyType.ED25519), now=now)
-    _, expired = await _party(vault, now, ttl=30)
-    _, future = await _party(vault, now, attested_at=now + 3_600)
+    _, expired = await party(vault, now, ttl=30)
+    _, future = await party(vault, now, attested_at=now + 3_600)
     return Live(authority, alice, bob, carol, cred, other, expired, future)
 
 

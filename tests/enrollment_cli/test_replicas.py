@@ -11,34 +11,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.channels.node_helpers import party
 from tests.conftest import Cli
 from tests.enrollment_cli.helpers import stop_all
-from trust.channels import ChannelIdentity, IdentityAndCredentials, VaultX25519Key
 from trust.enrollment.client import AuthorityClient
 from trust.enrollment.errors import NotMemberError, TicketUsedError
 from trust.enrollment.messages.audit_entry import AuditEntry
 from trust.errors import TrustError
-from trust.identities.creation import create_identity
-from trust.identities.identity import Identity
-from trust.identities.purpose_keys import attest_purpose_key
-from trust.models.purpose_key import PurposePublicKey
 from trust.node import Node
 from trust.node.resolve import route_from_text
-from vaults.keys import KeyType
 from vaults.software import SoftwareVault
 
 TICKETS = 30
 """Tickets (one use each); two clients race for each, one preferring each replica."""
-
-
-async def _party(vault: SoftwareVault, now: int) -> tuple[Identity, ChannelIdentity]:
-    key = await vault.generate_key(KeyType.ED25519)
-    identity = await create_identity(vault, key, now=now)
-    static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
-    att = await attest_purpose_key(identity, vault, key,
-                                   PurposePublicKey.secure_channel(static.public), now=now,
-                                   ttl=86_400)
-    return identity, ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), att))
 
 
 @dataclass
@@ -112,7 +97,7 @@ async def _load(home: Path, authority: str, routes: dict[str, str], r1_pid: int
 
     now = int(time.time()) - 60
     vault = SoftwareVault()
-    parties = [await _party(vault, now) for _ in range(2 * TICKETS)]
+    parties = [await party(vault, now) for _ in range(2 * TICKETS)]
     route = {name: route_from_text(text) for name, text in routes.items()}
     async with Node("clients") as node:
         manager = open_identities(home)

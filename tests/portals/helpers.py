@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from trust.channels import ChannelIdentity, IdentityAndCredentials, TrustIdentifier, VaultX25519Key
+from tests.channels.node_helpers import party
+from trust.channels import ChannelIdentity, IdentityAndCredentials, TrustIdentifier
 from trust.credentials.issuance import issue_credential
 from trust.identities.creation import create_identity
 from trust.identities.identity import Identity
@@ -38,16 +39,6 @@ class Parties:
     stranger_id: str = ""
 
 
-async def _party(vault: SoftwareVault, now: int) -> tuple[Identity, ChannelIdentity]:
-    key = await vault.generate_key(KeyType.ED25519)
-    identity = await create_identity(vault, key, now=now)
-    static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
-    att = await attest_purpose_key(identity, vault, key,
-                                   PurposePublicKey.secure_channel(static.public), now=now,
-                                   ttl=86_400)
-    return identity, ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), att))
-
-
 async def _parties() -> Parties:
     now = int(time.time()) - 60
     vault = SoftwareVault()
@@ -58,7 +49,7 @@ async def _parties() -> Parties:
         await vault.public_key(sk)), now=now, ttl=86_400)
     out = []
     for role in ("analyst", "db", None):
-        ident, side = await _party(vault, now)
+        ident, side = await party(vault, now)
         if role is not None:
             cred = await issue_credential(ident, {"role": role}, vault, sk, satt, now=now,
                                           ttl=3_600)
