@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.hostile import assert_one_clean_error_line, case_id, run_hostile
 from tests.conftest import TRUSTSTACK
 from trust.services import open_credentials, open_identities
 
@@ -228,35 +229,13 @@ def _snapshot(home: Path) -> str:
     return h.hexdigest()
 
 
-def _id(args: tuple[str, ...]) -> str:
-    text = " ".join(a if len(a) < 24 else a[:20] + "..." for a in args)
-    return text.encode("unicode_escape").decode("ascii")
-
-
-@pytest.mark.parametrize("args", CASES, ids=[_id(c) for c in CASES])
+@pytest.mark.parametrize("args", CASES, ids=[case_id(c) for c in CASES])
 def test_hostile_argument_is_one_typed_line_and_changes_nothing(
         env: dict[str, str], args: tuple[str, ...], capfd: pytest.CaptureFixture[str]) -> None:
-    from trust.cli.common import run_cli
-    from trust.cli.main import cli
-
-    argv = []
-    for a in args:
-        for key, value in env.items():
-            a = a.replace("{" + key + "}", value)
-        argv.append(a)
     home = Path(env["home"])
     before = _snapshot(home)
-    capfd.readouterr()
-    code = run_cli(cli, argv)
-    out, err = capfd.readouterr()
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code in (1, 2), f"exit {code}; stdout {out[:200]!r}; stderr {err[:300]!r}"
-    assert len(lines) == 1, f"expected one line on stderr, got {err[:500]!r}"
-    assert lines[0].startswith("error: ")
-    assert "internal error" not in err and "Traceback" not in err, err
-    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
-    assert len(lines[0]) < 2000
-    assert out == ""
+    code, out, err = run_hostile(env, args, capfd)
+    assert_one_clean_error_line(code, out, err)
     assert _snapshot(home) == before, "a failed command changed the home"
 
 
