@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from trust.channels import (
@@ -89,6 +89,8 @@ class Received:
     duplicates: int
     state: bytes
     """The channel state after these messages (what :meth:`StreamChannel.commit` saves)."""
+    decryptor: Decryptor = field(repr=False, compare=False)
+    """The decryptor in that state (a copy of the channel's: it takes over on commit)."""
 
 
 def _frame(kind: int, channel_id: bytes, body: bytes) -> bytes:
@@ -307,7 +309,7 @@ class StreamChannel:
         next_index = pulled.next_index
         if closed:
             self.closed = True
-        return Received(out, next_index, dups, self._state(dec, next_index))
+        return Received(out, next_index, dups, self._state(dec, next_index), dec)
 
     async def commit(self, received: Received,
                      effect: Callable[[Any], Awaitable[None]] | None = None) -> None:
@@ -315,7 +317,7 @@ class StreamChannel:
         the same transaction (the application's own writes: then each message takes effect
         exactly once, whatever is killed when)."""
         await self.states.save(self.name, received.state, effect)
-        self._decryptor = Decryptor.restore(*loads(received.state)[10])
+        self._decryptor = received.decryptor
         self.in_index = received.next_index
 
 
