@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from timing import report
 
+from tests.channels.node_helpers import party
 from tests.fixtures.kafka import start_broker
 
 BATCH = 100
@@ -70,29 +71,18 @@ async def direct(bootstrap: str, topic: str, messages: list[bytes]) -> float:
 
 
 async def through_channel(backend: Any, messages: list[bytes], where: str) -> float:
-    from trust.channels import ChannelIdentity, IdentityAndCredentials, PeerAuthenticator, VaultX25519Key
-    from trust.identities.creation import create_identity
-    from trust.identities.purpose_keys import attest_purpose_key
-    from trust.models.purpose_key import PurposePublicKey
+    from trust.channels import PeerAuthenticator
     from trust.node import Node
     from trust.storage.sql import database
     from trust.storage.stream_channels import SqlChannelStates
     from trust.streams.channel import StreamChannel
     from trust.streams.client import StreamClient
     from trust.streams.service import StreamService
-    from vaults.keys import KeyType
     from vaults.software import SoftwareVault
 
     vault = SoftwareVault()
-
-    async def party() -> ChannelIdentity:
-        key = await vault.generate_key(KeyType.ED25519)
-        identity = await create_identity(vault, key)
-        static = VaultX25519Key(vault, vault.generate_x25519(persist=False))
-        att = await attest_purpose_key(identity, vault, key,
-                                       PurposePublicKey.secure_channel(static.public))
-        return ChannelIdentity(static, IdentityAndCredentials.of(identity.export(), att))
-
+    now = int(time.time()) - 60
+    (_, alice_side), (_, bob_side) = await party(vault, now), await party(vault, now)
     node = Node("bench-streams")
     await node.start_worker("stream_service", StreamService(backend))
     a_db = database(f"sqlite:///{where}/a.sqlite")
@@ -102,9 +92,9 @@ async def through_channel(backend: Any, messages: list[bytes], where: str) -> fl
         await client.create("ab")
         await client.create("ba")
         alice, bob = await asyncio.gather(
-            StreamChannel.initiate(client, await party(), PeerAuthenticator(),
+            StreamChannel.initiate(client, alice_side, PeerAuthenticator(),
                                    SqlChannelStates(a_db), "a", out_stream="ab", in_stream="ba"),
-            StreamChannel.accept(client, await party(), PeerAuthenticator(),
+            StreamChannel.accept(client, bob_side, PeerAuthenticator(),
                                  SqlChannelStates(b_db), "b", in_stream="ab", out_stream="ba"))
         t0 = time.perf_counter()
         for i in range(0, len(messages), BATCH):
