@@ -222,3 +222,32 @@ def test_long_home_path_uses_a_loopback_control_port(tmp_path: Path) -> None:
         assert _wait_gone(state["pid"])
     finally:
         _kill_all(home)
+
+
+_SLOW_EXIT = """\
+import atexit, sys, time
+def _linger():
+    if sys.argv[1:2] == ["run"]:  # only the node process: its interpreter exits slowly
+        time.sleep(1.5)
+atexit.register(_linger)
+"""
+
+
+def test_stop_returns_only_once_the_node_process_has_exited(nodes: Cli, tmp_path: Path) -> None:
+    # A stopping node removes its pid file and releases its lock before its interpreter has
+    # exited; `node stop` and `node delete` wait for the process itself, not only for the files.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SLOW_EXIT)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    for verb in ("stop", "delete"):
+        pid = nodes.json("node", "create", f"slow-{verb}", env=env)["pid"]
+        nodes("node", verb, f"slow-{verb}")
+        assert not pid_alive(pid) or _is_zombie(pid), f"node {verb} returned before pid {pid} exited"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

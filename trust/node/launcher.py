@@ -296,23 +296,26 @@ def stop_node(name: str, home: str | os.PathLike[str] | None = None, *,
     pid = paths.read_pid()
     with contextlib.suppress(TrustError):
         ControlClient.for_node(name, home).request("node.stop", timeout=5)
-    if _wait_stopped(paths, timeout):
+    if _wait_stopped(paths, pid, timeout):
         return {"name": name, "status": "stopped"}
     if pid is not None:
         _kill(pid, signal.SIGTERM)
-        if _wait_stopped(paths, 5):
+        if _wait_stopped(paths, pid, 5):
             return {"name": name, "status": "stopped"}
         _kill(pid, signal.SIGKILL)
-        if _wait_stopped(paths, 5):
+        if _wait_stopped(paths, pid, 5):
             return {"name": name, "status": "stopped"}
     raise TrustError(f"node {name} (pid {pid}) did not stop")
 
 
-def _wait_stopped(paths: NodePaths, timeout: float) -> bool:
+def _wait_stopped(paths: NodePaths, pid: int | None, timeout: float) -> bool:
+    """True once the node released its lock and its process ``pid`` (read before it was asked to
+    stop: a stopping node removes its pid file before its interpreter has exited) is gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not paths.is_running():
-            pid = paths.read_pid()
+            if pid is None:
+                pid = paths.read_pid()
             if pid is None or not pid_alive(pid) or _is_zombie(pid):
                 return True
         time.sleep(0.02)
