@@ -10,8 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.fixtures.postgres import PostgresServer, start_postgres
+
+# Property tests draw the same examples on every run, so a CI run is reproducible and a red
+# run means a change broke something. To explore new examples locally (and turn what they find
+# into explicit tests): HYPOTHESIS_PROFILE=explore python -m pytest ...
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BIN_DIR = Path(sys.executable).parent
 TRUSTSTACK = str(BIN_DIR / "truststack")

@@ -89,3 +89,34 @@ def test_every_error_of_a_mutated_presentation_has_an_offset_inside_it(at: int, 
         assert e.offset is not None and 0 <= e.offset <= len(data), str(e)
         assert "reserved additional information" not in e.message
         assert f"(at byte {e.offset})" in str(e)
+
+
+def test_a_signature_or_key_of_an_unknown_type_points_at_its_variant() -> None:
+    # (found by the property test above: `unknown variant` errors had no offset)
+    sig = PRESENTATION.rindex(b"\x82\x00\x81\x58\x40")  # the presentation's own Ed25519 signature
+    e = _error(Presentation.decode, _mutate(PRESENTATION, sig + 1, 2))
+    assert e.message == "unknown variant 2" and e.offset == sig + 1
+    assert e.field == "presentation.signature"
+    raw = WORLD.holder.raw
+    key = raw.index(WORLD.holder.latest_public_key.data) - 5
+    e = _error(ChangeHistory.decode, _mutate(raw, key + 1, 7))
+    assert e.message == "unknown variant 7" and e.offset == key + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(WORLD.holder.raw) - 1), st.integers(0, 255))
+def test_every_error_of_a_mutated_change_history_has_an_offset_inside_it(at: int,
+                                                                         value: int) -> None:
+    data = _mutate(WORLD.holder.raw, at, value)
+    try:
+        ChangeHistory.decode(data)
+    except DecodeError as e:
+        assert e.offset is not None and 0 <= e.offset <= len(data), str(e)
+
+
+def test_change_count_and_shape_errors_have_offsets() -> None:
+    raw = WORLD.holder.raw
+    e = _error(ChangeHistory.decode, _mutate(raw, 0, 0x98))  # an array head claiming more items
+    assert e.message == "more changes than bytes" and e.offset == 0
+    e = _error(ChangeHistory.decode, _mutate(raw, 1, 0x83))  # a first change with 3 elements
+    assert e.message == "the first change cannot carry a previous_signature" and e.offset == 1

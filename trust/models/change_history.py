@@ -96,12 +96,14 @@ class Change:
 
     @classmethod
     def read(cls, r: Reader, field_name: str, *, first: bool) -> Change:
+        start = r.pos
         n = r.array(field_name, min_len=2, max_len=3)
         if first and n == 3:
             raise DecodeError("the first change cannot carry a previous_signature",
-                              field=field_name)
+                              field=field_name, offset=start)
         if not first and n == 2:
-            raise DecodeError("a later change must carry a previous_signature", field=field_name)
+            raise DecodeError("a later change must carry a previous_signature", field=field_name,
+                              offset=start)
         data = r.bytes(f"{field_name}.data")
         at = r.pos - len(data)
         sig = read_signature(r, f"{field_name}.signature")
@@ -152,7 +154,7 @@ class ChangeHistory:
         r = Reader(bytes(data))
         n = r.array("change_history", min_len=1)
         if n > len(data):
-            raise DecodeError("more changes than bytes", field="change_history")
+            raise DecodeError("more changes than bytes", field="change_history", offset=0)
         changes = tuple(Change.read(r, f"change[{i}]", first=i == 0) for i in range(n))
         r.end("change_history")
         return cls(changes)
@@ -160,9 +162,10 @@ class ChangeHistory:
     @classmethod
     def read(cls, r: Reader, field_name: str) -> ChangeHistory:
         """Read an embedded change history from a larger object."""
+        start = r.pos
         n = r.array(field_name, min_len=1)
         if n > len(r.data) - r.pos:
-            raise DecodeError("more changes than bytes", field=field_name)
+            raise DecodeError("more changes than bytes", field=field_name, offset=start)
         return cls(tuple(Change.read(r, f"{field_name}[{i}]", first=i == 0) for i in range(n)))
 
 

@@ -64,21 +64,23 @@ def encode_signature(sig: Signature) -> bytes:
 
 def _read_variant(r: Reader, field: str) -> KeyType:
     r.array(field, 2)
+    at = r.pos
     index = r.uint(f"{field}.variant")
     key_type = _INDEX_KEY.get(index)
     if key_type is None:
-        raise DecodeError(f"unknown variant {index}", field=field)
+        raise DecodeError(f"unknown variant {index}", field=field, offset=at)
     r.array(f"{field}.fields", 1)
     return key_type
 
 
 def read_public_key(r: Reader, field: str) -> PublicKey:
     key_type = _read_variant(r, field)
+    at = r.pos
     data = r.bytes(field, key_type.public_key_size)
     try:
         return PublicKey(key_type, data)
     except VaultError as e:
-        raise DecodeError(str(e), field=field) from None
+        raise DecodeError(str(e), field=field, offset=at) from None
 
 
 def read_signature(r: Reader, field: str) -> Signature:
