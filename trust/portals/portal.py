@@ -92,6 +92,8 @@ DEFAULT_MAX_CONNECTIONS: Final = 1000
 """Connections one inlet or outlet has open at most (more are closed at once)."""
 _HEAD: Final = 4  # 03 + uvarint(<= 49152): the Payload header is written in front of a read
 _READ_SIZE: Final = 2 * MAX_PAYLOAD_SIZE
+_BATCH_FROM: Final = 4096
+"""Payloads at least this large are written to the socket together at the end of the turn."""
 """One read takes up to two messages' worth (fewer reads and loop turns for bulk data)."""
 
 Authorize = Callable[[LocalMessage], tuple[bool, str]]
@@ -466,14 +468,12 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                     return True
                 n = end - start
                 if n:
-                    self._transport.write(  # type: ignore[union-attr]
-                        memoryview(payload)[start:end])
+                    self._write(memoryview(payload)[start:end], n)
                     self.bytes_out += n
                     self.portal.stats.bytes_out += n
                 return True
             if n:
-                self._transport.write(  # type: ignore[union-attr]
-                    memoryview(payload)[start:] if n >= 4096 else payload[start:])
+                self._write(memoryview(payload)[start:] if n >= 4096 else payload[start:], n)
                 self.bytes_out += n
                 self.portal.stats.bytes_out += n
             return True
@@ -486,6 +486,16 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         else:
             self._protocol_error(f"unexpected portal message {payload.hex()}")
         return True
+
+    def _write(self, data: bytes | memoryview, n: int) -> None:
+        """Write ``n`` bytes to the socket: large writes of one event-loop turn (the payloads of
+        one read from the channel's connection) go out in one system call; a lone small one
+        (an interactive exchange) at once. (A payload's bytes are its own, never a reused
+        buffer, so holding them to the end of the turn is safe.)"""
+        if n >= _BATCH_FROM or self._batch is not None:
+            self.write_batched(data, n)
+        else:
+            self._transport.write(data)  # type: ignore[union-attr]
 
     def _same_peer(self, msg: LocalMessage) -> bool:
         """Did ``msg`` come from this connection's peer (the same channel identity)?"""
@@ -525,6 +535,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         t = self._transport
         if t is None:
             return
+        self.flush_writes()
         if self.local_eof or not t.can_write_eof():
             t.close()  # (after what is buffered is written)
         else:
