@@ -291,8 +291,8 @@ class RecordSession:
     encoding or decoding them again. (The common record is handled inline: this is the hot
     path.)"""
 
-    __slots__ = ("_buf", "_dec", "_dec_last", "_enc", "_enc_on", "_enc_ret", "_enc_size", "decryptor",
-                 "encryptor")
+    __slots__ = ("_buf", "_dec", "_dec_last", "_enc", "_enc_on", "_enc_ret", "_enc_routes",
+                 "_enc_size", "decryptor", "encryptor")
 
     def __init__(self, keys: SplitKeys) -> None:
         if not isinstance(keys, SplitKeys):
@@ -303,8 +303,10 @@ class RecordSession:
         self._enc_on: Route | None = None
         self._enc_ret: Route | None = None
         self._enc = b""
+        self._enc_routes = b""
         self._enc_size = -1
-        """The last Payload's routes and size, and its bytes before the payload."""
+        """The last Payload's routes (and their bytes) and size, and its bytes before the
+        payload."""
         self._dec: tuple[bytes, Route, Route] | None = None
         """The last Payload received: its routes' bytes and routes."""
         self._dec_last: tuple[bytes, int, Route, Route] | None = None
@@ -315,13 +317,17 @@ class RecordSession:
         """The record of a Payload message (the common case); a large one (16 KiB or more) is
         a new ``bytearray`` (encrypted in place: one copy less)."""
         size = len(payload)
-        if onward_route is self._enc_on and return_route is self._enc_ret and size == self._enc_size:
+        if onward_route is self._enc_on and return_route is self._enc_ret:
+            if size != self._enc_size:
+                self._enc = self._enc_routes + bstr_head(size)
+                self._enc_size = size
             pt = b"".join((self._enc, payload, _NO_PADDING))
         else:
-            prefix = routes_prefix(onward_route, return_route) + bstr_head(size)
-            if len(prefix) <= _ROUTES_MAX:
-                self._enc_on, self._enc_ret, self._enc = onward_route, return_route, prefix
-                self._enc_size = size
+            routes = routes_prefix(onward_route, return_route)
+            prefix = routes + bstr_head(size)
+            if len(routes) <= _ROUTES_MAX:
+                self._enc_on, self._enc_ret, self._enc_routes = onward_route, return_route, routes
+                self._enc, self._enc_size = prefix, size
             pt = b"".join((prefix, payload, _NO_PADDING))
         enc = self.encryptor
         n = enc._nonce

@@ -76,6 +76,11 @@ DEFAULT_MAX_HANDSHAKES = 1_000
 """Handshakes a listener has in progress at most; message 1 of more is dropped and counted."""
 
 _EMPTY = Route(())
+ENCRYPTOR_MAILBOX = 32
+"""Messages a channel's encryptor holds while its next hop is full. Small on purpose: a
+producer (a portal socket) then pauses early and resumes into the inline path, instead of
+queueing megabytes that are encrypted later from a cold cache (measured: bulk through a
+portal +8% against 128)."""
 _TASKS: set[asyncio.Task[None]] = set()
 
 
@@ -201,7 +206,8 @@ class SecureChannel:
                                         spawner=self.spawner)
         self._decryptor_ctx = decryptor_ctx
         self._encryptor_ctx = await node.start_worker(
-            self.addresses.encryptors, _EncryptorWorker(self), producer_flow=self.flow_control_id)
+            self.addresses.encryptors, _EncryptorWorker(self), producer_flow=self.flow_control_id,
+            mailbox_size=ENCRYPTOR_MAILBOX)
         node.register_secure_channel(self)
 
     # -- sending ---------------------------------------------------------------------------------
@@ -334,13 +340,24 @@ class _EncryptorWorker(InlineWorker):
     def __init__(self, channel: SecureChannel) -> None:
         self.channel = channel
         self._held: tuple[LocalMessage, LocalMessage] | None = None
+        self._route_in: Route | None = None
+        self._route_out: Route = _EMPTY
+        """The last onward route and the same without this encryptor: a conversation sends
+        the same Route object each time, and the session recognises its routes by identity."""
 
     def _seal(self, msg: LocalMessage) -> LocalMessage | None:
         ch = self.channel
-        if msg.onward_route.addresses[0] != ch.addresses.encryptor or ch.closed:
+        route = msg.onward_route
+        if route is self._route_in:
+            onward = self._route_out
+        elif route.addresses[0] != ch.addresses.encryptor:
             return None
-        record = ch.session.encrypt_payload(msg.onward_route.pop_front(), msg.return_route,
-                                            msg.payload)
+        else:
+            onward = self._route_out = route.pop_front()
+            self._route_in = route
+        if ch.closed:
+            return None
+        record = ch.session.encrypt_payload(onward, msg.return_route, msg.payload)
         return LocalMessage(ch.remote_route, _EMPTY, record)  # type: ignore[arg-type]
 
     def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
