@@ -228,7 +228,7 @@ _SLOW_EXIT = """\
 import atexit, sys, time
 def _linger():
     if sys.argv[1:2] == ["run"]:  # only the node process: its interpreter exits slowly
-        time.sleep(1.5)
+        time.sleep(0.8)
 atexit.register(_linger)
 """
 
