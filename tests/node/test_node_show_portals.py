@@ -3,6 +3,7 @@ and outlets with their counters, in JSON and in plain text (background nodes, al
 
 from __future__ import annotations
 
+import re
 import socket
 import socketserver
 import threading
@@ -72,6 +73,12 @@ def test_node_show_lists_channels_relays_inlets_and_outlets(cli: Cli, home: Path
         assert peers(hub, False) == {ids["bank"], ids["analysis"]}
         inner = next(c for c in analysis["channels"] if c["peer"] == ids["bank"])
         assert inner["records_sent"] >= 2  # the Ping and the payload at least
+        # bytes as ciphertext: the payload and each record's nonce and tag at least, both ways
+        assert inner["bytes_sent"] >= len(data) + 2 * 24 and inner["records_received"] >= 2
+        assert inner["bytes_received"] >= len(data) + 2 * 24
+        back = next(c for c in bank["channels"] if c["peer"] == ids["analysis"])
+        assert back["records_received"] >= 2 and back["bytes_received"] >= len(data) + 2 * 24
+        assert back["bytes_sent"] >= len(data) + 2 * 24
         # relays: created at bank, hosted at the hub
         assert [r["name"] for r in bank["relays"]] == ["bank"]
         assert bank["relays"][0]["status"] == "registered" and bank["hosted_relays"] == []
@@ -91,6 +98,8 @@ def test_node_show_lists_channels_relays_inlets_and_outlets(cli: Cli, home: Path
         assert "Secure channels: 2" in plain and "Inlets: 1" in plain
         assert f"bytes in {len(data)}, out {len(data)}" in plain
         assert f"peer {ids['bank']}" in plain
+        assert len(re.findall(r"  sent \d+ records, \d+ bytes; received \d+ records, \d+ bytes$",
+                              plain, re.M)) == 2
         plain = cli("node", "show", "hub").stdout
         assert "Relays hosted: 1" in plain and f"owner {ids['bank']}" in plain
         plain = cli("node", "show", "bank").stdout

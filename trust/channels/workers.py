@@ -172,6 +172,11 @@ class SecureChannel:
         self.spawner = spawner
         self.closed = False
         self.created_at = int(time.time())
+        self.bytes_sent = 0
+        """Bytes of the records this side sent (ciphertext, as they go on the wire)."""
+        self.bytes_received = 0
+        self.records_received = 0
+        """The records from the peer that decrypted (and their bytes)."""
         self._peer_remote = remote_route.addresses[-1]
         self._tracked_nonce = -1
         self._encryptor_ctx: Context | None = None
@@ -214,6 +219,7 @@ class SecureChannel:
     async def _send_record(self, record: bytes | bytearray, ret: Route = _EMPTY) -> None:
         ctx = self._encryptor_ctx
         assert ctx is not None
+        self.bytes_sent += len(record)
         await ctx.forward(LocalMessage(self.remote_route, ret, bytes(record)))
 
     async def refresh_credentials(self, credentials: Iterable[CredentialAndPurposeKey],
@@ -259,6 +265,8 @@ class SecureChannel:
             warn_limited(log, "record", "channel %s dropped a record: %s", self.address,
                          safe_text(e))
             return None
+        self.records_received += 1
+        self.bytes_received += len(msg.payload)
         if type(message) is Payload and not self.is_initiator:
             n = session.decryptor.highest_nonce
             if n > self._tracked_nonce:
@@ -358,6 +366,7 @@ class _EncryptorWorker(InlineWorker):
         if ch.closed:
             return None
         record = ch.session.encrypt_payload(onward, msg.return_route, msg.payload)
+        ch.bytes_sent += len(record)
         return LocalMessage(ch.remote_route, _EMPTY, record)  # type: ignore[arg-type]
 
     def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:

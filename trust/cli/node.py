@@ -55,8 +55,10 @@ def _portal_lines(state: dict[str, Any]) -> list[str]:
 
     def channel(c: dict[str, Any]) -> str:
         side = "initiator" if c.get("initiator") else "responder"
-        return (f"{t(c.get('address'))}  {side}  peer {t(c.get('peer'))}  records sent "
-                f"{c.get('records_sent', '-')}")
+        return (f"{t(c.get('address'))}  {side}  peer {t(c.get('peer'))}  sent "
+                f"{c.get('records_sent', '-')} records, {c.get('bytes_sent', '-')} bytes; "
+                f"received {c.get('records_received', '-')} records, "
+                f"{c.get('bytes_received', '-')} bytes")
 
     def relay(r: dict[str, Any]) -> str:
         return (f"{t(r.get('name'))}  {t(r.get('status'))}  at {t(r.get('at'))}  relay node "

@@ -532,11 +532,13 @@ def channel_info(channel: Any) -> dict[str, Any]:
 def channel_counts(channel: Any) -> dict[str, Any]:
     """What ``node show`` adds to :func:`channel_info`: ``decryptor`` (the address the peer
     sends its records to: the last hop of the peer's ``remote_route``, which pairs the two
-    ends of a channel) and the records the channel sent (its encryptor's nonce counter; each
-    record is one encrypted message of at most 64 KiB; the peer's ``records_sent`` is what it
-    received)."""
+    ends of a channel), the records the channel sent (its encryptor's nonce counter; each
+    record is one encrypted message) and received (those that decrypted), and their bytes as
+    they went on the wire (ciphertext)."""
     return {"decryptor": channel.addresses.decryptor_remote.name,
-            "records_sent": channel.session.encryptor.nonce}
+            "records_sent": channel.session.encryptor.nonce,
+            "records_received": channel.records_received,
+            "bytes_sent": channel.bytes_sent, "bytes_received": channel.bytes_received}
 
 
 def listener_info(listener: Any) -> dict[str, Any]:
