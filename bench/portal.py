@@ -16,9 +16,10 @@ two more, the same for all):
 
 Bulk: one connection carries ``bulk_bytes`` (1 GiB at ``--seconds 10``; the count scales with
 ``--seconds``) to the target, which checks the bytes (CRC-32 and length, answered at EOF and
-compared by the client); each configuration makes :data:`BULK_REPEATS` such transfers and
-reports the median (its CPU figure is that transfer's). Round trips: one connection,
-sequential 64-byte requests echoed by the target, for ``--seconds``.
+compared by the client), in :data:`BULK_REPEATS` rounds of one transfer per configuration
+(all tunnels are up at once; figures are medians, ratios medians of the rounds' ratios).
+Round trips: one connection, sequential 64-byte requests echoed by the target, for
+``--seconds``.
 ``<config>_cpu_s_per_gb``: CPU seconds (user + system) of the tunnel's processes during the
 bulk transfer, per GB moved (stunnel measured about 2.4 in the issue). Targets (issue 13):
 portal bulk >= 1.3x stunnel, round trips >= 0.6x stunnel; relay portal bulk >= 0.5x stunnel.
@@ -362,63 +363,69 @@ async def round_trips(port: int, seconds: float) -> float:
 
 
 BULK_REPEATS = 3
-"""Bulk transfers per configuration: the median is reported (one transfer on a shared
-machine varies by 10% or more)."""
+"""Rounds of bulk transfers: every configuration makes one transfer per round, so a machine
+whose speed drifts (a shared host's varies by 10-30% from minute to minute) slows every
+configuration of a round alike. Figures are the medians; a ratio is the median of the
+rounds' ratios."""
 
 
-def measure(port: int, pids: list[int], nbytes: int, seconds: float) -> dict[str, float]:
-    runs = []
-    for _ in range(BULK_REPEATS):
-        cpu0 = cpu_seconds(pids)
-        elapsed = _loop_run(bulk(port, nbytes))
-        runs.append((elapsed, cpu_seconds(pids) - cpu0))
-    elapsed, cpu = sorted(runs)[len(runs) // 2]
-    rtt = _loop_run(round_trips(port, seconds))
-    return {"bulk_mb_s": nbytes / elapsed / 1e6, "rtt_per_s": rtt,
-            "cpu_s_per_gb": cpu / (nbytes / 1e9)}
+def bulk_once(port: int, pids: list[int], nbytes: int) -> tuple[float, float]:
+    """MB/s and the tunnel's CPU seconds per GB of one checked transfer."""
+    cpu0 = cpu_seconds(pids)
+    elapsed = _loop_run(bulk(port, nbytes))
+    return nbytes / elapsed / 1e6, (cpu_seconds(pids) - cpu0) / (nbytes / 1e9)
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def run(seconds: float) -> tuple[dict[str, Any], dict[str, float]]:
     nbytes = max(1 << 20, min(GIB, int(GIB * seconds / 10)))
     figures: dict[str, Any] = {"event_loop": loop_name(), "bulk_bytes": nbytes,
-                               "rtt_payload_bytes": RTT_SIZE}
-    results: dict[str, dict[str, float]] = {}
-    with processes() as procs:
+                               "rtt_payload_bytes": RTT_SIZE, "bulk_rounds": BULK_REPEATS}
+    tunnels: dict[str, tuple[int, list[int]]] = {}
+    relay_error = None
+    with contextlib.ExitStack() as stack:
+        procs = stack.enter_context(processes())
         target = procs.start(_serve_target)
-        results["direct"] = measure(target, [], nbytes, seconds)
-        with stunnel(target) as (port, pids):
-            results["stunnel"] = measure(port, pids, nbytes, seconds)
-        with processes() as nodes:
-            bank = nodes.start(_node_process, "bank", {"target": target})
-            port = nodes.start(_node_process, "analysis", {"bank": bank})
-            results["portal"] = measure(port, nodes.pids, nbytes, seconds)
-        relay_error = None
+        tunnels["direct"] = (target, [])
+        tunnels["stunnel"] = stack.enter_context(stunnel(target))
+        nodes = stack.enter_context(processes())
+        bank = nodes.start(_node_process, "bank", {"target": target})
+        tunnels["portal"] = (nodes.start(_node_process, "analysis", {"bank": bank}), nodes.pids)
         try:
-            with processes() as nodes:
-                project = nodes.start(_node_process, "project", {})
-                nodes.start(_node_process, "bank", {"target": target, "project": project})
-                port = nodes.start(_node_process, "analysis", {"project": project})
-                results["relay_portal"] = measure(port, nodes.pids, nbytes, seconds)
+            relayed = stack.enter_context(processes())
+            project = relayed.start(_node_process, "project", {})
+            relayed.start(_node_process, "bank", {"target": target, "project": project})
+            port = relayed.start(_node_process, "analysis", {"project": project})
+            tunnels["relay_portal"] = (port, relayed.pids)
         except Exception as e:  # (the relay is reported as missing, the rest stands)
             relay_error = str(e)
-    for config, values in results.items():
-        figures[f"{config}_bulk_mb_s"] = round(values["bulk_mb_s"], 1)
-        figures[f"{config}_rtt_per_s"] = round(values["rtt_per_s"], 1)
+        rounds: dict[str, list[tuple[float, float]]] = {c: [] for c in tunnels}
+        for _ in range(BULK_REPEATS):
+            for config, (port, pids) in tunnels.items():
+                rounds[config].append(bulk_once(port, pids, nbytes))
+        rtt = {config: _loop_run(round_trips(port, seconds))
+               for config, (port, _pids) in tunnels.items()}
+    for config, runs in rounds.items():
+        figures[f"{config}_bulk_mb_s"] = round(_median([mb for mb, _ in runs]), 1)
+        figures[f"{config}_rtt_per_s"] = round(rtt[config], 1)
         if config != "direct":
-            figures[f"{config}_cpu_s_per_gb"] = round(values["cpu_s_per_gb"], 2)
+            figures[f"{config}_cpu_s_per_gb"] = round(_median([cpu for _, cpu in runs]), 2)
     figures["relay_measured"] = relay_error is None
     if relay_error is not None:
         figures["relay_error"] = relay_error[:200]
+
+    def bulk_ratio(a: str, b: str) -> float:
+        return round(_median([x[0] / y[0] for x, y in zip(rounds[a], rounds[b], strict=True)]), 3)
+
     ratios: dict[str, float] = {}
-    s = results["stunnel"]
     for config in ("portal", "relay_portal"):
-        if config in results:
-            ratios[f"{config}_bulk/stunnel_bulk"] = round(
-                results[config]["bulk_mb_s"] / s["bulk_mb_s"], 3)
-            ratios[f"{config}_rtt/stunnel_rtt"] = round(
-                results[config]["rtt_per_s"] / s["rtt_per_s"], 3)
-    ratios["portal_bulk/direct_bulk"] = round(
-        results["portal"]["bulk_mb_s"] / results["direct"]["bulk_mb_s"], 3)
+        if config in rounds:
+            ratios[f"{config}_bulk/stunnel_bulk"] = bulk_ratio(config, "stunnel")
+            ratios[f"{config}_rtt/stunnel_rtt"] = round(rtt[config] / rtt["stunnel"], 3)
+    ratios["portal_bulk/direct_bulk"] = bulk_ratio("portal", "direct")
     return figures, ratios
 
 
