@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KEEPALIVE",
     "MAX_READ_BUFFER",
+    "WRITE_BATCH_MAX",
     "WRITE_BUFFER_HIGH",
     "WRITE_BUFFER_LOW",
     "ReadBuffer",
