@@ -77,6 +77,9 @@ def _portal_lines(state: dict[str, Any]) -> list[str]:
     def inlet(i: dict[str, Any]) -> str:
         return f"{t(i.get('name'))}  {t(i.get('address'))} -> {t(i.get('route'))}  {counts(i)}"
 
+    def unrestored(r: dict[str, Any]) -> str:
+        return f"{t(r.get('kind'))} {t(r.get('name'))}: {t(r.get('error'))}"
+
     def outlet(o: dict[str, Any]) -> str:
         return f"{t(o.get('name'))}  -> {t(o.get('target'))}  {counts(o)}"
 
@@ -84,7 +87,8 @@ def _portal_lines(state: dict[str, Any]) -> list[str]:
             *section("Relays created", state.get("relays"), relay),
             *section("Relays hosted", state.get("hosted_relays"), hosted),
             *section("Inlets", state.get("inlets"), inlet),
-            *section("Outlets", state.get("outlets"), outlet)]
+            *section("Outlets", state.get("outlets"), outlet),
+            *section("Not made again at start", state.get("not_restored"), unrestored)]
 
 
 @cli.command("create")

@@ -50,6 +50,7 @@ from trust.node.resolve import (
     route_from_text,
     secure_route_from_text,
 )
+from trust.node.saved_resources import SavedResources
 
 __all__ = ["NODE_FEATURES", "NodeRuntime", "node_authorities", "run_node"]
 
@@ -142,6 +143,8 @@ class NodeRuntime:
         self.started_at = 0
         self.features: dict[str, Any] = {}
         """Per-feature state, keyed by the feature module's name (see :data:`NODE_FEATURES`)."""
+        self.saved_resources = SavedResources(paths.dir)
+        """The outlets, inlets and relays the features make again at start."""
         self._started_features: list[Any] = []
         self._stop = asyncio.Event()
         self._lock_fd: int | None = None
@@ -338,7 +341,9 @@ class NodeRuntime:
     async def _show(self, params: dict[str, Any]) -> dict[str, Any]:
         """The node's state, workers, counters, its secure channels (with the records each
         carried), the relays it created and hosts (``relays``, ``hosted_relays``: the relay
-        feature's ``summary``); the portal feature adds ``inlets`` and ``outlets``."""
+        feature's ``summary``); the portal feature adds ``inlets`` and ``outlets``. Saved
+        relays and portals that could not be made again at start are in ``not_restored``
+        (:mod:`trust.node.saved_resources`)."""
         state = self.state()
         state["workers"] = sorted(str(a) for a in self.node.workers())
         state["stats"] = self.node.stats.as_dict()
@@ -352,6 +357,7 @@ class NodeRuntime:
             if feature.__name__ == "trust.node.relay_feature":
                 relays = feature.summary(self)
                 state["relays"], state["hosted_relays"] = relays["relays"], relays["hosted"]
+                state.setdefault("not_restored", []).extend(feature.not_restored(self))
         return state
 
     async def _stop_method(self, params: dict[str, Any]) -> dict[str, Any]:

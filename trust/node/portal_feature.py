@@ -179,6 +179,37 @@ class PortalState:
         self.runtime = runtime
         self.outlets: dict[str, TcpOutlet] = {}
         self.inlets: dict[str, _Inlet] = {}
+        self.saved = runtime.saved_resources
+        self.not_restored: dict[tuple[str, str], str] = {}
+        """(kind, name) of saved portals that could not be made again at start: the error."""
+
+    # -- made again at start ---------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Make the saved outlets and inlets again (a failure is logged, kept for the next start
+        and shown by ``node show`` until the portal is deleted)."""
+        for kind, create in (("tcp_outlet", self.create_outlet), ("tcp_inlet", self.create_inlet)):
+            for name, params in self.saved.items(kind):
+                try:
+                    await create(params, save=False)
+                except (TrustError, OSError) as e:
+                    self.not_restored[(kind, name)] = str(e)
+                    log.warning("%s %s was not made again: %s", kind.replace("_", "-"),
+                                safe_text(name), safe_text(e))
+
+    def not_restored_info(self) -> list[dict[str, str]]:
+        return [{"kind": kind.replace("_", "-"), "name": name, "error": error}
+                for (kind, name), error in sorted(self.not_restored.items())]
+
+    def _save(self, kind: str, name: str, params: dict[str, Any]) -> None:
+        self.saved.save(kind, name, {k: v for k, v in params.items() if v is not None})
+        self.not_restored.pop((kind, name), None)  # (made anew under the same name)
+
+    def _forget_unrestored(self, kind: str, name: str) -> bool:
+        """Delete a saved portal that was not made again (``False``: there is none)."""
+        if self.not_restored.pop((kind, name), None) is None:
+            return False
+        self.saved.forget(kind, name)
+        return True
 
     # -- policies --------------------------------------------------------------------------------
     async def _store_policy(self, name: str, expression: Any) -> str | None:
@@ -207,7 +238,8 @@ class PortalState:
             raise UsageError(f"node {self.runtime.name} holds {MAX_PORTALS} {kind}s (at most)")
 
     # -- outlets ---------------------------------------------------------------------------------
-    async def create_outlet(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def create_outlet(self, params: dict[str, Any], *, save: bool = True
+                            ) -> dict[str, Any]:
         target = params.get("to")
         if not isinstance(target, str):
             raise UsageError("tcp_outlet.create needs 'to' (HOST:PORT)")
@@ -221,6 +253,12 @@ class PortalState:
         authorize = resource_authorizer(self.runtime.access, name, OUTLET_TYPE)
         outlet = await create_outlet(self.runtime.node, target, name, authorize=authorize)
         self.outlets[name] = outlet
+        if save:
+            try:
+                self._save("tcp_outlet", name, {"to": target, "from": name})
+            except BaseException:
+                await self.delete_outlet(name, forget=False)
+                raise
         log.info("outlet %s to %s created", name, safe_text(target))
         return {**self.outlet_info(name), "policy": policy}
 
@@ -230,15 +268,21 @@ class PortalState:
             raise NotFoundError(f"no outlet {safe_text(name)} at node {self.runtime.name}")
         return {**outlet.info(), "address": name, "route": f"/service/{name}"}
 
-    async def delete_outlet(self, name: str) -> None:
+    async def delete_outlet(self, name: str, *, forget: bool = True) -> None:
+        """Stop outlet ``name``; ``forget``: and do not make it again at the next start."""
         outlet = self.outlets.pop(name, None)
         if outlet is None:
+            if forget and self._forget_unrestored("tcp_outlet", name):
+                return
             raise NotFoundError(f"no outlet {safe_text(name)} at node {self.runtime.name}")
         await outlet.stop()
         self.runtime.node.flow_controls.remove_consumer(name)
+        if forget:
+            self.saved.forget("tcp_outlet", name)
 
     # -- inlets ----------------------------------------------------------------------------------
-    async def create_inlet(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def create_inlet(self, params: dict[str, Any], *, save: bool = True
+                           ) -> dict[str, Any]:
         rt = self.runtime
         bind = params.get("from", "127.0.0.1:0")
         if not isinstance(bind, str):
@@ -290,6 +334,13 @@ class PortalState:
             raise
         record = _Inlet(name, inlet, route, to, via)
         self.inlets[name] = record
+        if save:  # (the address bound, so a port chosen now is kept)
+            try:
+                self._save("tcp_inlet", name, {"name": name, "from": inlet.address, "to": to,
+                                               "via": via, "authorized": authorized or None})
+            except BaseException:
+                await self.delete_inlet(name, forget=False)
+                raise
         log.info("inlet %s on %s to %s created", name, inlet.address, safe_text(text))
         return {**record.info(), "policy": policy}
 
@@ -299,20 +350,26 @@ class PortalState:
             raise NotFoundError(f"no inlet {safe_text(name)} at node {self.runtime.name}")
         return record.info()
 
-    async def delete_inlet(self, name: str) -> None:
+    async def delete_inlet(self, name: str, *, forget: bool = True) -> None:
+        """Stop inlet ``name``; ``forget``: and do not make it again at the next start."""
         record = self.inlets.pop(name, None)
         if record is None:
+            if forget and self._forget_unrestored("tcp_inlet", name):
+                return
             raise NotFoundError(f"no inlet {safe_text(name)} at node {self.runtime.name}")
         await record.inlet.stop()
         await record.route.drop()
+        if forget:
+            self.saved.forget("tcp_inlet", name)
 
     async def stop(self) -> None:
+        """The node stops: close every portal (they are made again at the next start)."""
         for name in list(self.inlets):
             with contextlib.suppress(Exception):
-                await self.delete_inlet(name)
+                await self.delete_inlet(name, forget=False)
         for name in list(self.outlets):
             with contextlib.suppress(Exception):
-                await self.delete_outlet(name)
+                await self.delete_outlet(name, forget=False)
 
 
 def _name(value: Any, what: str) -> str:
@@ -350,7 +407,8 @@ def _name_param(params: dict[str, Any], method: str) -> str:
 
 
 async def start(runtime: NodeRuntime) -> None:
-    runtime.features[__name__] = PortalState(runtime)
+    state = runtime.features[__name__] = PortalState(runtime)
+    await state.restore()
 
 
 async def stop(runtime: NodeRuntime) -> None:
@@ -399,6 +457,7 @@ def register(server: ControlServer, runtime: NodeRuntime) -> None:
             if state is not None:
                 result["inlets"] = [state.inlet_info(n) for n in sorted(state.inlets)]
                 result["outlets"] = [state.outlet_info(n) for n in sorted(state.outlets)]
+                result.setdefault("not_restored", []).extend(state.not_restored_info())
             return result
 
         server.register("node.show", node_show)

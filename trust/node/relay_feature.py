@@ -34,7 +34,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from trust.errors import ConflictError, NotFoundError, UsageError
+from trust.errors import ConflictError, NotFoundError, TrustError, UsageError
+from trust.logsafe import safe_text
 from trust.relays.client import RelayClient
 from trust.relays.messages import PREFIX, SERVICE, check_relay_name
 from trust.relays.service import RelayService, start_relay_service
@@ -72,6 +73,8 @@ class CreatedRelay:
 class RelayFeature:
     service: RelayService
     created: dict[str, CreatedRelay] = field(default_factory=dict)
+    not_restored: dict[str, str] = field(default_factory=dict)
+    """Saved relays that could not be made again at start: the error."""
 
 
 def _state(runtime: Any) -> RelayFeature:
@@ -92,12 +95,28 @@ def summary(runtime: Any) -> dict[str, Any]:
             "hosted": [service.info(r) for r in service.relays()]}
 
 
+def not_restored(runtime: Any) -> list[dict[str, str]]:
+    """Saved relays that could not be made again at start (for ``node show``)."""
+    state = runtime.features.get(__name__)
+    if not isinstance(state, RelayFeature):
+        return []
+    return [{"kind": "relay", "name": name, "error": error}
+            for name, error in sorted(state.not_restored.items())]
+
+
 async def start(runtime: Any) -> None:
     access = runtime.access
     access.registry.add(SERVICE, RESOURCE_TYPE)
     service = await start_relay_service(runtime.node, authorities=access.authorities,
                                         incoming=access.access_control(SERVICE))
-    runtime.features[__name__] = RelayFeature(service)
+    state = runtime.features[__name__] = RelayFeature(service)
+    # the relays it created, made again (they register in the background, retrying)
+    for name, params in runtime.saved_resources.items("relay"):
+        try:
+            await _create(runtime, {**params, "wait": False}, save=False)
+        except (TrustError, OSError) as e:
+            state.not_restored[name] = str(e)
+            log.warning("relay %s was not made again: %s", safe_text(name), safe_text(e))
 
 
 async def stop(runtime: Any) -> None:
@@ -136,6 +155,10 @@ def register(server: Any, runtime: Any) -> None:
         if created is not None:
             del state.created[name]
             await created.client.stop()
+            runtime.saved_resources.forget("relay", name)
+            return {"name": name, "role": "created", "deleted": True}
+        if hosted is not True and state.not_restored.pop(name, None) is not None:
+            runtime.saved_resources.forget("relay", name)
             return {"name": name, "role": "created", "deleted": True}
         if hosted is not False:
             try:
@@ -181,7 +204,8 @@ def _listener_route(text: str, home: Any) -> Route:
     return route / Address.local("api")
 
 
-async def _create(runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def _create(runtime: Any, params: dict[str, Any], *, save: bool = True
+                  ) -> dict[str, Any]:
     state = _state(runtime)
     name = params.get("name")
     try:
@@ -230,5 +254,14 @@ async def _create(runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         state.created.pop(name, None)
         raise
+    if save:
+        try:
+            runtime.saved_resources.save("relay", name, {
+                "name": name, "at": at, "authorized": list(authorized), "timeout": timeout})
+        except BaseException:
+            state.created.pop(name, None)
+            await client.stop()
+            raise
+        state.not_restored.pop(name, None)
     log.info("relay %s created at %s", name, at)
     return created.info()
