@@ -149,3 +149,18 @@ def test_save_and_forget_write_atomically(tmp_path: Path) -> None:
     assert again.forget("relay", "bank") and not again.forget("relay", "bank")
     assert SavedResources(tmp_path).items("relay") == []
     assert sorted(os.listdir(tmp_path)) == [FILE_NAME]  # no temporary file left
+
+
+def test_a_tampered_file_fails_the_start_in_one_line_naming_it(cli: Cli, home: Path) -> None:
+    try:
+        cli("node", "create", "n1")
+        cli("node", "stop", "n1")
+        path = home / "nodes" / "n1" / FILE_NAME
+        path.write_text('{"version": 1, "tcp_inlet": {"db": "not an object"}}')
+        path.chmod(0o600)
+        assert_one_line_error(cli("node", "start", "n1", ok=False), FILE_NAME)
+        assert path.read_text() == '{"version": 1, "tcp_inlet": {"db": "not an object"}}'
+        path.unlink()
+        cli("node", "start", "n1")
+    finally:
+        stop_all_nodes(home)

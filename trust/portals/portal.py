@@ -92,9 +92,9 @@ DEFAULT_MAX_CONNECTIONS: Final = 1000
 """Connections one inlet or outlet has open at most (more are closed at once)."""
 _HEAD: Final = 4  # 03 + uvarint(<= 49152): the Payload header is written in front of a read
 _READ_SIZE: Final = 2 * MAX_PAYLOAD_SIZE
+"""One read takes up to two messages' worth (fewer reads and loop turns for bulk data)."""
 _BATCH_FROM: Final = 4096
 """Payloads at least this large are written to the socket together at the end of the turn."""
-"""One read takes up to two messages' worth (fewer reads and loop turns for bulk data)."""
 
 Authorize = Callable[[LocalMessage], tuple[bool, str]]
 """Decides on the first message from the other side: ``(allowed, reason)``."""
