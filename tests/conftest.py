@@ -40,6 +40,7 @@ SLOW_FILES_FIRST = (
     "tests/test_self_contained.py",
     "tests/enrollment_client/test_e2e_cli.py",
     "tests/portals/test_portal.py",
+    "tests/node/test_saved_resources.py",
 )
 """The files that take longest, started first: with several workers (pytest-xdist, one file per
 worker at a time) a long file started last would make everyone wait for it at the end."""
