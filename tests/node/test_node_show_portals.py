@@ -4,46 +4,20 @@ and outlets with their counters, in JSON and in plain text (background nodes, al
 from __future__ import annotations
 
 import re
-import socket
-import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Cli
+from tests.fixtures.echo import echo_server, through
 from tests.fixtures.nodes import stop_all_nodes
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
 
 
 @pytest.fixture
 def echo_port() -> Iterator[int]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _through(address: str, data: bytes) -> bytes:
-    host, _, port = address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out
+    with echo_server() as port:
+        yield port
 
 
 def test_node_show_lists_channels_relays_inlets_and_outlets(cli: Cli, home: Path,
@@ -57,7 +31,7 @@ def test_node_show_lists_channels_relays_inlets_and_outlets(cli: Cli, home: Path
                          "/node/hub/secure/api/service/forward_to_bank/secure/api/service/outlet",
                          "--authorized", ids["bank"])
         data = b"x" * 5000
-        assert _through(inlet["address"], data) == data
+        assert through(inlet["address"], data) == data
 
         hub = cli.json("node", "show", "hub")
         bank = cli.json("node", "show", "bank")

@@ -4,24 +4,48 @@ strictly (hostile contents change nothing and name the file)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Cli, assert_one_line_error
+from tests.fixtures.echo import echo_server, through
 from tests.fixtures.nodes import stop_all_nodes
-from tests.node.test_node_show_portals import _through, echo_port  # noqa: F401 (a fixture)
 from trust.errors import StorageError
 from trust.node.saved_resources import FILE_NAME, MAX_BYTES, SavedResources
 
 
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    with echo_server() as port:
+        yield port
+
+
+def _restart(cli: Cli, name: str) -> None:
+    cli("node", "stop", name)
+    cli("node", "start", name)
+
+
+@contextlib.contextmanager
+def _taken(address: str) -> Iterator[None]:
+    """Something else listens on ``address`` (HOST:PORT) meanwhile."""
+    host, _, port = address.rpartition(":")
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind((host, int(port)))
+        taken.listen()
+        yield
+
+
 def test_portals_and_relays_come_back_after_a_restart(cli: Cli, home: Path,
-                                                      echo_port: int) -> None:  # noqa: F811
+                                                      echo_port: int) -> None:
     try:
         for name in ("hub", "bank", "analysis"):
             cli("node", "create", name)
@@ -29,14 +53,13 @@ def test_portals_and_relays_come_back_after_a_restart(cli: Cli, home: Path,
         cli("relay", "create", "bank", "--to", "bank", "--at", "/node/hub")
         inlet = cli.json("tcp-inlet", "create", "--at", "analysis", "--to",
                          "/node/hub/secure/api/service/forward_to_bank/secure/api/service/outlet")
-        assert _through(inlet["address"], b"before") == b"before"
+        assert through(inlet["address"], b"before") == b"before"
         saved = json.loads((home / "nodes" / "bank" / FILE_NAME).read_text())
         assert set(saved["tcp_outlet"]) == {"outlet"} and set(saved["relay"]) == {"bank"}
         assert stat.S_IMODE((home / "nodes" / "bank" / FILE_NAME).stat().st_mode) == 0o600
 
         for name in ("bank", "analysis"):  # both ends restart; the hub keeps running
-            cli("node", "stop", name)
-            cli("node", "start", name)
+            _restart(cli, name)
         bank = cli.json("node", "show", "bank")
         assert [o["name"] for o in bank["outlets"]] == ["outlet"]
         assert [r["name"] for r in bank["relays"]] == ["bank"] and bank["not_restored"] == []
@@ -47,7 +70,7 @@ def test_portals_and_relays_come_back_after_a_restart(cli: Cli, home: Path,
         deadline = time.monotonic() + 20
         while True:
             try:
-                if _through(inlet["address"], b"after") == b"after":
+                if through(inlet["address"], b"after") == b"after":
                     break
             except OSError:
                 pass
@@ -57,8 +80,7 @@ def test_portals_and_relays_come_back_after_a_restart(cli: Cli, home: Path,
         # deleted resources are not made again
         cli("tcp-outlet", "delete", "outlet", "--at", "bank")
         cli("relay", "delete", "bank", "--at", "bank")
-        cli("node", "stop", "bank")
-        cli("node", "start", "bank")
+        _restart(cli, "bank")
         bank = cli.json("node", "show", "bank")
         assert bank["outlets"] == [] and bank["relays"] == []
     finally:
@@ -71,11 +93,7 @@ def test_a_portal_that_cannot_come_back_is_shown_kept_and_deletable(cli: Cli, ho
         inlet = cli.json("tcp-inlet", "create", "--at", "analysis", "--name", "db", "--to",
                          "/node/nowhere/service/outlet")
         cli("node", "stop", "analysis")
-        host, _, port = inlet["address"].rpartition(":")
-        with socket.socket() as taken:  # the inlet's port is taken while the node is down
-            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            taken.bind((host, int(port)))
-            taken.listen()
+        with _taken(inlet["address"]):  # the inlet's port is taken while the node is down
             cli("node", "start", "analysis")  # the node starts all the same
             shown = cli.json("node", "show", "analysis")
             assert shown["inlets"] == []
@@ -88,17 +106,13 @@ def test_a_portal_that_cannot_come_back_is_shown_kept_and_deletable(cli: Cli, ho
         cli("node", "start", "analysis")  # kept: made again once the port is free
         assert [i["name"] for i in cli.json("node", "show", "analysis")["inlets"]] == ["db"]
         cli("node", "stop", "analysis")
-        with socket.socket() as taken:
-            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            taken.bind((host, int(port)))
-            taken.listen()
+        with _taken(inlet["address"]):
             cli("node", "start", "analysis")
             cli("tcp-inlet", "delete", "db", "--at", "analysis")  # deleting forgets it
             assert cli.json("node", "show", "analysis")["not_restored"] == []
             assert_one_line_error(cli("tcp-inlet", "delete", "db", "--at", "analysis",
                                       ok=False), "no inlet db")
-        cli("node", "stop", "analysis")
-        cli("node", "start", "analysis")
+        _restart(cli, "analysis")
         shown = cli.json("node", "show", "analysis")
         assert shown["inlets"] == [] and shown["not_restored"] == []
     finally:
