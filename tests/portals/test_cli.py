@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, assert_one_line_error
+from tests.fixtures.echo import through
 from tests.fixtures.nodes import stop_all_nodes
 from trust.node.files import NodePaths
 from trust.node.portal_feature import via_route
@@ -26,17 +27,6 @@ def bank_and_analysis(cli: Cli, home: Path) -> Iterator[dict[str, str]]:
                for name in ("bank", "analysis")}
     finally:
         stop_all_nodes(home)
-
-
-def _echo_through(address: str, data: bytes) -> bytes:
-    host, _, port = address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)  # half-close: the answer still comes back
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out
 
 
 def _closed_promptly(address: str) -> float:
@@ -60,7 +50,7 @@ def test_a_portal_between_two_background_nodes(cli: Cli, home: Path, echo_port: 
                      "/node/bank/secure/api/service/outlet", "--authorized", ids["bank"])
     assert inlet["name"] == "inlet" and inlet["authorized"] == [ids["bank"]]
     data = os.urandom(200_000)
-    assert _echo_through(inlet["address"], data) == data
+    assert through(inlet["address"], data) == data
     [row] = cli.json("tcp-inlet", "list", "--at", "analysis")
     assert row["bytes_in"] == row["bytes_out"] == len(data) and row["connected"] is True
     shown = cli.json("tcp-outlet", "show", "outlet", "--at", "bank")
@@ -99,7 +89,7 @@ def test_a_portal_between_two_background_nodes(cli: Cli, home: Path, echo_port: 
     # a policy changed with `policy create` applies to the next connection
     cli("policy", "create", "--resource", "db", "--at", "bank", "--allow",
         f'(= subject.identifier "{ids["analysis"]}")')
-    assert _echo_through(denied["address"], b"now allowed") == b"now allowed"
+    assert through(denied["address"], b"now allowed") == b"now allowed"
 
     for kind, name, node in (("tcp-inlet", "inlet", "analysis"), ("tcp-outlet", "db", "bank")):
         assert cli.json(kind, "delete", name, "--at", node) == {"name": name, "deleted": True}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
+from tests.fixtures.echo import through
 from tests.fixtures.nodes import stop_all_nodes
 from trust.node.files import pid_alive
-
-
-def _echo(address: str, data: bytes, timeout: float = 10) -> bytes:
-    host, _, port = address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as s:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out
 
 
 @pytest.fixture
@@ -46,7 +35,7 @@ def test_inlet_through_a_relay_recovers_after_the_relay_node_restarts(
     inlet = cli.json("tcp-inlet", "create", "--at", "analysis", "--to",
                      "/node/project/secure/api/service/forward_to_bank/secure/api/service/outlet",
                      "--authorized", three["bank"])
-    assert _echo(inlet["address"], b"through the relay") == b"through the relay"
+    assert through(inlet["address"], b"through the relay") == b"through the relay"
     shown = cli.json("tcp-inlet", "show", "inlet", "--at", "analysis")
     assert shown["connected"] is True and shown["bytes_in"] == len(b"through the relay")
 
@@ -59,7 +48,7 @@ def test_inlet_through_a_relay_recovers_after_the_relay_node_restarts(
     restarted = time.monotonic()
     while True:
         try:
-            if _echo(inlet["address"], b"back again", timeout=8) == b"back again":
+            if through(inlet["address"], b"back again", timeout=8) == b"back again":
                 break
         except OSError:
             pass
