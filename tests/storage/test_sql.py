@@ -159,6 +159,22 @@ def test_concurrent_openers_apply_each_migration_once(url: str, run: Run[Any]) -
     run(go())
 
 
+def test_fresh_sqlite_databases_opened_by_many_at_once_never_report_locked(
+        tmp_path: Path, run: Run[Any]) -> None:
+    """Connections switching a new database to WAL at the same moment: SQLite may answer
+    "database is locked" at once, without its busy wait; opening retries (a CI run saw it)."""
+    async def go(url: str) -> None:
+        storages = [open_storage(url) for _ in range(6)]
+        try:
+            await asyncio.gather(*(s.open() for s in storages))
+        finally:
+            for s in storages:
+                await s.close()
+
+    for i in range(20):
+        run(go(f"sqlite:///{tmp_path / f'state-{i}.sqlite'}"))
+
+
 @pytest.mark.parametrize("engine", ["sqlite"])
 def test_opening_an_up_to_date_database_takes_no_write_lock(url: str, run: Run[Any]) -> None:
     """Every command opens the database: when nothing is pending that is a plain read, so it

@@ -403,6 +403,26 @@ class _Retry(StorageError):
 # -- SQLite ------------------------------------------------------------------------------------
 
 
+
+def _wal_mode(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the lock: SQLite
+    answers "database is locked" at once (without waiting its busy timeout) when connections
+    switch a new database's journal mode at the same moment, e.g. two commands started together
+    on a fresh home."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
 class _SqliteTx(Transaction):
     """Statements on the SQLite thread. In a transaction, ``BEGIN IMMEDIATE`` runs with the
     first statement (one thread hop fewer); a transaction that ran none needs no COMMIT."""
@@ -526,7 +546,7 @@ class SqliteDatabase(Database):
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA secure_delete=ON")
                 if not self.memory:
-                    conn.execute("PRAGMA journal_mode=WAL")
+                    _wal_mode(conn, self._busy_timeout)
                     conn.execute("PRAGMA synchronous=NORMAL")
             except BaseException:
                 conn.close()
