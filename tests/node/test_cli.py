@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -15,23 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
+from tests.fixtures.nodes import stop_all_nodes
 from trust.node.files import UNIX_PATH_LIMIT, pid_alive
-
-
-def _kill_all(home: Path) -> None:
-    """Stop every node under ``home``: politely, then by pid as a last resort."""
-    nodes = home / "nodes"
-    if not nodes.is_dir():
-        return
-    for d in nodes.iterdir():
-        pid_file = d / "pid"
-        with contextlib.suppress(Exception):
-            subprocess.run([TRUSTSTACK, "node", "stop", d.name], env={
-                **os.environ, "TRUSTSTACK_HOME": str(home)}, capture_output=True, timeout=15)
-        with contextlib.suppress(OSError, ValueError):
-            pid = int(pid_file.read_text())
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -40,7 +24,7 @@ def nodes(cli: Cli, home: Path) -> Iterator[Cli]:
     try:
         yield cli
     finally:
-        _kill_all(home)
+        stop_all_nodes(home)
 
 
 def _wait_gone(pid: int, timeout: float = 10) -> bool:
@@ -221,7 +205,7 @@ def test_long_home_path_uses_a_loopback_control_port(tmp_path: Path) -> None:
         cli("node", "stop", "n1")
         assert _wait_gone(state["pid"])
     finally:
-        _kill_all(home)
+        stop_all_nodes(home)
 
 
 _SLOW_EXIT = """\

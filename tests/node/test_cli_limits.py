@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, assert_one_line_error
-from tests.node.test_cli import _kill_all
+from tests.fixtures.nodes import stop_all_nodes
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def nodes(cli: Cli, home: Path) -> Iterator[Cli]:
     try:
         yield cli
     finally:
-        _kill_all(home)
+        stop_all_nodes(home)
 
 
 def test_limits_and_hop_allow_are_recorded_and_applied(nodes: Cli, home: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TRUSTSTACK, Cli
+from tests.conftest import Cli
+from tests.fixtures.nodes import stop_all_nodes
 from tests.node.test_cli import nodes  # noqa: F401  (the fixture: every node stopped at the end)
 from trust.node.control_client import ControlClient
 
@@ -17,25 +18,6 @@ from trust.node.control_client import ControlClient
 def _send(cli: Cli, to: str, *, ok: bool = True) -> str:
     r = cli("message", "send", "ping", "--from", "n1", "--to", to, "--timeout", "1s", ok=ok)
     return r.out
-
-
-def _stop_nodes(home: Path) -> None:
-    """Stop every node under ``home``: politely, then by pid as a last resort."""
-    import contextlib
-    import os
-    import signal
-    import subprocess
-
-    from trust.node.files import pid_alive
-
-    for d in (home / "nodes").iterdir() if (home / "nodes").is_dir() else ():
-        with contextlib.suppress(Exception):
-            subprocess.run([TRUSTSTACK, "node", "stop", d.name], capture_output=True, timeout=15,
-                           env={**os.environ, "TRUSTSTACK_HOME": str(home)})
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((d / "pid").read_text())
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _log(home: Path, name: str) -> str:
@@ -230,7 +212,7 @@ def enrolled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enrolled]:
                     for name in ("admin", "member", "stranger")}
         yield Enrolled(cli, home, ids, channels)
     finally:
-        _stop_nodes(home)
+        stop_all_nodes(home)
 
 
 def _through(e: Enrolled, name: str, text: str) -> bool:

@@ -10,6 +10,7 @@ import logging
 import socket
 import time
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
@@ -37,6 +38,17 @@ def _kernel_link_buffers() -> int:
         with open(f"/proc/sys/net/ipv4/{name}") as f:
             total += int(f.read().split()[2])
     return total
+
+
+async def _until_steady(count: Callable[[], int]) -> int:
+    """Wait (10 s at most) until ``count()`` stops growing over a quarter second; its value."""
+    last = -1
+    for _ in range(40):
+        await asyncio.sleep(0.25)
+        if count() == last:
+            break
+        last = count()
+    return count()
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -184,13 +196,7 @@ def test_a_stalled_server_pauses_its_portal_with_bounded_memory_and_drops_nothin
             try:
                 tasks = [asyncio.create_task(_send_all(pair.port, d)) for d in data]
                 # wait until the portal stops taking bytes (every buffer on the way is full)
-                last = -1
-                for _ in range(40):
-                    await asyncio.sleep(0.25)
-                    if pair.inlet.stats.bytes_in == last:
-                        break
-                    last = pair.inlet.stats.bytes_in
-                first = pair.inlet.stats.bytes_in
+                first = await _until_steady(lambda: pair.inlet.stats.bytes_in)
                 base, _ = tracemalloc.get_traced_memory()
                 await asyncio.sleep(1.0)
                 second = pair.inlet.stats.bytes_in
@@ -245,13 +251,7 @@ def test_a_client_that_does_not_read_pauses_the_server_side_with_flat_memory() -
                 reader, writer = await asyncio.open_connection(sock=sock, limit=64 * 1024)
                 tracemalloc.start()
                 try:
-                    last = -1
-                    for _ in range(40):
-                        await asyncio.sleep(0.25)
-                        if pair.outlet.stats.bytes_in == last:
-                            break
-                        last = pair.outlet.stats.bytes_in
-                    first = pair.outlet.stats.bytes_in
+                    first = await _until_steady(lambda: pair.outlet.stats.bytes_in)
                     base, _ = tracemalloc.get_traced_memory()
                     await asyncio.sleep(1.0)
                     now, _ = tracemalloc.get_traced_memory()
