@@ -206,3 +206,43 @@ def test_decryptor_snapshot_restore_continues_exactly() -> None:
     assert dec.snapshot() == twin.snapshot()
     with pytest.raises(UsageError):
         Decryptor.restore(key, None, 32, 40, 0)
+
+
+def test_decrypt_view_gives_large_payloads_as_read_only_views_of_new_plaintext() -> None:
+    a, b = _sessions()
+    on, ret = Route(["echoer"]), Route(["app"])
+    data = bytes(range(256)) * 200  # 51,200 bytes: a large record
+    kinds = []
+    for i in range(4):
+        chunk = data[i:]  # (a new size each time: the length head changes too)
+        m = b.decrypt(a.encrypt_payload(on, ret, chunk), view=True)
+        assert type(m) is Payload and m.payload == chunk
+        assert (m.onward_route, m.return_route) == (on, ret)
+        kinds.append(type(m.payload))
+    # the first record decodes its routes (a copy); records with remembered routes are views
+    assert kinds[0] is bytes
+    m = b.decrypt(a.encrypt_payload(on, ret, data[3:]), view=True)
+    assert type(m.payload) is memoryview and m.payload.readonly  # type: ignore[union-attr]
+    kept = m.payload  # type: ignore[union-attr]
+    b.decrypt(a.encrypt_payload(on, ret, b"\xff" * len(data[3:])), view=True)
+    assert kept == data[3:]  # its own plaintext: a later record does not change it
+    # small records and the default are bytes
+    assert type(b.decrypt(a.encrypt_payload(on, ret, b"x" * 100),  # type: ignore[union-attr]
+                          view=True).payload) is bytes
+    assert type(b.decrypt(a.encrypt_payload(on, ret, data)).payload) is bytes  # type: ignore[union-attr]
+
+
+def test_decrypt_view_rejects_tampered_and_replayed_records_and_changes_nothing() -> None:
+    a, b = _sessions()
+    on, ret = Route(["echoer"]), Route(["app"])
+    data = b"v" * 40_000
+    first = a.encrypt_payload(on, ret, data)
+    assert b.decrypt(first, view=True).payload == data  # type: ignore[union-attr]
+    record = bytearray(a.encrypt_payload(on, ret, data))
+    record[3000] ^= 1
+    with pytest.raises(DecryptionError):
+        b.decrypt(memoryview(bytes(record)), view=True)
+    with pytest.raises(ReplayError):
+        b.decrypt(first, view=True)
+    record[3000] ^= 1
+    assert b.decrypt(memoryview(bytes(record)), view=True).payload == data  # type: ignore[union-attr]

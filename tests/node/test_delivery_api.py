@@ -14,7 +14,7 @@ from trust.node import Context, Node
 from trust.node.errors import UnknownAddressError
 from trust.node.mailbox import Mailbox
 from trust.node.node import Slot
-from trust.routing import Address, LocalMessage, Route
+from trust.routing import PREAMBLE, Address, LocalMessage, Route, encode_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,3 +147,52 @@ def test_the_reach_in_check_finds_reach_ins(tmp_path: Path) -> None:
     assert sorted(r.split(" ", 1)[1] for r in _reaches(bad)) == sorted([
         "import _Slot", "node._deliver", "ctx._slot", "._addrs", ".node._send_slow",
         ".flow_controls._consumers"])
+
+
+def test_a_view_payload_reaches_as_a_view_only_an_endpoint_that_takes_views() -> None:
+    from trust.node import Worker
+
+    class Keep(Worker):
+        def __init__(self, got: list[object]) -> None:
+            self.got = got
+
+        async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+            self.got.append(msg.payload)
+
+    class KeepViews(Keep):
+        takes_views = True
+
+    async def main() -> None:
+        async with Node("n") as node:
+            plain: list[object] = []
+            views: list[object] = []
+            await node.start_worker("plain", Keep(plain))
+            await node.start_worker("views", KeepViews(views))
+            ctx = node.context()
+            data = b"z" * 20_000
+            for name in ("plain", "views"):
+                msg = LocalMessage(Route([name]), Route([ctx.address]), memoryview(data))  # type: ignore[arg-type]
+                assert node.deliver(msg, ctx.address, None, None, None) is True
+            # over TCP: a large frame of a known route is a view of the read (see FrameDecoder)
+            listener = await node.create_tcp_listener(consumers=["plain", "views"])
+            _reader, writer = await asyncio.open_connection(*listener.address.split(":"))
+            writer.write(PREAMBLE)
+            for name in ("plain", "views"):  # (the routes become known)
+                writer.write(encode_frame(Route([name]), Route(["x"]), b"first"))
+            await writer.drain()
+            async with asyncio.timeout(5):
+                while len(plain) + len(views) < 4:
+                    await asyncio.sleep(0.01)
+            writer.write(b"".join(encode_frame(Route([name]), Route(["x"]), data)
+                                  for name in ("plain", "views")))
+            await writer.drain()
+            async with asyncio.timeout(5):
+                while len(plain) + len(views) < 6:
+                    await asyncio.sleep(0.01)
+            writer.close()
+            ctx.close()
+        assert [type(p) for p in plain] == [bytes, bytes, bytes]
+        assert [type(p) for p in views] == [memoryview, bytes, memoryview]
+        assert plain[0] == plain[2] == views[0] == views[2] == data
+
+    arun(main())

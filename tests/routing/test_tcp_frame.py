@@ -222,3 +222,31 @@ def test_public_fast_frame_api_writes_what_encode_frame_writes() -> None:
     long = tuple(Address.local("a" * 200) for _ in range(3))
     assert routes_prefix(long, ()) is None  # too long for the fast path: use encode_frame
     assert Route.from_tuple(onward) == Route(list(onward))
+
+
+def test_receive_gives_large_payloads_as_views_of_the_immutable_read() -> None:
+    from trust.routing.tcp_frame import VIEW_FROM
+
+    on, ret = Route(["decryptor"]), Route(["peer"])
+    big, small = b"b" * VIEW_FROM, b"s" * 100
+    got: list[LocalMessage] = []
+    dec = FrameDecoder()
+    # the first read: routes not yet known, decoded by the checking path (copies)
+    assert dec.receive(PREAMBLE + encode_frame(on, ret, big), got.append) is None
+    second = encode_frame(on, ret, big) + encode_frame(on, ret, small) + \
+        encode_frame(on, ret, b"c" * (VIEW_FROM + 7))
+    assert dec.receive(second, got.append) is None
+    assert [m.payload for m in got] == [big, big, small, b"c" * (VIEW_FROM + 7)]
+    assert [type(m.payload) for m in got] == [bytes, memoryview, bytes, memoryview]
+    view = got[1].payload
+    assert view.readonly and view.obj is second  # type: ignore[attr-defined]
+    # a frame split across reads is completed in the reused buffer: a copy, never a view
+    frame = encode_frame(on, ret, big)
+    dec.receive(frame[:100], got.append)
+    dec.receive(frame[100:], got.append)
+    assert type(got[-1].payload) is bytes and got[-1].payload == big
+    # the bytearray path (feed/drain) always copies
+    dec.feed(bytearray(encode_frame(on, ret, big)))
+    got.clear()
+    dec.drain(got.append)
+    assert type(got[0].payload) is bytes and got[0].payload == big

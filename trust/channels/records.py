@@ -368,9 +368,15 @@ class RecordSession:
                 return fast
         return decode_message(data, end)
 
-    def decrypt(self, record: bytes | bytearray | memoryview) -> ChannelMessage:
+    def decrypt(self, record: bytes | bytearray | memoryview, *,
+                view: bool = False) -> ChannelMessage:
         """The message in ``record``; typed errors (and no change of state) for a replayed,
-        forged or malformed record."""
+        forged or malformed record.
+
+        ``view``: the payload of a large Payload (16 KiB or more) may be a read-only
+        ``memoryview`` of the new plaintext (its own bytes, never reused) instead of a copy
+        (a secure channel's decryptor does this; the node copies it for a consumer that
+        takes only ``bytes``)."""
         size = len(record) - RECORD_OVERHEAD
         if size < _LARGE:
             d = self.decryptor
@@ -401,6 +407,8 @@ class RecordSession:
         if size > MAX_PLAINTEXT_SIZE:
             raise DecodeError(f"a record of {len(record)} bytes is larger than the "
                               f"{MAX_PLAINTEXT_SIZE}-byte limit", field="record")
+        if view:
+            return self._decrypt_view(record, size)
         buf = self._buf
         if len(buf) < size:
             self._buf = buf = bytearray(size)
@@ -427,6 +435,31 @@ class RecordSession:
             return _new_tuple(Payload, (last[2], last[3],
                                         bytes(memoryview(buf)[len(last[0]) : size - 1])))
         message = self._decode(buf, size)
+        self._remember(message)
+        return message
+
+    def _decrypt_view(self, record: bytes | bytearray | memoryview, size: int) -> ChannelMessage:
+        """:meth:`decrypt` of a large record, a Payload's payload a view of the plaintext."""
+        d = self.decryptor
+        n = _unpack(record)[0]
+        cur = d._current
+        if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
+            # a newer record under the current key (as Decryptor.decrypt, inline)
+            try:
+                pt = d._aead.decrypt(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None)
+            except InvalidTag:
+                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
+                                      "key)") from None
+            d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
+            d._current = n
+        else:
+            pt = d.decrypt(record)
+        last = self._dec_last
+        if last is not None and size == last[1] and pt.startswith(last[0]) and \
+                pt[size - 1] == 0x40:
+            return _new_tuple(Payload, (last[2], last[3],
+                                        memoryview(pt)[len(last[0]) : size - 1]))
+        message = self._decode(pt, size)
         self._remember(message)
         return message
 

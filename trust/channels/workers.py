@@ -259,7 +259,7 @@ class SecureChannel:
         """The message in the record ``msg`` carries (``None``: rejected, counted and logged)."""
         session = self.session
         try:
-            message = session.decrypt(msg.payload)
+            message = session.decrypt(msg.payload, view=True)
         except TrustError as e:
             self.node.stats.channel_records_rejected += 1
             warn_limited(log, "record", "channel %s dropped a record: %s", self.address,
@@ -345,6 +345,8 @@ class _EncryptorWorker(InlineWorker):
     kept and the worker's task sends it, waiting (its message stays first in the mailbox, so
     order is kept)."""
 
+    takes_views = True  # (a payload is only read, joined into the plaintext)
+
     def __init__(self, channel: SecureChannel) -> None:
         self.channel = channel
         self._held: tuple[LocalMessage, LocalMessage] | None = None
@@ -396,6 +398,8 @@ class _DecryptorWorker(InlineWorker):
     decrypted and delivered inside their delivery (:meth:`SecureChannel._record_now`), and
     in the task only when the consumer is full or the message needs waiting for."""
 
+    takes_views = True  # (a record is only read; a handshake message is copied first)
+
     def __init__(self, node: Node, addresses: ChannelAddresses, machine: Initiator | Responder,
                  identity: ChannelIdentity, authenticator: PeerAuthenticator, *,
                  spawner: str | None = None, listener: SecureChannelListener | None = None
@@ -433,7 +437,7 @@ class _DecryptorWorker(InlineWorker):
             await ctx.stop()
             return
         try:
-            events = self.machine.receive(msg.payload)
+            events = self.machine.receive(bytes(msg.payload))
         except TrustError as e:
             self._fail(e)
             refusal = getattr(self.machine, "refusal", None)

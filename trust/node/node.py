@@ -110,7 +110,12 @@ class _CheckBacklog:
 
 
 class Endpoint(Protocol):
-    """Something registered at an address: a worker's mailbox or a connection's sender."""
+    """Something registered at an address: a worker's mailbox or a connection's sender.
+
+    An endpoint with a true ``takes_views`` attribute may be offered a message whose payload
+    is a read-only ``memoryview`` (of immutable bytes: a large record sliced from a connection's
+    read, or a large decrypted payload); any other endpoint is offered ``bytes`` (see
+    :attr:`Worker.takes_views`)."""
 
     incoming: AccessControl | None
     producer_flow: FlowControlId | None
@@ -202,7 +207,8 @@ class Slot:
     receives through it."""
 
     __slots__ = ("addresses", "busy", "ctx", "incoming", "kind", "mailbox", "offer", "on_space",
-                 "outgoing", "producer_flow", "runner", "shut_down", "task", "wait_space")
+                 "outgoing", "producer_flow", "runner", "shut_down", "takes_views", "task",
+                 "wait_space")
 
     def __init__(self, addresses: tuple[Address, ...], kind: str, mailbox: Mailbox[LocalMessage],
                  incoming: AccessControl | None, outgoing: AccessControl | None,
@@ -217,6 +223,7 @@ class Slot:
         self.task: asyncio.Task[None] | None = None
         self.shut_down = False
         self.busy = False
+        self.takes_views = False
         self.ctx: Context
         # the Endpoint interface, bound straight to the mailbox (saves a call per message)
         self.offer = mailbox.offer
@@ -415,6 +422,7 @@ class Node:
                               mailbox_size=mailbox_size)
         slot.ctx.drop_when_full = bool(getattr(worker, "drop_when_full", False))
         slot.producer_flow = producer_flow
+        slot.takes_views = worker.takes_views
         if isinstance(worker, InlineWorker):
             slot.offer = self._inline_offer(slot, worker)
         slot.task = asyncio.get_running_loop().create_task(
@@ -613,6 +621,8 @@ class Node:
                         raise NodeStoppedError(f"node {node.name} is stopping")
                     raise UnknownAddressError(
                         f"no worker at address {safe_text(dst)} on node {node.name}")
+            if type(msg.payload) is memoryview and not getattr(ep, "takes_views", False):
+                msg.payload = bytes(msg.payload)  # (only a few endpoints take views)
             if outgoing is not None and not outgoing(RelayMessage(source, dst, msg)):
                 stats.denied_outgoing += 1
                 warn_limited(log, "denied_out", "message from %s to %s denied by outgoing access "

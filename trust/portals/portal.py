@@ -200,6 +200,8 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
     """One TCP connection of a portal (the client's at an inlet, the target's at an outlet),
     registered on the node as an endpoint at :attr:`address` (Ockam's ``sender_remote``)."""
 
+    takes_views = True  # (a payload is only parsed and written to the socket)
+
     def __init__(self, portal: _Portal, *, inlet: bool) -> None:
         StreamConnection.__init__(self)
         node = portal.node

@@ -126,6 +126,8 @@ class Relay:
 class _RelayWorker(Worker):
     """``forward_to_NAME``: prepends the relay's forward route and passes the message on."""
 
+    takes_views = True  # (the payload is passed on untouched)
+
     def __init__(self, service: RelayService, relay: Relay) -> None:
         self.service = service
         self.relay = relay

@@ -360,15 +360,22 @@ def decode_body(data: bytes | bytearray, pos: int = 0, end: int | None = None,
     return _decode_tail(data, pos, end, ib == 0x84, view, onward, ret)
 
 
-def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, end: int,
+VIEW_FROM: Final = 16 * 1024
+"""A payload this large, read as part of an immutable ``bytes`` (the ``data_received`` path),
+becomes a read-only ``memoryview`` of it instead of a copy (see :meth:`FrameDecoder.receive`)."""
+
+
+def _drain_fast(buf: bytes | bytearray, view: memoryview, start: int, end: int,
                 limit: int, routes: list[tuple[bytes, Route, Route, bytes]],
-                deliver: Callable[[LocalMessage], object]
+                deliver: Callable[[LocalMessage], object], immutable: bool
                 ) -> tuple[int, LocalMessage | None, object]:
     """Decode and deliver the frames of ``buf[start:end]`` that take the fast path: a
     3-element body whose routes match a recent frame's (``routes``), then a payload that ends
     the body exactly. Stops at the first other frame, an incomplete one, or when ``deliver``
     returns something: ``(next start, the refused message or None, what deliver returned)``.
-    ``view`` slices ``buf`` without copying (a memoryview of a bytearray, or the bytes).
+    ``view`` is a memoryview of ``buf``; ``immutable``: ``buf`` is ``bytes``, so a large
+    payload (:data:`VIEW_FROM`) may be a view of it (it can never change); else every payload
+    is a copy (``buf`` is a reused buffer).
     """
     new_message = _new_message
     while end - start >= 4:
@@ -406,7 +413,12 @@ def _drain_fast(buf: bytes | bytearray, view: bytes | memoryview, start: int, en
         msg = new_message(LocalMessage)
         msg.onward_route = onward
         msg.return_route = ret
-        msg.payload = bytes(view[p:stop])
+        if not immutable:
+            msg.payload = bytes(view[p:stop])
+        elif stop - p >= VIEW_FROM:
+            msg.payload = view[p:stop]  # type: ignore[assignment]
+        else:
+            msg.payload = buf[p:stop]  # type: ignore[assignment]  # (buf is bytes here)
         msg.local_info = ()
         msg.tracing_context = None
         start = stop
@@ -671,7 +683,7 @@ class FrameDecoder:
                 return None
             if not self._need_preamble:
                 start, msg, result = _drain_fast(self._buf, self._mv, start, end, self._limit,
-                                                 self._routes, deliver)
+                                                 self._routes, deliver, False)
                 self._start = start
                 if msg is not None:
                     return (msg, result)  # type: ignore[return-value]
@@ -690,7 +702,10 @@ class FrameDecoder:
         """Take received bytes and :meth:`drain` (the ``asyncio.Protocol.data_received`` path).
 
         When nothing is buffered, complete frames are decoded straight from ``data`` (no
-        copy into the buffer); only what is left over is buffered.
+        copy into the buffer); only what is left over is buffered. A large payload decoded
+        that way (:data:`VIEW_FROM` bytes or more) is a read-only ``memoryview`` of ``data``
+        (which never changes), not a copy: the node hands it on as is only to an endpoint that
+        takes views (a secure channel's decryptor), and copies it for any other.
         """
         if type(data) is not bytes:
             self.feed(data)
@@ -718,8 +733,8 @@ class FrameDecoder:
             self._need_preamble = False
             begin = 1
         end = len(data)
-        start, msg, result = _drain_fast(data, data, begin, end, self._limit, self._routes,
-                                         deliver)
+        start, msg, result = _drain_fast(data, memoryview(data), begin, end, self._limit,
+                                         self._routes, deliver, True)
         if start != end:
             self.feed(memoryview(data)[start:])
             if msg is None:

@@ -183,6 +183,7 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
     """One TCP connection: a sender endpoint at :attr:`sender_address` and a receiver."""
 
     incoming: AccessControl | None = None  # a sender accepts messages from any local worker
+    takes_views = True  # (a payload is only written: a large one without a copy)
 
     def __init__(self, transport: TcpTransport, *, outgoing: bool,
                  spawner: FlowControlId | None = None) -> None:
