@@ -7,7 +7,8 @@ two more, the same for all):
 * ``direct``: the client connects to the target;
 * ``stunnel``: stunnel4 (one process: a TLS 1.3 client service and a server service);
 * ``portal``: a 2-node portal: node ``analysis`` (inlet) opens a secure channel to node
-  ``bank`` (outlet) over TCP: two processes;
+  ``bank`` (outlet) over TCP: two processes (each tunes its allocator at start as a node
+  process does: :func:`trust.node.allocator.tune_allocator`);
 * ``relay_portal``: the seed topology, three node processes: ``project`` runs the relay
   service; ``bank`` registers relay ``bank`` there through a channel it opens (channel 1) and
   runs the outlet; ``analysis`` opens a channel to ``project`` (channel 2), then through
@@ -150,6 +151,10 @@ async def _party() -> Any:
 
 
 def _node_process(conn: Connection, role: str, args: dict[str, Any]) -> None:
+    from trust.node.allocator import tune_allocator
+
+    tune_allocator()  # (as a node process started by `truststack node create` does)
+
     async def main() -> None:
         from trust.node import Node
         from trust.portals import create_inlet, create_outlet

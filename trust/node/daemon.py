@@ -681,6 +681,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     paths = NodePaths(args.name, args.home)
     _setup_logging(paths, args.foreground)
+    from trust.node.allocator import tune_allocator
+
+    tune_allocator()  # (a node process: bulk buffers without page-fault churn)
 
     def report(message: dict[str, Any]) -> None:
         line = (json.dumps(message) + "\n").encode()
