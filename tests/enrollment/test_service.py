@@ -176,3 +176,33 @@ async def test_an_admins_ticket_can_make_an_enroller_and_an_enrollers_cannot() -
     code, _ = await svc.create_ticket(new, {"team": "x"}, now=NOW)
     await svc.redeem_ticket(other, code, now=NOW)
     assert (await svc.role_of(other))[0] is Role.MEMBER
+
+
+async def test_a_member_deleted_and_enrolled_again_within_one_second_is_not_revoked() -> None:
+    import time
+
+    from trust.credentials.verification import verify_credential
+
+    svc, repo = service()
+    w = world()
+    admin, alice = w.admin.identifier, w.parties[0]
+    t = int(time.time())
+
+    async def enrolled() -> int:
+        code, _ = await svc.create_ticket(admin, {"team": "a"}, now=t)
+        _, cred = await svc.enroll(alice.identity, code, now=t)
+        return verify_credential(cred, [w.signer.identity], now=t).created_at
+
+    assert await enrolled() == t
+    await svc.delete_member(admin, alice.identifier, now=t)
+    assert await repo.revoked_at(alice.identifier) == t  # covers the first credential
+    # enrolled again within the same second: created just after the revocation, not covered
+    again = await enrolled()
+    assert again == t + 1 > (await repo.revoked_at(alice.identifier) or 0)
+    # deleted again within that second: the revocation covers the new credential too
+    await svc.delete_member(admin, alice.identifier, now=t)
+    assert await repo.revoked_at(alice.identifier) == t + 1 >= again
+    # a later enrollment is created at its own time once that is past the revocation
+    code, _ = await svc.create_ticket(admin, {}, now=t + 5)
+    _, cred = await svc.enroll(alice.identity, code, now=t + 5)
+    assert verify_credential(cred, [w.signer.identity], now=t + 5).created_at == t + 5

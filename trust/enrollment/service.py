@@ -318,7 +318,8 @@ class AuthorityService:
         self._check_room()
         deleted = await self.repository.delete_member(
             identifier, AuditRecord(t, caller, "member.delete", identifier,
-                                    attributes=member.attributes), revoked_at=t)
+                                    attributes=member.attributes),
+            revoked_at=await self._after_revocation(identifier, t))
         if deleted is None:
             raise MemberNotFoundError(f"member {identifier} not found")
         log.info("member.delete %s by %s (revoked)", identifier, caller)
@@ -343,7 +344,8 @@ class AuthorityService:
                 self._check_room()
                 if await self.repository.delete_member(
                         m.identifier, AuditRecord(t, caller, "member.delete", m.identifier,
-                                                  attributes=m.attributes), revoked_at=t):
+                                                  attributes=m.attributes),
+                        revoked_at=await self._after_revocation(m.identifier, t)):
                     count += 1
 
     # -- tickets ----------------------------------------------------------------------------
@@ -424,8 +426,18 @@ class AuthorityService:
             raise NotMemberError("unauthorized member")
         return self._credential_attributes(caller, member)
 
+    async def _after_revocation(self, identifier: str, t: int) -> int:
+        """``t``, or just after ``identifier``'s revocation when that is not earlier: a
+        revocation covers the credentials created at or before its time (in seconds), so a
+        member deleted and enrolled again within one second gets a credential created a second
+        later (well within the verifiers' allowed clock drift) rather than one revoked at
+        once; and a second deletion revokes at least up to then."""
+        at = await self.repository.revoked_at(identifier)
+        return t if at is None or t > at else at + 1
+
     async def _issue(self, subject: Identity, attrs: Mapping[str, str], t: int
                      ) -> CredentialAndPurposeKey:
+        t = await self._after_revocation(subject.identifier, t)
         signer = self.signer
         ttl = min(self.options.credential_ttl,
                   signer.attestation.attestation_data.expires_at - t)
