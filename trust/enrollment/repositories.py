@@ -193,10 +193,6 @@ class AuthorityRepository(Protocol):
 
     async def revocation_version(self) -> int: ...
 
-    async def revoked_at(self, identifier: str) -> int | None:
-        """When ``identifier`` was revoked (its entry on the list), or ``None``."""
-        ...
-
     async def expire_revocations(self, *, revoked_before: int) -> int:
         """Drop entries revoked before ``revoked_before`` (every credential they revoke has
         expired); the version grows when any was dropped. Returns how many."""
@@ -334,9 +330,6 @@ class MemoryAuthorityRepository:
 
     async def revocation_version(self) -> int:
         return self._version
-
-    async def revoked_at(self, identifier: str) -> int | None:
-        return self._revoked.get(identifier)
 
     async def expire_revocations(self, *, revoked_before: int) -> int:
         async with self._lock:

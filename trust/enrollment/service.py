@@ -87,6 +87,8 @@ DEFAULT_MAX_TICKETS: Final = 100_000
 DEFAULT_AUDIT_RETENTION: Final = 365 * 86_400
 """The audit log keeps a year of entries by default."""
 PURGE_GRACE: Final = 3600
+_RECENT_REVOCATIONS: Final = 10_000
+"""Revocations of the last seconds remembered (see ``AuthorityService._after_revocation``)."""
 """Expired tickets are kept this long (a redemption is told "expired"), then purged."""
 PROJECT_MEMBER_SCHEMA: Final = 1
 """The credential schema Ockam's authority uses for member credentials."""
@@ -214,6 +216,9 @@ class AuthorityService:
         self.admins: frozenset[str] = frozenset({self.identifier, *self.options.admins,
                                                  *pre_admins})
         self._revocations: SignedRevocationList | None = None
+        self._recent_revocations: dict[str, int] = {}
+        """Identifiers this service revoked in the last seconds -> when (see
+        :meth:`_after_revocation`)."""
 
     # -- start ------------------------------------------------------------------------------
     async def load_pre_trusted(self, *, now: int | None = None) -> int:
@@ -316,12 +321,13 @@ class AuthorityService:
         if ROLE in member.attributes and role is not Role.ADMIN:
             raise ForbiddenError(f"only an admin may delete the enroller {identifier}")
         self._check_room()
+        at = self._after_revocation(identifier, t)
         deleted = await self.repository.delete_member(
             identifier, AuditRecord(t, caller, "member.delete", identifier,
-                                    attributes=member.attributes),
-            revoked_at=await self._after_revocation(identifier, t))
+                                    attributes=member.attributes), revoked_at=at)
         if deleted is None:
             raise MemberNotFoundError(f"member {identifier} not found")
+        self._revoked(identifier, at)
         log.info("member.delete %s by %s (revoked)", identifier, caller)
         return deleted
 
@@ -342,10 +348,11 @@ class AuthorityService:
                     continue
                 t = _now(now)
                 self._check_room()
+                at = self._after_revocation(m.identifier, t)
                 if await self.repository.delete_member(
                         m.identifier, AuditRecord(t, caller, "member.delete", m.identifier,
-                                                  attributes=m.attributes),
-                        revoked_at=await self._after_revocation(m.identifier, t)):
+                                                  attributes=m.attributes), revoked_at=at):
+                    self._revoked(m.identifier, at)
                     count += 1
 
     # -- tickets ----------------------------------------------------------------------------
@@ -426,18 +433,30 @@ class AuthorityService:
             raise NotMemberError("unauthorized member")
         return self._credential_attributes(caller, member)
 
-    async def _after_revocation(self, identifier: str, t: int) -> int:
-        """``t``, or just after ``identifier``'s revocation when that is not earlier: a
-        revocation covers the credentials created at or before its time (in seconds), so a
-        member deleted and enrolled again within one second gets a credential created a second
-        later (well within the verifiers' allowed clock drift) rather than one revoked at
-        once; and a second deletion revokes at least up to then."""
-        at = await self.repository.revoked_at(identifier)
+    def _after_revocation(self, identifier: str, t: int) -> int:
+        """``t``, or just after ``identifier``'s revocation by this service when that is not
+        earlier: a revocation covers the credentials created at or before its time (in
+        seconds), so a member deleted and enrolled again within one second gets a credential
+        created a second later (well within the verifiers' allowed clock drift) rather than
+        one revoked at once; and a second deletion revokes at least up to then. (Only the
+        last seconds matter: no query is needed.)"""
+        at = self._recent_revocations.get(identifier)
         return t if at is None or t > at else at + 1
+
+    def _revoked(self, identifier: str, at: int) -> None:
+        """Remember a revocation made now (bounded: entries older than a second go first)."""
+        recent = self._recent_revocations
+        if len(recent) >= _RECENT_REVOCATIONS:
+            for k in [k for k, v in recent.items() if v < at - 1]:
+                del recent[k]
+            if len(recent) >= _RECENT_REVOCATIONS:  # (a burst: the oldest go)
+                for k in list(recent)[: len(recent) // 2]:
+                    del recent[k]
+        recent[identifier] = at
 
     async def _issue(self, subject: Identity, attrs: Mapping[str, str], t: int
                      ) -> CredentialAndPurposeKey:
-        t = await self._after_revocation(subject.identifier, t)
+        t = self._after_revocation(subject.identifier, t)
         signer = self.signer
         ttl = min(self.options.credential_ttl,
                   signer.attestation.attestation_data.expires_at - t)

@@ -570,12 +570,6 @@ class SqlAuthorityRepository:
                                       "WHERE authority = ?", (self.authority,))
         return 0 if v is None else int(v)
 
-    async def revoked_at(self, identifier: str) -> int | None:
-        v = await self.db.fetch_value("SELECT revoked_at FROM authority_revocation "
-                                      "WHERE authority = ? AND identifier = ?",
-                                      (self.authority, identifier))
-        return None if v is None else int(v)
-
     async def revocations(self) -> tuple[int, list[Revoked]]:
         async with self.db.transaction() as tx:
             v = await tx.fetch_value("SELECT revocation_version FROM authority_state "
