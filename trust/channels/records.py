@@ -235,11 +235,13 @@ class Decryptor:
                               f"{len(record)}", field="record")
         n = _unpack(record)[0]
         cur = self._current
-        if cur < n <= cur + WINDOW and n - self._start < KEY_RENEWAL_INTERVAL and \
-                type(record) is bytes:
-            # the common case: a newer record under the current key
+        if cur < n <= cur + WINDOW and n - self._start < KEY_RENEWAL_INTERVAL:
+            # the common case: a newer record under the current key (a large record is read
+            # through a view, not copied)
+            small = type(record) is bytes and len(record) < _LARGE
             try:
-                pt = self._aead.decrypt(_ZERO4 + record[:8], record[8:], None)
+                pt = self._aead.decrypt(_ZERO4 + bytes(record[:8]),
+                                        record[8:] if small else memoryview(record)[8:], None)
             except InvalidTag:
                 raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
                                       "key)") from None
@@ -440,20 +442,7 @@ class RecordSession:
 
     def _decrypt_view(self, record: bytes | bytearray | memoryview, size: int) -> ChannelMessage:
         """:meth:`decrypt` of a large record, a Payload's payload a view of the plaintext."""
-        d = self.decryptor
-        n = _unpack(record)[0]
-        cur = d._current
-        if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
-            # a newer record under the current key (as Decryptor.decrypt, inline)
-            try:
-                pt = d._aead.decrypt(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None)
-            except InvalidTag:
-                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
-                                      "key)") from None
-            d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
-            d._current = n
-        else:
-            pt = d.decrypt(record)
+        pt = self.decryptor.decrypt(record)
         last = self._dec_last
         if last is not None and size == last[1] and pt.startswith(last[0]) and \
                 pt[size - 1] == 0x40:
