@@ -64,8 +64,10 @@ WRITE_BUFFER_LOW: Final = 256 * 1024
 MAX_READ_BUFFER: Final = 128 * 1024
 """A reused read buffer is smaller than this."""
 
-WRITE_BATCH_MAX: Final = 256 * 1024
-"""Bytes of large writes held for one socket write at most (see :meth:`StreamConnection.write_batched`)."""
+WRITE_BATCH_MAX: Final = 1024 * 1024
+"""Bytes of large writes held for one socket write at most (see
+:meth:`StreamConnection.write_batched`): an outlet node's socket writes cost about 5% less
+CPU per GB at 1 MiB than at 256 KiB (measured through a portal)."""
 
 
 def host_port(sockname: Any) -> str:
