@@ -226,9 +226,30 @@ class Slot:
         self.takes_views = False
         self.ctx: Context
         # the Endpoint interface, bound straight to the mailbox (saves a call per message)
-        self.offer = mailbox.offer
+        self.offer: Callable[[LocalMessage], bool] = mailbox.offer
         self.on_space = mailbox.on_space
         self.wait_space = mailbox.wait_space
+
+
+def _own_bytes(msg: LocalMessage) -> None:
+    """Before ``msg`` is queued: a payload that is a view of a larger buffer (a large record
+    in a whole read from a connection) becomes a copy of its own bytes, so a queue holds what
+    its messages weigh, not the reads they came in (a handled-at-once view costs no copy)."""
+    payload: Any = msg.payload
+    if len(payload.obj) > 2 * len(payload):
+        msg.payload = bytes(payload)
+
+
+def _owning_offer(mailbox: Mailbox[LocalMessage]) -> Callable[[LocalMessage], bool]:
+    """The ``offer`` of a worker that takes views and queues them (see :func:`_own_bytes`)."""
+    put = mailbox.offer
+
+    def offer(msg: LocalMessage) -> bool:
+        if type(msg.payload) is memoryview:
+            _own_bytes(msg)
+        return put(msg)
+
+    return offer
 
 
 def _access(ac: AccessControl | None) -> AccessControl | None:
@@ -425,6 +446,8 @@ class Node:
         slot.takes_views = worker.takes_views
         if isinstance(worker, InlineWorker):
             slot.offer = self._inline_offer(slot, worker)
+        elif worker.takes_views:
+            slot.offer = _owning_offer(slot.mailbox)
         slot.task = asyncio.get_running_loop().create_task(
             self._run_worker(slot), name=f"worker {slot.addresses[0]}")
         return slot.ctx
@@ -439,6 +462,8 @@ class Node:
 
         def offer(msg: LocalMessage) -> bool:
             if items or slot.busy or self._inline_depth >= _INLINE_DEPTH or mailbox.closed:
+                if type(msg.payload) is memoryview:
+                    _own_bytes(msg)
                 return mailbox.offer(msg)
             self._inline_depth += 1
             try:
@@ -450,6 +475,8 @@ class Node:
                 return True
             finally:
                 self._inline_depth -= 1
+            if type(msg.payload) is memoryview:
+                _own_bytes(msg)
             return mailbox.offer(msg)
 
         return offer
