@@ -179,6 +179,8 @@ class SecureChannel:
         """The records from the peer that decrypted (and their bytes)."""
         self._peer_remote = remote_route.addresses[-1]
         self._tracked_nonce = -1
+        self._tracked_return: Route | None = None
+        """The return route the remote route was last derived from."""
         self._encryptor_ctx: Context | None = None
         self._decryptor_ctx: Context | None = None
         self._produce: Any = None
@@ -271,11 +273,14 @@ class SecureChannel:
             n = session.decryptor.highest_nonce
             if n > self._tracked_nonce:
                 self._tracked_nonce = n
-                ret = msg.return_route.addresses
-                if ret[-1:] != (self._peer_remote,):
-                    ret = (*ret, self._peer_remote)
-                if ret != self.remote_route.addresses:
-                    self.remote_route = Route(ret)
+                rr = msg.return_route
+                if rr is not self._tracked_return:  # (a connection delivers the same Route)
+                    self._tracked_return = rr
+                    ret = rr.addresses
+                    if ret[-1:] != (self._peer_remote,):
+                        ret = (*ret, self._peer_remote)
+                    if ret != self.remote_route.addresses:
+                        self.remote_route = Route(ret)
         return message
 
     def _record_now(self, msg: LocalMessage) -> bool:

@@ -211,6 +211,8 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
         self._last_onward: Route | None = None
         self._last_return: Route | None = None
         self._last_routes: bytes | None = None
+        self._last_header: tuple[Route | None, Route | None, int, bytes] = (None, None, -1, b"")
+        """The last large frame's routes, payload size and header."""
 
     def __repr__(self) -> str:
         kind = "to" if self.outgoing else "from"
@@ -371,10 +373,15 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
                     self.write_batched(frame, len(frame))
                 return True
         if n >= _ZERO_COPY_SIZE and msg.tracing_context is None:
-            # large frames of one turn go out in one system call (a portal read makes two)
-            header = frame_header(msg.onward_route._addrs[1:], msg.return_route._addrs,
-                                  len(payload))
-            self.write_batched(header, 0)
+            # large frames of one turn go out in one system call (a portal read makes two);
+            # a stream of records keeps its routes and (mostly) its size: the header is kept
+            head = self._last_header
+            if msg.onward_route is not head[0] or msg.return_route is not head[1] or \
+                    n != head[2]:
+                head = self._last_header = (
+                    msg.onward_route, msg.return_route, n,
+                    frame_header(msg.onward_route._addrs[1:], msg.return_route._addrs, n))
+            self.write_batched(head[3], 0)
             self.write_batched(payload, n)
             return True
         frame = encode_frame_addrs(msg.onward_route._addrs[1:], msg.return_route._addrs,
