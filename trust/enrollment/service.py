@@ -87,9 +87,9 @@ DEFAULT_MAX_TICKETS: Final = 100_000
 DEFAULT_AUDIT_RETENTION: Final = 365 * 86_400
 """The audit log keeps a year of entries by default."""
 PURGE_GRACE: Final = 3600
+"""Expired tickets are kept this long (a redemption is told "expired"), then purged."""
 _RECENT_REVOCATIONS: Final = 10_000
 """Revocations of the last seconds remembered (see ``AuthorityService._after_revocation``)."""
-"""Expired tickets are kept this long (a redemption is told "expired"), then purged."""
 PROJECT_MEMBER_SCHEMA: Final = 1
 """The credential schema Ockam's authority uses for member credentials."""
 RESERVED_ATTRIBUTES: Final = frozenset({"ockam-role", "ockam-relay", "trust_context_id"})

@@ -32,9 +32,9 @@ class Worker(abc.ABC):
 
     takes_views: ClassVar[bool] = False
     """``True`` for a worker that handles a payload given as a read-only ``memoryview`` as well
-    as ``bytes`` (a secure channel's encryptor and decryptor): a large record read from a
-    connection, or a large decrypted payload, then reaches it without being copied. Any other
-    worker gets ``bytes`` (the node copies the view on delivery)."""
+    as ``bytes`` (a secure channel's encryptor and decryptor, the relay forwarder): a large
+    record read from a connection, or a large decrypted payload, then reaches it without being
+    copied. Any other worker gets ``bytes`` (the node copies the view on delivery)."""
 
     async def initialize(self, ctx: Context) -> None:
         """Called once, before the first message."""
