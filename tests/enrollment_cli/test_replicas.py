@@ -152,14 +152,35 @@ async def _load(home: Path, authority: str, routes: dict[str, str], r1_pid: int
                     await asyncio.sleep(0.2)
             return o
 
+        # the kill must fall inside the load, whatever the replicas' relative speed: client 0
+        # enrolls at r1 first, alone (r1 has served when it is killed); the last quarter of the
+        # clients start only after the kill, which comes once a quarter of the tickets are
+        # used (or every earlier client is done: never a wait without end)
+        late = 3 * TICKETS // 2
+        early_left = late - 1
+
+        async def early(i: int) -> Outcome:
+            nonlocal early_left
+            try:
+                return await client(i)
+            finally:
+                early_left -= 1
+
+        async def after_kill(i: int) -> Outcome:
+            await killed.wait()
+            return await client(i)
+
         async def killer() -> None:
-            while done < TICKETS // 4 or not done_at_r1:
+            while (done < TICKETS // 4 or not done_at_r1) and early_left:
                 await asyncio.sleep(0.005)
             os.kill(r1_pid, signal.SIGKILL)
             killed.set()
 
+        first = await client(0)
         kill_task = asyncio.create_task(killer())
-        outcomes = await asyncio.gather(*(client(i) for i in range(2 * TICKETS)))
+        rest = await asyncio.gather(*(early(i) for i in range(1, late)),
+                                    *(after_kill(i) for i in range(late, 2 * TICKETS)))
+        outcomes = [first, *rest]
         assert killed.is_set()
         await kill_task
 
