@@ -279,7 +279,8 @@ class Decryptor:
 
 
 _LARGE: Final = 16 * 1024
-"""Records at least this large are decrypted into a reused buffer."""
+"""Records at least this large are encrypted straight into the record, and decrypted into
+their own plaintext, whose payload the session may hand out as a view (no copy)."""
 _ROUTES_MAX: Final = 512
 """The longest encoded routes a session remembers."""
 _NO_PADDING: Final = b"\x40"
@@ -293,7 +294,7 @@ class RecordSession:
     encoding or decoding them again. (The common record is handled inline: this is the hot
     path.)"""
 
-    __slots__ = ("_buf", "_dec", "_dec_last", "_enc", "_enc_on", "_enc_ret", "_enc_routes",
+    __slots__ = ("_dec", "_dec_last", "_enc", "_enc_on", "_enc_ret", "_enc_routes",
                  "_enc_size", "decryptor", "encryptor")
 
     def __init__(self, keys: SplitKeys) -> None:
@@ -301,7 +302,6 @@ class RecordSession:
             raise UsageError("keys must be the SplitKeys of a completed handshake")
         self.encryptor = Encryptor(keys.encrypt_key)
         self.decryptor = Decryptor(keys.decrypt_key)
-        self._buf = bytearray()
         self._enc_on: Route | None = None
         self._enc_ret: Route | None = None
         self._enc = b""
@@ -409,35 +409,10 @@ class RecordSession:
         if size > MAX_PLAINTEXT_SIZE:
             raise DecodeError(f"a record of {len(record)} bytes is larger than the "
                               f"{MAX_PLAINTEXT_SIZE}-byte limit", field="record")
-        if view:
-            return self._decrypt_view(record, size)
-        buf = self._buf
-        if len(buf) < size:
-            self._buf = buf = bytearray(size)
-        elif len(buf) > 4 * _LARGE and size < len(buf) // 4:
-            self._buf = buf = bytearray(size)  # do not keep a large buffer for small records
-        d = self.decryptor
-        n = _unpack(record)[0]
-        cur = d._current
-        if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
-            # a newer record under the current key (as Decryptor.decrypt_into, inline)
-            try:
-                d._aead.decrypt_into(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None,
-                                     memoryview(buf)[:size])
-            except InvalidTag:
-                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
-                                      "key)") from None
-            d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
-            d._current = n
-        else:
-            d.decrypt_into(record, buf)
-        last = self._dec_last
-        if last is not None and size == last[1] and buf.startswith(last[0]) and \
-                buf[size - 1] == 0x40:
-            return _new_tuple(Payload, (last[2], last[3],
-                                        bytes(memoryview(buf)[len(last[0]) : size - 1])))
-        message = self._decode(buf, size)
-        self._remember(message)
+        message = self._decrypt_view(record, size)
+        if not view and type(message) is Payload and type(message.payload) is memoryview:
+            return _new_tuple(Payload, (message.onward_route, message.return_route,
+                                        bytes(message.payload)))
         return message
 
     def _decrypt_view(self, record: bytes | bytearray | memoryview, size: int) -> ChannelMessage:
