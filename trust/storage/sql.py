@@ -403,7 +403,6 @@ class _Retry(StorageError):
 # -- SQLite ------------------------------------------------------------------------------------
 
 
-
 def _wal_mode(conn: sqlite3.Connection, timeout: float) -> None:
     """``PRAGMA journal_mode=WAL``, retried while another connection holds the lock: SQLite
     answers "database is locked" at once (without waiting its busy timeout) when connections
