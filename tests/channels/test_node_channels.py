@@ -4,7 +4,10 @@ Close, timeouts, the handshake cap, credential refresh, back-pressure, channels 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+
+import pytest
 
 from tests.channels.node_helpers import RecordingProxy, live, nodes
 from trust.channels import Initiator, TrustAuthority, TrustIdentifier
@@ -141,6 +144,26 @@ def test_close_both_ways() -> None:
             await alice.stop()  # a node that stops closes its channels
             await _until(lambda: bob.secure_channels() == [])
             assert three.closed
+
+    run(main)
+
+
+def test_a_stopping_node_whose_link_is_gone_closes_its_channels_quietly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two nodes stopping together (the peer's link is gone first): the Close that cannot be
+    sent is no warning (it is logged at debug level); the channel is closed all the same."""
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            channel = await alice.create_secure_channel(w.alice, await _bob(bob), timeout=5)
+            for connection in bob.tcp.connections:
+                connection.abort()
+            await _until(lambda: alice.tcp.connections == [])
+            with caplog.at_level(logging.DEBUG, logger="trust.channels"):
+                await alice.stop()
+            assert channel.closed and alice.secure_channels() == []
+            closes = [r for r in caplog.records if "could not send Close" in r.getMessage()]
+            assert closes and all(r.levelno == logging.DEBUG for r in closes), closes
 
     run(main)
 

@@ -246,6 +246,8 @@ class SecureChannel:
             try:
                 record = self.session.encrypt(Close())
                 await asyncio.wait_for(self._send_record(record, Route([self.addresses.encryptor])), 2)
+            except NodeStoppedError as e:  # the node is stopping and the link is gone already
+                log.debug("channel %s could not send Close: %s", self.address, safe_text(e))
             except (TrustError, TimeoutError) as e:
                 warn_limited(log, "close", "channel %s could not send Close: %s", self.address,
                              safe_text(e))
