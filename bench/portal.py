@@ -367,11 +367,12 @@ async def round_trips(port: int, seconds: float) -> float:
     return n / elapsed
 
 
-BULK_REPEATS = 3
+BULK_REPEATS = 5
 """Rounds of bulk transfers: every configuration makes one transfer per round, so a machine
 whose speed drifts (a shared host's varies by 10-30% from minute to minute) slows every
 configuration of a round alike. Figures are the medians; a ratio is the median of the
-rounds' ratios."""
+rounds' ratios. (Five, not three: with three, one round at a bad minute of the host moved a
+run's ratio by 10%.)"""
 
 
 def bulk_once(port: int, pids: list[int], nbytes: int) -> tuple[float, float]:
