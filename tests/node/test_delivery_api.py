@@ -250,3 +250,62 @@ def test_an_inline_worker_gets_views_at_once_and_owned_bytes_when_queued() -> No
         assert w.now[0] == w.later[0] == read[10:30_000]
 
     arun(main())
+
+
+def test_a_writable_view_reaches_only_a_worker_that_takes_transient_views_and_only_at_once(
+        ) -> None:
+    """A writable view (a portal inlet's reused read buffer) is valid during its delivery
+    only: a worker declaring ``takes_transient_views`` gets it inside ``handle_now``; every
+    other endpoint, and every queued message, gets a copy, which the sender's later changes to
+    its buffer do not reach."""
+    from trust.node.worker import InlineWorker
+
+    class Inline(InlineWorker):
+        takes_views = True
+
+        def __init__(self) -> None:
+            self.now: list[object] = []
+            self.later: list[object] = []
+            self.refuse = False
+
+        def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+            if self.refuse:
+                return False  # (the message goes to the mailbox)
+            self.now.append(msg.payload)
+            self.now.append(bytes(msg.payload))  # (read at once, as the encryptor does)
+            return True
+
+        async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+            self.later.append(msg.payload)
+
+    class Transient(Inline):
+        takes_transient_views = True
+
+    async def main() -> None:
+        async with Node("n") as node:
+            views, transient = Inline(), Transient()
+            await node.start_worker("views", views)
+            await node.start_worker("transient", transient)
+            ctx = node.context()
+            buf = bytearray(b"a" * 40_000)
+
+            def send(to: str) -> None:
+                msg = LocalMessage(Route([to]), Route([ctx.address]),
+                                   memoryview(buf)[100:30_000])  # type: ignore[arg-type]
+                assert node.deliver(msg, ctx.address, None, None, None) is True
+                buf[:] = b"b" * len(buf)  # the sender reuses its buffer at once
+
+            send("views")  # takes only read-only views: a copy
+            send("transient")  # at once: the view itself
+            buf[:] = b"c" * len(buf)
+            transient.refuse = True
+            send("transient")  # queued: a copy, made before the sender's next read
+            async with asyncio.timeout(5):
+                while not transient.later:
+                    await asyncio.sleep(0.01)
+            ctx.close()
+        assert type(views.now[0]) is bytes and views.now[0] == b"a" * 29_900
+        assert type(transient.now[0]) is memoryview and transient.now[1] == b"b" * 29_900
+        assert type(transient.later[0]) is bytes and transient.later[0] == b"c" * 29_900
+
+    arun(main())

@@ -352,7 +352,8 @@ class _EncryptorWorker(InlineWorker):
     kept and the worker's task sends it, waiting (its message stays first in the mailbox, so
     order is kept)."""
 
-    takes_views = True  # (a payload is only read, joined into the plaintext)
+    takes_views = True  # (a payload is only read, joined into the plaintext at once:
+    takes_transient_views = True  # a portal inlet's read reaches it without a copy)
 
     def __init__(self, channel: SecureChannel) -> None:
         self.channel = channel

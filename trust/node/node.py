@@ -114,8 +114,9 @@ class Endpoint(Protocol):
 
     An endpoint with a true ``takes_views`` attribute may be offered a message whose payload
     is a read-only ``memoryview`` (of immutable bytes: a large record sliced from a connection's
-    read, or a large decrypted payload); any other endpoint is offered ``bytes`` (see
-    :attr:`Worker.takes_views`)."""
+    read, or a large decrypted payload); one with a true ``takes_transient_views`` too also a
+    writable one, valid during the offer only; any other endpoint is offered ``bytes`` (see
+    :attr:`Worker.takes_views` and :attr:`Worker.takes_transient_views`)."""
 
     incoming: AccessControl | None
     producer_flow: FlowControlId | None
@@ -207,8 +208,8 @@ class Slot:
     receives through it."""
 
     __slots__ = ("addresses", "busy", "ctx", "incoming", "kind", "mailbox", "offer", "on_space",
-                 "outgoing", "producer_flow", "runner", "shut_down", "takes_views", "task",
-                 "wait_space")
+                 "outgoing", "producer_flow", "runner", "shut_down", "takes_transient_views",
+                 "takes_views", "task", "wait_space")
 
     def __init__(self, addresses: tuple[Address, ...], kind: str, mailbox: Mailbox[LocalMessage],
                  incoming: AccessControl | None, outgoing: AccessControl | None,
@@ -224,6 +225,7 @@ class Slot:
         self.shut_down = False
         self.busy = False
         self.takes_views = False
+        self.takes_transient_views = False
         self.ctx: Context
         # the Endpoint interface, bound straight to the mailbox (saves a call per message)
         self.offer: Callable[[LocalMessage], bool] = mailbox.offer
@@ -232,11 +234,12 @@ class Slot:
 
 
 def _own_bytes(msg: LocalMessage) -> None:
-    """Before ``msg`` is queued: a payload that is a view of a larger buffer (a large record
-    in a whole read from a connection) becomes a copy of its own bytes, so a queue holds what
-    its messages weigh, not the reads they came in (a handled-at-once view costs no copy)."""
+    """Before ``msg`` is queued: a payload that is a writable view (of its sender's reused
+    buffer: valid during the delivery only) or a view of a larger buffer (a large record in a
+    whole read from a connection) becomes a copy of its own bytes, so a queue holds what its
+    messages weigh, not the reads they came in (a handled-at-once view costs no copy)."""
     payload: Any = msg.payload
-    if len(payload.obj) > 2 * len(payload):
+    if not payload.readonly or len(payload.obj) > 2 * len(payload):
         msg.payload = bytes(payload)
 
 
@@ -444,6 +447,7 @@ class Node:
         slot.ctx.drop_when_full = bool(getattr(worker, "drop_when_full", False))
         slot.producer_flow = producer_flow
         slot.takes_views = worker.takes_views
+        slot.takes_transient_views = worker.takes_views and worker.takes_transient_views
         if isinstance(worker, InlineWorker):
             slot.offer = self._inline_offer(slot, worker)
         elif worker.takes_views:
@@ -648,8 +652,11 @@ class Node:
                         raise NodeStoppedError(f"node {node.name} is stopping")
                     raise UnknownAddressError(
                         f"no worker at address {safe_text(dst)} on node {node.name}")
-            if type(msg.payload) is memoryview and not getattr(ep, "takes_views", False):
-                msg.payload = bytes(msg.payload)  # (only a few endpoints take views)
+            payload = msg.payload
+            if type(payload) is memoryview and (
+                    not getattr(ep, "takes_views", False) or not (
+                        payload.readonly or getattr(ep, "takes_transient_views", False))):
+                msg.payload = bytes(payload)  # (only a few endpoints take views)
             if outgoing is not None and not outgoing(RelayMessage(source, dst, msg)):
                 stats.denied_outgoing += 1
                 warn_limited(log, "denied_out", "message from %s to %s denied by outgoing access "
@@ -740,6 +747,8 @@ class Node:
             if close is not None:
                 close()
             return self._check_backlog
+        if type(msg.payload) is memoryview:
+            _own_bytes(msg)  # (kept while the check runs)
         self._checks_pending += 1
         prev = self._check_tail.get(dst)
         task = asyncio.get_running_loop().create_task(

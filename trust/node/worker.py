@@ -36,6 +36,15 @@ class Worker(abc.ABC):
     record read from a connection, or a large decrypted payload, then reaches it without being
     copied. Any other worker gets ``bytes`` (the node copies the view on delivery)."""
 
+    takes_transient_views: ClassVar[bool] = False
+    """``True`` (with :attr:`takes_views`) for a worker that also takes a *writable*
+    ``memoryview``: a view of its sender's reused buffer (a portal inlet's read), valid only
+    while the worker's ``handle_now`` runs. Such a worker reads the payload at once and never
+    keeps it (a secure channel's encryptor: it joins the payload into the plaintext). The node
+    copies the view before it queues the message (the worker is busy, or ``handle_now``
+    returned ``False``) and for every other endpoint; a sender that keeps such a message
+    copies it too."""
+
     async def initialize(self, ctx: Context) -> None:
         """Called once, before the first message."""
         return None

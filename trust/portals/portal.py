@@ -105,6 +105,26 @@ _READ_SIZE: Final = 2 * MAX_PAYLOAD_SIZE
 _BATCH_FROM: Final = 4096
 """Payloads at least this large are written to the socket together at the end of the turn."""
 
+
+def _payload_head(buf: bytearray, end: int, n: int) -> int:
+    """Write a Payload's header (``03``, then ``n`` as a shortest uvarint: ``n`` is at most
+    :data:`MAX_PAYLOAD_SIZE`) into ``buf`` to end at ``end``; return where it starts."""
+    if n < 0x80:
+        buf[end - 2] = 3
+        buf[end - 1] = n
+        return end - 2
+    if n < 0x4000:
+        buf[end - 3] = 3
+        buf[end - 2] = (n & 0x7F) | 0x80
+        buf[end - 1] = n >> 7
+        return end - 3
+    buf[end - 4] = 3
+    buf[end - 3] = (n & 0x7F) | 0x80
+    buf[end - 2] = ((n >> 7) & 0x7F) | 0x80
+    buf[end - 1] = n >> 14
+    return end - 4
+
+
 Authorize = Callable[[LocalMessage], tuple[bool, str]]
 """Decides on the first message from the other side: ``(allowed, reason)``."""
 
@@ -309,34 +329,27 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             if len(self._early) > 4 * MAX_PAYLOAD_SIZE:  # (a loop that ignores pausing)
                 self._protocol_error("the client sent too much before the portal was ready")
             return
-        # the Payload header goes right in front of the bytes read: one copy makes the message
+        # The Payload header goes right in front of the bytes read, and the message's payload
+        # is a writable view of the read buffer: valid only during its delivery (a channel's
+        # encryptor reads it at once; the node copies it for anyone else, or to queue it).
         total = nbytes
         nbytes = min(total, MAX_PAYLOAD_SIZE)
-        if nbytes < 0x80:
-            start = _HEAD - 2
-            buf[start] = 3
-            buf[start + 1] = nbytes
-        elif nbytes < 0x4000:
-            start = _HEAD - 3
-            buf[start] = 3
-            buf[start + 1] = (nbytes & 0x7F) | 0x80
-            buf[start + 2] = nbytes >> 7
-        else:
-            start = 0
-            buf[0] = 3
-            buf[1] = (nbytes & 0x7F) | 0x80
-            buf[2] = ((nbytes >> 7) & 0x7F) | 0x80
-            buf[3] = nbytes >> 14
         self.bytes_in += total
         self.portal.stats.bytes_in += total
         view = rbuf.view
+        end = _HEAD + nbytes
         self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                bytes(view[start:_HEAD + nbytes])))
+                                view[_payload_head(buf, _HEAD, nbytes):end]))  # type: ignore[arg-type]
         if total > nbytes:  # the second message of the read (after the first, in order)
             rest = total - nbytes
-            self._queue(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                     b"".join((b"\x03" + encode_uvarint(rest),
-                                               view[_HEAD + nbytes:_HEAD + total]))))
+            if self._held is None and not self._backlog and not self.closing:
+                # its header over the first's last bytes: those were read (or copied) by now
+                self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
+                                        view[_payload_head(buf, end, rest):end + rest]))  # type: ignore[arg-type]
+            else:
+                self._queue(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
+                                         b"".join((b"\x03" + encode_uvarint(rest),
+                                                   view[end:end + rest]))))
 
     def eof_received(self) -> bool:
         self.local_eof = True
@@ -360,6 +373,8 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             self.abort()
             return
         if full is not None:
+            if type(msg.payload) is memoryview:
+                msg.payload = bytes(msg.payload)
             self._held = msg
             self.block_on(full)
 
