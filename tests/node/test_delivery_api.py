@@ -14,6 +14,7 @@ from trust.node import Context, Node
 from trust.node.errors import UnknownAddressError
 from trust.node.mailbox import Mailbox
 from trust.node.node import Slot
+from trust.node.worker import InlineWorker
 from trust.routing import PREAMBLE, Address, LocalMessage, Route, encode_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,29 +208,33 @@ def test_a_view_payload_reaches_as_a_view_only_an_endpoint_that_takes_views() ->
     arun(main())
 
 
+class _Inline(InlineWorker):
+    """Takes views; records the payloads it handles at once (and their bytes, read then) and
+    those that reached it through its mailbox."""
+
+    takes_views = True
+
+    def __init__(self) -> None:
+        self.now: list[object] = []
+        self.read: list[bytes] = []
+        self.later: list[object] = []
+        self.refuse = False
+
+    def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
+        if self.refuse:
+            return False  # (cannot finish now: the message goes to the mailbox)
+        self.now.append(msg.payload)
+        self.read.append(bytes(msg.payload))
+        return True
+
+    async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
+        self.later.append(msg.payload)
+
+
 def test_an_inline_worker_gets_views_at_once_and_owned_bytes_when_queued() -> None:
-    from trust.node.worker import InlineWorker
-
-    class Inline(InlineWorker):
-        takes_views = True
-
-        def __init__(self) -> None:
-            self.now: list[object] = []
-            self.later: list[object] = []
-            self.refuse = False
-
-        def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
-            if self.refuse:
-                return False  # (cannot finish now: the message goes to the mailbox)
-            self.now.append(msg.payload)
-            return True
-
-        async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-            self.later.append(msg.payload)
-
     async def main() -> None:
         async with Node("n") as node:
-            w = Inline()
+            w = _Inline()
             await node.start_worker("inline", w)
             ctx = node.context()
             read = b"r" * 100_000  # (a whole read, of which a record is a part)
@@ -258,32 +263,12 @@ def test_a_writable_view_reaches_only_a_worker_that_takes_transient_views_and_on
     only: a worker declaring ``takes_transient_views`` gets it inside ``handle_now``; every
     other endpoint, and every queued message, gets a copy, which the sender's later changes to
     its buffer do not reach."""
-    from trust.node.worker import InlineWorker
-
-    class Inline(InlineWorker):
-        takes_views = True
-
-        def __init__(self) -> None:
-            self.now: list[object] = []
-            self.later: list[object] = []
-            self.refuse = False
-
-        def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
-            if self.refuse:
-                return False  # (the message goes to the mailbox)
-            self.now.append(msg.payload)
-            self.now.append(bytes(msg.payload))  # (read at once, as the encryptor does)
-            return True
-
-        async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-            self.later.append(msg.payload)
-
-    class Transient(Inline):
+    class Transient(_Inline):
         takes_transient_views = True
 
     async def main() -> None:
         async with Node("n") as node:
-            views, transient = Inline(), Transient()
+            views, transient = _Inline(), Transient()
             await node.start_worker("views", views)
             await node.start_worker("transient", transient)
             ctx = node.context()
@@ -305,7 +290,7 @@ def test_a_writable_view_reaches_only_a_worker_that_takes_transient_views_and_on
                     await asyncio.sleep(0.01)
             ctx.close()
         assert type(views.now[0]) is bytes and views.now[0] == b"a" * 29_900
-        assert type(transient.now[0]) is memoryview and transient.now[1] == b"b" * 29_900
+        assert type(transient.now[0]) is memoryview and transient.read[0] == b"b" * 29_900
         assert type(transient.later[0]) is bytes and transient.later[0] == b"c" * 29_900
 
     arun(main())
