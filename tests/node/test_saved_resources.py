@@ -49,10 +49,12 @@ def test_portals_and_relays_come_back_after_a_restart(cli: Cli, home: Path,
     try:
         for name in ("hub", "bank", "analysis"):
             cli("node", "create", name)
-        cli("tcp-outlet", "create", "--at", "bank", "--to", f"127.0.0.1:{echo_port}")
+        cli("tcp-outlet", "create", "--at", "bank", "--to", f"127.0.0.1:{echo_port}",
+            "--silence-timeout", "45s")
         cli("relay", "create", "bank", "--to", "bank", "--at", "/node/hub")
         inlet = cli.json("tcp-inlet", "create", "--at", "analysis", "--to",
-                         "/node/hub/secure/api/service/forward_to_bank/secure/api/service/outlet")
+                         "/node/hub/secure/api/service/forward_to_bank/secure/api/service/outlet",
+                         "--keepalive", "5s")
         assert through(inlet["address"], b"before") == b"before"
         saved = json.loads((home / "nodes" / "bank" / FILE_NAME).read_text())
         assert set(saved["tcp_outlet"]) == {"outlet"} and set(saved["relay"]) == {"bank"}
@@ -61,10 +63,11 @@ def test_portals_and_relays_come_back_after_a_restart(cli: Cli, home: Path,
         for name in ("bank", "analysis"):  # both ends restart; the hub keeps running
             _restart(cli, name)
         bank = cli.json("node", "show", "bank")
-        assert [o["name"] for o in bank["outlets"]] == ["outlet"]
+        assert [(o["name"], o["silence_timeout"]) for o in bank["outlets"]] == [("outlet", 45)]
         assert [r["name"] for r in bank["relays"]] == ["bank"] and bank["not_restored"] == []
         (again,) = cli.json("node", "show", "analysis")["inlets"]
         assert again["address"] == inlet["address"]  # the port chosen at create is kept
+        assert again["keepalive"] == 5
         # the relay registers again in the background: the first connections may find it
         # still registering (the inlet closes them), then data flows
         deadline = time.monotonic() + 20

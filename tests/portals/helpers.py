@@ -210,6 +210,9 @@ class Wiretap:
 
     port: int = 0
     captured: bytearray = field(default_factory=bytearray)
+    frozen: bool = False
+    """Set: bytes are read and dropped both ways, the connections stay open (a peer that is
+    gone without a word, as a crashed node behind a relay is to the far end)."""
 
 
 @asynccontextmanager
@@ -220,6 +223,8 @@ async def wiretap(target_port: int) -> AsyncIterator[Wiretap]:
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if tap.frozen:
+                    continue
                 tap.captured += data
                 writer.write(data)
                 await writer.drain()

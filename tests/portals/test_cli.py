@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import Cli, assert_one_line_error
 from tests.fixtures.echo import through
 from tests.fixtures.nodes import stop_all_nodes
+from trust.errors import UsageError
+from trust.node.control_client import ControlClient
 from trust.node.files import NodePaths
 from trust.node.portal_feature import via_route
 
@@ -98,7 +100,7 @@ def test_a_portal_between_two_background_nodes(cli: Cli, home: Path, echo_port: 
     assert cli.json("tcp-outlet", "list", "--at", "bank")[0]["name"] == "outlet"
 
 
-def test_hostile_arguments_are_one_line_errors(cli: Cli,
+def test_hostile_arguments_are_one_line_errors(cli: Cli, home: Path,
                                                bank_and_analysis: dict[str, str]) -> None:
     for args, needle in [
         (("tcp-inlet", "create", "--at", "analysis", "--from", "nope", "--to", "/service/x"),
@@ -118,10 +120,26 @@ def test_hostile_arguments_are_one_line_errors(cli: Cli,
          "policy"),
         (("tcp-outlet", "create", "--at", "bank", "--to", "127.0.0.1:1", "--from", "echo"),
          "already"),
+        (("tcp-outlet", "create", "--at", "bank", "--to", "127.0.0.1:1", "--silence-timeout",
+          "0"), "more than zero"),
+        (("tcp-outlet", "create", "--at", "bank", "--to", "127.0.0.1:1", "--silence-timeout",
+          "2d"), "too long"),
+        (("tcp-inlet", "create", "--at", "analysis", "--to", "/service/x", "--keepalive",
+          "soon"), "invalid duration"),
+        (("tcp-inlet", "create", "--at", "analysis", "--to", "/service/x", "--keepalive",
+          "-1s"), "negative"),
         (("tcp-outlet", "show", "nope", "--at", "bank"), "no outlet"),
         (("tcp-inlet", "delete", "nope", "--at", "analysis"), "no inlet"),
     ]:
         assert_one_line_error(cli(*args, ok=False), needle)
+    # the same settings straight over the control protocol: typed errors, nothing made
+    bank = ControlClient.for_node("bank", home)
+    analysis = ControlClient.for_node("analysis", home)
+    for bad in (True, "soon", -1, 0, 1e9, [1], {"s": 1}, "nan"):
+        with pytest.raises(UsageError, match="silence_timeout"):
+            bank.request("tcp_outlet.create", {"to": "127.0.0.1:1", "silence_timeout": bad})
+        with pytest.raises(UsageError, match="keepalive"):
+            analysis.request("tcp_inlet.create", {"to": "/service/x", "keepalive": bad})
     assert cli.json("tcp-outlet", "list", "--at", "bank") == []
     assert cli.json("tcp-inlet", "list", "--at", "analysis") == []
     # an address in use: nothing is created, and the policy given is not stored

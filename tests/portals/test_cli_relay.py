@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,3 +59,48 @@ def test_inlet_through_a_relay_recovers_after_the_relay_node_restarts(
     print(f"recovered {recovered:.2f}s after the relay node restarted")
     assert recovered < 10
     assert cli.json("tcp-outlet", "show", "outlet", "--at", "bank")["connections"] >= 2
+
+
+def test_an_outlet_closes_its_target_connection_when_the_inlet_node_dies_behind_the_relay(
+        cli: Cli, home: Path, three: dict[str, str]) -> None:
+    """The analysis node is killed: no TCP connection of the bank node breaks (its link is to
+    the relay node), yet the outlet closes the PostgreSQL-like target connection once the
+    inlet's keepalives stop (here after 2 s; 90 s by default)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(15)
+        port = server.getsockname()[1]
+        cli("tcp-outlet", "create", "--at", "bank", "--to", f"127.0.0.1:{port}",
+            "--silence-timeout", "2s")
+        cli("relay", "create", "bank", "--to", "bank", "--at", "/node/project")
+        inlet = cli.json("tcp-inlet", "create", "--at", "analysis", "--to",
+                         "/node/project/secure/api/service/forward_to_bank/secure/api/service/"
+                         "outlet", "--authorized", three["bank"], "--keepalive", "300ms")
+        assert inlet["keepalive"] == 0.3
+        host, _, client_port = inlet["address"].rpartition(":")
+        with socket.create_connection((host, int(client_port)), timeout=15) as client:
+            client.sendall(b"x")
+            target, _ = server.accept()
+            with target:
+                target.settimeout(15)
+                assert target.recv(1) == b"x"
+                target.settimeout(4)  # idle for twice the silence timeout: keepalives flow
+                with pytest.raises(TimeoutError):
+                    target.recv(1)
+                shown = cli.json("tcp-outlet", "show", "outlet", "--at", "bank")
+                assert shown["silence_timeout"] == 2 and shown["keepalives"] >= 5
+                assert shown["silent_closed"] == 0 and shown["active"] == 1
+
+                pid = int((home / "nodes" / "analysis" / "pid").read_text())
+                os.kill(pid, signal.SIGKILL)
+                killed = time.monotonic()
+                target.settimeout(10)
+                try:
+                    assert target.recv(1) == b""
+                except ConnectionResetError:
+                    pass
+                closed = time.monotonic() - killed
+        print(f"the target connection closed {closed:.2f}s after the inlet node died")
+        assert closed < 5
+        shown = cli.json("tcp-outlet", "show", "outlet", "--at", "bank")
+        assert shown["silent_closed"] == 1 and shown["active"] == 0
+        assert "Silence timeout: 2s" in cli("tcp-outlet", "show", "outlet", "--at", "bank").stdout

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, node_client, output_option
+from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
 
 
 @click.group("tcp-inlet")
@@ -23,6 +23,10 @@ def cli() -> None:
     """
 
 
+def _seconds_text(value: Any) -> str:
+    return f"{value:g}s" if isinstance(value, (int, float)) else "-"
+
+
 def _show_plain(i: dict[str, Any]) -> str:
     from trust.cli.common import terminal_safe
 
@@ -33,7 +37,9 @@ def _show_plain(i: dict[str, Any]) -> str:
              f"Connected: {'yes' if i.get('connected') else 'no'}",
              f"Connections: {i.get('active')} open, {i.get('connections')} in all",
              f"Bytes: {i.get('bytes_in')} from clients, {i.get('bytes_out')} to them",
-             f"Denied: {i.get('denied')}, failed: {i.get('failed')}"]
+             f"Denied: {i.get('denied')}, failed: {i.get('failed')}",
+             f"Keepalives: every {_seconds_text(i.get('keepalive'))} idle, "
+             f"{i.get('keepalives')} sent"]
     if i.get("last_error"):
         lines.append(f"Last error: {terminal_safe(i.get('last_error'))}")
     return "\n".join(lines)
@@ -56,10 +62,14 @@ def _show_plain(i: dict[str, Any]) -> str:
               help="Its policy (stored as `policy create --resource NAME --at NODE` would).")
 @click.option("--name", "name", metavar="NAME",
               help="The inlet's name (and policy resource name); default inlet, inlet-2, ...")
+@click.option("--keepalive", "keepalive", metavar="DURATION",
+              help="Send a keepalive (an empty message, which outlets write as nothing) on a "
+                   "connection idle this long, so its outlet can tell when this node is gone "
+                   "(default 10s; at most 1d).")
 @output_option
 def create(node: str, from_: str, to: str | None, via: str | None,
            authorized: tuple[str, ...], allow: str | None, name: str | None,
-           output: str) -> None:
+           keepalive: str | None, output: str) -> None:
     """Create an inlet at NODE listening on HOST:PORT; print the address it listens on.
 
     \b
@@ -80,6 +90,8 @@ def create(node: str, from_: str, to: str | None, via: str | None,
     for key, value in (("to", to), ("via", via), ("allow", allow), ("name", name)):
         if value is not None:
             params[key] = value
+    if keepalive is not None:
+        params["keepalive"] = parse_duration(keepalive, allow_zero=False, maximum=86_400)
     result = node_client(node).request("tcp_inlet.create", params)
     emit(output, result, result.get("address", ""))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, node_client, output_option
+from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
 
 
 @click.group("tcp-outlet")
@@ -23,6 +23,10 @@ def cli() -> None:
     """
 
 
+def _seconds_text(value: Any) -> str:
+    return f"{value:g}s" if isinstance(value, (int, float)) else "never"
+
+
 def _show_plain(o: dict[str, Any]) -> str:
     from trust.cli.common import terminal_safe
 
@@ -31,7 +35,10 @@ def _show_plain(o: dict[str, Any]) -> str:
                       f"Target: {terminal_safe(o.get('target'))}",
                       f"Connections: {o.get('active')} open, {o.get('connections')} in all",
                       f"Bytes: {o.get('bytes_in')} from the target, {o.get('bytes_out')} to it",
-                      f"Denied: {o.get('denied')}, failed: {o.get('failed')}"])
+                      f"Denied: {o.get('denied')}, failed: {o.get('failed')}",
+                      f"Silence timeout: {_seconds_text(o.get('silence_timeout'))} "
+                      f"({o.get('keepalives')} keepalives heard, {o.get('silent_closed')} "
+                      "connections closed for silence)"])
 
 
 @cli.command("create")
@@ -43,8 +50,12 @@ def _show_plain(o: dict[str, Any]) -> str:
 @click.option("--allow", "allow", metavar="EXPR",
               help="Its policy (stored as `policy create --resource NAME --at NODE` would). "
                    "Default: the node's (a credential from its authority).")
+@click.option("--silence-timeout", "silence", metavar="DURATION",
+              help="Close a connection whose inlet sends keepalives (truststack's do) once it "
+                   "has heard nothing from it this long (default 90s; at most 1d).")
 @output_option
-def create(node: str, to: str, from_: str, allow: str | None, output: str) -> None:
+def create(node: str, to: str, from_: str, allow: str | None, silence: str | None,
+           output: str) -> None:
     """Create an outlet at NODE to the TCP service at HOST:PORT; print its route.
 
     Inlets reach it at /node/NODE/secure/api/service/NAME (through a secure channel).
@@ -59,6 +70,8 @@ def create(node: str, to: str, from_: str, allow: str | None, output: str) -> No
     params: dict[str, Any] = {"to": to, "from": from_}
     if allow is not None:
         params["allow"] = allow
+    if silence is not None:
+        params["silence_timeout"] = parse_duration(silence, allow_zero=False, maximum=86_400)
     result = node_client(node).request("tcp_outlet.create", params)
     emit(output, result, result.get("route", ""))
 

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Final
 from trust.errors import ConflictError, NotFoundError, TrustError, UsageError
 from trust.logsafe import safe_text
 from trust.portals.policy import INLET_TYPE, OUTLET_TYPE, resource_authorizer
-from trust.portals.portal import TcpInlet, TcpOutlet, create_outlet
+from trust.portals.portal import (
+    KEEPALIVE_INTERVAL,
+    SILENCE_TIMEOUT,
+    TcpInlet,
+    TcpOutlet,
+    create_outlet,
+)
 from trust.routing import Route
 from trust.transports.tcp import split_host_port
 
@@ -169,7 +175,8 @@ class _Inlet:
     def info(self) -> dict[str, Any]:
         return {**self.inlet.info(), "name": self.name, "to": self.to, "via": self.via,
                 "route": self.route.text, "authorized": list(self.route.authorized),
-                "connected": self.route.connected, "last_error": self.route.error}
+                "connected": self.route.connected, "last_error": self.route.error,
+                "keepalive": self.inlet.keepalive}
 
 
 class PortalState:
@@ -249,13 +256,18 @@ class PortalState:
         self._check_new(name, "outlet")
         if self.runtime.node.has_address(name):
             raise ConflictError(f"address {name} is already in use on node {self.runtime.name}")
+        silence = _seconds(params.get("silence_timeout"), "tcp_outlet.create 'silence_timeout'",
+                           SILENCE_TIMEOUT)
         policy = await self._store_policy(name, params.get("allow"))
         authorize = resource_authorizer(self.runtime.access, name, OUTLET_TYPE)
-        outlet = await create_outlet(self.runtime.node, target, name, authorize=authorize)
+        outlet = await create_outlet(self.runtime.node, target, name, authorize=authorize,
+                                     silence_timeout=silence)
         self.outlets[name] = outlet
         if save:
             try:
-                self._save("tcp_outlet", name, {"to": target, "from": name})
+                given = params.get("silence_timeout") is not None  # (else: the default then)
+                self._save("tcp_outlet", name, {"to": target, "from": name,
+                                                "silence_timeout": silence if given else None})
             except BaseException:
                 await self.delete_outlet(name, forget=False)
                 raise
@@ -266,7 +278,8 @@ class PortalState:
         outlet = self.outlets.get(name)
         if outlet is None:
             raise NotFoundError(f"no outlet {safe_text(name)} at node {self.runtime.name}")
-        return {**outlet.info(), "address": name, "route": f"/service/{name}"}
+        return {**outlet.info(), "address": name, "route": f"/service/{name}",
+                "silence_timeout": outlet.silence_timeout}
 
     async def delete_outlet(self, name: str, *, forget: bool = True) -> None:
         """Stop outlet ``name``; ``forget``: and do not make it again at the next start."""
@@ -310,6 +323,8 @@ class PortalState:
         # syntax errors now (node names are resolved when the channels are opened)
         segments = parse_multiaddr(text).segments
         authorized = _identifiers(params.get("authorized"))
+        keepalive = _seconds(params.get("keepalive"), "tcp_inlet.create 'keepalive'",
+                             KEEPALIVE_INTERVAL)
         name = params.get("name")
         if name is None:
             name = next(f"inlet{'' if i == 1 else f'-{i}'}" for i in range(1, MAX_PORTALS + 2)
@@ -322,7 +337,7 @@ class PortalState:
         route = _InletRoute(rt, text, authorized, via is not None)
         authorize = resource_authorizer(rt.access, name, INLET_TYPE)
         inlet = TcpInlet(rt.node, name, route, authorize=authorize,
-                         pong_timeout=INLET_PONG_TIMEOUT)
+                         pong_timeout=INLET_PONG_TIMEOUT, keepalive=keepalive)
         inlet.on_no_answer = route.invalidate
         # bound first (a taken address stores nothing), accepting only once its policy is in
         await inlet.listen(bind, start=False)
@@ -337,7 +352,9 @@ class PortalState:
         if save:  # (the address bound, so a port chosen now is kept)
             try:
                 self._save("tcp_inlet", name, {"name": name, "from": inlet.address, "to": to,
-                                               "via": via, "authorized": authorized or None})
+                                               "via": via, "authorized": authorized or None,
+                                               "keepalive": keepalive if params.get(
+                                                   "keepalive") is not None else None})
             except BaseException:
                 await self.delete_inlet(name, forget=False)
                 raise
@@ -370,6 +387,25 @@ class PortalState:
         for name in list(self.outlets):
             with contextlib.suppress(Exception):
                 await self.delete_outlet(name, forget=False)
+
+
+MAX_LIVENESS_SECONDS: Final = 86_400.0
+"""The longest keepalive interval or silence timeout a portal takes (a day)."""
+
+
+def _seconds(value: Any, what: str, default: float) -> float:
+    """A keepalive interval or silence timeout from the wire: a positive duration (seconds, or
+    text such as ``30s``) of at most :data:`MAX_LIVENESS_SECONDS`."""
+    from trust.durations import parse_duration
+
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"{what} must be a duration (e.g. 30s)")
+    try:
+        return parse_duration(value, allow_zero=False, maximum=MAX_LIVENESS_SECONDS)
+    except UsageError as e:
+        raise UsageError(f"{what}: {e}") from None
 
 
 def _name(value: Any, what: str) -> str:

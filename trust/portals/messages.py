@@ -23,6 +23,7 @@ from trust.routing.bare import encode_uvarint, read_uvarint
 
 __all__ = [
     "DISCONNECT",
+    "KEEPALIVE",
     "MAX_PAYLOAD_SIZE",
     "PING",
     "PONG",
@@ -45,6 +46,10 @@ MAX_PAYLOAD_SIZE: Final = 48 * 1024
 PING: Final = b"\x00"
 PONG: Final = b"\x01"
 DISCONNECT: Final = b"\x02"
+KEEPALIVE: Final = b"\x03\x00"
+"""An empty Payload: a portal writes it as nothing (Ockam's too). A truststack inlet sends it
+on a connection that has sent nothing for a while, so its outlet can tell a quiet client from
+a gone inlet (see :data:`trust.portals.portal.KEEPALIVE_INTERVAL`)."""
 _PAYLOAD: Final = 3
 
 

@@ -32,6 +32,15 @@ first message from the other side: the outlet on the Ping, the inlet on the Pong
 TCP connection at once (the outlet answers Disconnect, so the inlet closes its client) and
 logs the reason. Later messages must come from the same peer (the same channel identity):
 others are dropped and counted.
+
+**Liveness** (a truststack extension that Ockam's portals ignore harmlessly). An inlet sends a
+:data:`~trust.portals.messages.KEEPALIVE` (an empty Payload, written as nothing) on a
+connection that has sent nothing for :data:`KEEPALIVE_INTERVAL`. An outlet that has seen one
+on a connection closes it (and its target connection) once it hears nothing from the inlet for
+:data:`SILENCE_TIMEOUT`, not counting time when it refused messages itself (its target did not
+read): so a target connection does not outlive an inlet node that died behind a relay, where
+no TCP connection of the outlet's node breaks. Inlets that send no keepalives (Ockam's) are
+never timed out.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from trust.logsafe import safe_text, warn_limited
 from trust.node.worker import Worker
 from trust.portals.messages import (
     DISCONNECT,
+    KEEPALIVE,
     MAX_PAYLOAD_SIZE,
     PING,
     PONG,
@@ -72,7 +82,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "KEEPALIVE_INTERVAL",
     "PONG_TIMEOUT",
+    "SILENCE_TIMEOUT",
     "WRITE_HIGH",
     "WRITE_LOW",
     "Authorize",
@@ -98,6 +110,12 @@ CONNECT_TIMEOUT: Final = 10.0
 """Seconds an outlet may take to connect to its target."""
 PONG_TIMEOUT: Final = 20.0
 """Seconds an inlet waits for the outlet's Pong before it closes the client's connection."""
+KEEPALIVE_INTERVAL: Final = 10.0
+"""Seconds an inlet's connection may send nothing before it sends a keepalive."""
+SILENCE_TIMEOUT: Final = 90.0
+"""Seconds an outlet's connection whose inlet sends keepalives may hear nothing from it before
+the outlet closes it. Longer than a node's ``stall_timeout`` (60 s) with a margin: a channel
+paused that long by another connection's stalled server has its TCP connection closed first."""
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 """Connections one inlet or outlet has open at most (more are closed at once)."""
 _HEAD: Final = 4  # 03 + uvarint(<= 49152): the Payload header is written in front of a read
@@ -152,6 +170,10 @@ class PortalStats:
     """Connections that could not be set up (outlet unreachable, target refused, timeout)."""
     dropped: int = 0
     """Messages dropped: from another peer than the connection's, or malformed."""
+    keepalives: int = 0
+    """Keepalives sent (inlet) or received (outlet)."""
+    silent_closed: int = 0
+    """(Outlet) connections closed because their inlet, which sends keepalives, went silent."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -205,6 +227,17 @@ class _Portal:
         warn_limited(log, f"portal_denied:{self.name}", "%s %s: connection %s closed: the peer "
                      "is denied: %s", self.kind, self.name, safe_text(conn.peer),
                      safe_text(reason, 400))
+
+    def _watch(self, period: float) -> None:
+        """Every ``period`` seconds, :meth:`PortalConnection.tick` each connection (until the
+        portal stops)."""
+        async def watch() -> None:
+            while not self.stopping:
+                await asyncio.sleep(period)
+                for conn in list(self.connections):
+                    conn.tick(period)
+
+        self._spawn(watch())
 
     async def _stop_connections(self) -> None:
         self.stopping = True
@@ -264,6 +297,10 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self.peer = "?"
         self.bytes_in = 0
         self.bytes_out = 0
+        self.keepalives = 0
+        """Keepalives received (outlet)."""
+        self._mark = 0
+        self._silent = 0.0
 
     def __repr__(self) -> str:
         return f"PortalConnection({self.portal.kind} {self.portal.name}, {self.peer})"
@@ -498,11 +535,15 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                     self._write(memoryview(payload)[start:end], n)
                     self.bytes_out += n
                     self.portal.stats.bytes_out += n
+                else:
+                    self._keepalive_received()
                 return True
             if n:
                 self._write(memoryview(payload)[start:] if n >= 4096 else payload[start:], n)
                 self.bytes_out += n
                 self.portal.stats.bytes_out += n
+            else:
+                self._keepalive_received()
             return True
         if len(payload) != 1:
             self._protocol_error("malformed portal message")
@@ -513,6 +554,39 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         else:
             self._protocol_error(f"unexpected portal message {payload.hex()}")
         return True
+
+    def _keepalive_received(self) -> None:
+        self.keepalives += 1
+        self.portal.stats.keepalives += 1
+
+    # -- liveness (see the module docstring) ------------------------------------------------------
+    def tick(self, period: float) -> None:
+        """Called every ``period`` seconds by the portal: an inlet's connection that sent
+        nothing since the last tick sends a keepalive; an outlet's connection whose inlet sends
+        keepalives is closed once it heard nothing for the outlet's ``silence_timeout``."""
+        if not self.ready or self.closing:
+            return
+        if self.inlet:
+            if (self.bytes_in == self._mark and not self._disconnect_sent and self._held is None
+                    and not self._backlog):
+                self.portal.stats.keepalives += 1
+                self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
+                                        KEEPALIVE))
+            self._mark = self.bytes_in
+            return
+        heard = self.bytes_out + self.keepalives
+        if not self.keepalives or self.remote_eof or self._write_paused or heard != self._mark:
+            self._mark = heard  # (silence is counted only while the inlet is known to speak
+            self._silent = 0.0  # and this side takes what it says)
+            return
+        self._silent += period
+        timeout = getattr(self.portal, "silence_timeout", None) or SILENCE_TIMEOUT
+        if self._silent >= timeout:
+            self.portal.stats.silent_closed += 1
+            warn_limited(log, f"portal_silent:{self.portal.name}", "%s %s: connection %s closed: "
+                         "nothing from the inlet for %gs (its node is gone, or unreachable)",
+                         self.portal.kind, self.portal.name, safe_text(self.peer), timeout)
+            self.disconnect_and_abort()
 
     def _write(self, data: bytes | memoryview, n: int) -> None:
         """Write ``n`` bytes to the socket: large writes of one event-loop turn (the payloads of
@@ -663,10 +737,15 @@ class TcpInlet(_Portal):
     def __init__(self, node: Node, name: str, to: Route | Callable[[], Awaitable[Route]], *,
                  authorize: Authorize | None = None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 pong_timeout: float = PONG_TIMEOUT) -> None:
+                 pong_timeout: float = PONG_TIMEOUT,
+                 keepalive: float | None = KEEPALIVE_INTERVAL) -> None:
         super().__init__(node, name, authorize, max_connections)
         self._to = to
         self.pong_timeout = pong_timeout
+        if keepalive is not None and not keepalive > 0:
+            raise UsageError("keepalive must be positive")
+        self.keepalive = keepalive
+        """Seconds between keepalives on an idle connection (``None``: none are sent)."""
         self.address = ""
         """The bound ``host:port``."""
         self.on_no_answer: Callable[[], None] | None = None
@@ -698,6 +777,8 @@ class TcpInlet(_Portal):
             raise ConnectionFailedError(f"cannot listen on {safe_text(address)}: "
                                         f"{e.strerror or e}") from None
         self.address = host_port(self._server.sockets[0].getsockname())
+        if self.keepalive is not None:
+            self._watch(self.keepalive)
         log.info("inlet %s listening on %s", self.name, self.address)
 
     async def start(self) -> None:
@@ -731,12 +812,22 @@ class TcpOutlet(_Portal, Worker):
 
     def __init__(self, node: Node, name: str, target: str, *, authorize: Authorize | None = None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 silence_timeout: float | None = SILENCE_TIMEOUT) -> None:
         _Portal.__init__(self, node, name, authorize, max_connections)
         self.host, self.port = split_host_port(target)
         self.target = target
         self.connect_timeout = connect_timeout
+        if silence_timeout is not None and not silence_timeout > 0:
+            raise UsageError("silence_timeout must be positive")
+        self.silence_timeout = silence_timeout
+        """Seconds a connection whose inlet sends keepalives may hear nothing from it
+        (``None``: never closed for silence)."""
         self._pending = 0
+
+    async def initialize(self, ctx: Context) -> None:
+        if self.silence_timeout is not None:
+            self._watch(min(KEEPALIVE_INTERVAL, self.silence_timeout / 3))
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
         if msg.payload != PING or len(msg.onward_route) != 1:
@@ -808,12 +899,15 @@ class TcpOutlet(_Portal, Worker):
 async def create_outlet(node: Node, target: str, address: str = "outlet", *,
                         authorize: Authorize | None = None,
                         max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                        connect_timeout: float = CONNECT_TIMEOUT) -> TcpOutlet:
+                        connect_timeout: float = CONNECT_TIMEOUT,
+                        silence_timeout: float | None = SILENCE_TIMEOUT) -> TcpOutlet:
     """Start an outlet at ``address`` that connects to ``target`` (``host:port``) for each
     inlet connection. It is admitted by the node's secure-channel listeners (messages out of
-    their channels may reach it); ``authorize`` decides on each Ping (default: allow all)."""
+    their channels may reach it); ``authorize`` decides on each Ping (default: allow all);
+    ``silence_timeout``: see :data:`SILENCE_TIMEOUT`."""
     outlet = TcpOutlet(node, address, target, authorize=authorize,
-                       max_connections=max_connections, connect_timeout=connect_timeout)
+                       max_connections=max_connections, connect_timeout=connect_timeout,
+                       silence_timeout=silence_timeout)
     await node.start_worker(address, outlet)
     for listener in node.secure_channel_listeners():
         node.flow_controls.add_consumer(address, listener.flow_control_id)
@@ -823,12 +917,15 @@ async def create_outlet(node: Node, target: str, address: str = "outlet", *,
 async def create_inlet(node: Node, address: str, to: Route | Callable[[], Awaitable[Route]], *,
                        name: str | None = None, authorize: Authorize | None = None,
                        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                       pong_timeout: float = PONG_TIMEOUT) -> TcpInlet:
+                       pong_timeout: float = PONG_TIMEOUT,
+                       keepalive: float | None = KEEPALIVE_INTERVAL) -> TcpInlet:
     """Listen on ``address`` (``host:port``; port 0: a free one) and carry each connection to
     the outlet at ``to`` (a route whose first hop is local, e.g. ``channel.route /
-    "outlet"``, or an async function returning one); ``authorize`` decides on each Pong."""
+    "outlet"``, or an async function returning one); ``authorize`` decides on each Pong;
+    ``keepalive``: see :data:`KEEPALIVE_INTERVAL` (``None``: send none)."""
     inlet = TcpInlet(node, name or address, to, authorize=authorize,
-                     max_connections=max_connections, pong_timeout=pong_timeout)
+                     max_connections=max_connections, pong_timeout=pong_timeout,
+                     keepalive=keepalive)
     await inlet.listen(address)
     if name is None:
         inlet.name = inlet.address
