@@ -376,14 +376,15 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self.portal.stats.bytes_in += total
         view = rbuf.view
         end = _HEAD + nbytes
-        self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                view[_payload_head(buf, _HEAD, nbytes):end]))  # type: ignore[arg-type]
+        first: Any = view[_payload_head(buf, _HEAD, nbytes):end]
+        self._emit(LocalMessage(self.remote_route, self._ret, first))  # type: ignore[arg-type]
         if total > nbytes:  # the second message of the read (after the first, in order)
             rest = total - nbytes
             if self._held is None and not self._backlog and not self.closing:
                 # its header over the first's last bytes: those were read (or copied) by now
+                second: Any = view[_payload_head(buf, end, rest):end + rest]
                 self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                        view[_payload_head(buf, end, rest):end + rest]))  # type: ignore[arg-type]
+                                        second))
             else:
                 self._queue(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
                                          b"".join((b"\x03" + encode_uvarint(rest),
