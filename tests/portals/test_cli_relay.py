@@ -93,14 +93,14 @@ def test_an_outlet_closes_its_target_connection_when_the_inlet_node_dies_behind_
                 pid = int((home / "nodes" / "analysis" / "pid").read_text())
                 os.kill(pid, signal.SIGKILL)
                 killed = time.monotonic()
-                target.settimeout(10)
+                target.settimeout(15)
                 try:
                     assert target.recv(1) == b""
                 except ConnectionResetError:
                     pass
                 closed = time.monotonic() - killed
         print(f"the target connection closed {closed:.2f}s after the inlet node died")
-        assert closed < 5
+        assert closed < 8  # (2 s of silence, then the outlet's next check; room for a busy host)
         shown = cli.json("tcp-outlet", "show", "outlet", "--at", "bank")
         assert shown["silent_closed"] == 1 and shown["active"] == 0
         assert "Silence timeout: 2s" in cli("tcp-outlet", "show", "outlet", "--at", "bank").stdout
