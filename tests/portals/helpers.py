@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import time
@@ -19,7 +20,7 @@ from trust.identities.purpose_keys import attest_purpose_key
 from trust.models.purpose_key import PurposePublicKey
 from trust.node import Node
 from trust.portals import TcpInlet, TcpOutlet, create_inlet, create_outlet
-from trust.portals.portal import Authorize
+from trust.portals.portal import KEEPALIVE_INTERVAL, SILENCE_TIMEOUT, Authorize
 from trust.routing import Address, Route
 from vaults.keys import KeyType
 from vaults.software import SoftwareVault
@@ -162,6 +163,7 @@ class Pair:
     """The outlet's node."""
     inlet: TcpInlet
     outlet: TcpOutlet
+    tap: Wiretap | None = None
 
     @property
     def port(self) -> int:
@@ -172,30 +174,36 @@ class Pair:
 async def portal_pair(target: str, *, channel: bool = True, inlet_side: str = "inlet",
                       inlet_authorize: Authorize | None = None,
                       outlet_authorize: Authorize | None = None,
-                      mailbox_size: int | None = None) -> AsyncIterator[Pair]:
+                      mailbox_size: int | None = None, tapped: bool = False,
+                      keepalive: float | None = KEEPALIVE_INTERVAL,
+                      silence_timeout: float | None = SILENCE_TIMEOUT) -> AsyncIterator[Pair]:
     """Node ``a`` with an inlet, node ``b`` with an outlet to ``target``, joined by one TCP
-    connection and (``channel``) one secure channel opened by ``a`` as party ``inlet_side``."""
+    connection and (``channel``) one secure channel opened by ``a`` as party ``inlet_side``;
+    ``tapped``: the channel's TCP connection goes through a :class:`Wiretap` (``Pair.tap``)."""
     p = await parties()
     size = 128 if mailbox_size is None else mailbox_size
     a, b = Node("a", mailbox_size=size), Node("b", mailbox_size=size)
     inlet: TcpInlet | None = None
     try:
-        listener = await b.create_tcp_listener("127.0.0.1:0", consumers=["api", "outlet"])
-        if channel:
-            await b.create_secure_channel_listener(p.outlet, authorities=[p.authority])
-        outlet = await create_outlet(b, target, authorize=outlet_authorize)
-        tcp = Route([Address.tcp(listener.address)])
-        if channel:
-            ch = await a.create_secure_channel(getattr(p, inlet_side), tcp / "api",
-                                               trust=TrustIdentifier(p.outlet_id),
-                                               authorities=[p.authority], timeout=10)
-            route = ch.route / "outlet"
-        else:
-            route = tcp / "outlet"
-            await a.tcp.connect(listener.address)
-            route = Route([a.tcp.connections[0].sender_address, "outlet"])
-        inlet = await create_inlet(a, "127.0.0.1:0", route, authorize=inlet_authorize)
-        yield Pair(a, b, inlet, outlet)
+        async with contextlib.AsyncExitStack() as stack:
+            listener = await b.create_tcp_listener("127.0.0.1:0", consumers=["api", "outlet"])
+            if channel:
+                await b.create_secure_channel_listener(p.outlet, authorities=[p.authority])
+            outlet = await create_outlet(b, target, authorize=outlet_authorize,
+                                         silence_timeout=silence_timeout)
+            tap = await stack.enter_async_context(wiretap(listener.port)) if tapped else None
+            tcp = Route([Address.tcp(f"127.0.0.1:{tap.port}" if tap else listener.address)])
+            if channel:
+                ch = await a.create_secure_channel(getattr(p, inlet_side), tcp / "api",
+                                                   trust=TrustIdentifier(p.outlet_id),
+                                                   authorities=[p.authority], timeout=10)
+                route = ch.route / "outlet"
+            else:
+                await a.tcp.connect(listener.address)
+                route = Route([a.tcp.connections[0].sender_address, "outlet"])
+            inlet = await create_inlet(a, "127.0.0.1:0", route, authorize=inlet_authorize,
+                                       keepalive=keepalive)
+            yield Pair(a, b, inlet, outlet, tap)
     finally:
         if inlet is not None:
             await inlet.stop()

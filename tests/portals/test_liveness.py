@@ -10,54 +10,35 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import pytest
 
 from tests.node.helpers import arun
-from tests.portals.helpers import Wiretap, digest_server, parties, stream_bytes, wiretap
-from trust.channels import TrustIdentifier
+from tests.portals.helpers import Pair, digest_server, portal_pair, stream_bytes
 from trust.errors import UsageError
 from trust.node import Node
-from trust.portals import TcpInlet, TcpOutlet, create_inlet, create_outlet
+from trust.portals import create_inlet, create_outlet
 from trust.portals.messages import KEEPALIVE
-from trust.routing import Address, Route
+from trust.routing import Route
 
 SILENCE = 1.0
 KEEPALIVE_EVERY = 0.2
 
 
-@dataclass
-class Linked:
-    inlet: TcpInlet
-    outlet: TcpOutlet
-    tap: Wiretap
-
-
 @asynccontextmanager
 async def linked(target: str, *, keepalive: float | None = KEEPALIVE_EVERY
-                 ) -> AsyncIterator[Linked]:
+                 ) -> AsyncIterator[Pair]:
     """Node ``a`` (inlet) reaches node ``b`` (outlet, silence timeout :data:`SILENCE`) through
-    a secure channel over a TCP proxy that can be frozen."""
-    p = await parties()
-    a, b = Node("a"), Node("b")
-    inlet: TcpInlet | None = None
-    try:
-        listener = await b.create_tcp_listener("127.0.0.1:0", consumers=["api", "outlet"])
-        await b.create_secure_channel_listener(p.outlet, authorities=[p.authority])
-        outlet = await create_outlet(b, target, silence_timeout=SILENCE)
-        async with wiretap(listener.port) as tap:
-            ch = await a.create_secure_channel(
-                p.inlet, Route([Address.tcp(f"127.0.0.1:{tap.port}"), "api"]),
-                trust=TrustIdentifier(p.outlet_id), authorities=[p.authority], timeout=10)
-            inlet = await create_inlet(a, "127.0.0.1:0", ch.route / "outlet",
-                                       keepalive=keepalive)
-            yield Linked(inlet, outlet, tap)
-    finally:
-        if inlet is not None:
-            await inlet.stop()
-        await a.stop()
-        await b.stop()
+    a secure channel over a TCP proxy that can be frozen (``tap``)."""
+    async with portal_pair(target, tapped=True, keepalive=keepalive,
+                           silence_timeout=SILENCE) as pair:
+        assert pair.tap is not None
+        yield pair
+
+
+def _freeze(pair: Pair) -> None:
+    assert pair.tap is not None
+    pair.tap.frozen = True
 
 
 @asynccontextmanager
@@ -115,7 +96,7 @@ def test_an_idle_connection_lives_on_keepalives_and_closes_when_its_inlet_goes_s
             writer.write(b"still here")
             async with asyncio.timeout(10):
                 assert await reader.readexactly(10) == b"still here"
-            w.tap.frozen = True  # the inlet's node is gone without a word
+            _freeze(w)  # the inlet's node is gone without a word
             with caplog.at_level(logging.WARNING, logger="trust.portals"):
                 await _until(lambda: w.outlet.stats.silent_closed == 1, 3 * SILENCE + 2)
                 async with asyncio.timeout(5):  # the target's connection is closed
@@ -133,7 +114,7 @@ def test_an_inlet_without_keepalives_is_never_timed_out() -> None:
         async with recording_echo() as (port, readers), \
                 linked(f"127.0.0.1:{port}", keepalive=None) as w:
             _reader, writer = await _echoed(w.inlet.port)
-            w.tap.frozen = True
+            _freeze(w)
             await asyncio.sleep(3 * SILENCE)
             assert w.outlet.stats.silent_closed == 0 and w.outlet.stats.active == 1
             assert w.outlet.stats.keepalives == w.inlet.stats.keepalives == 0
