@@ -44,6 +44,7 @@ __all__ = [
     "read_value",
     "run",
     "run_cli",
+    "seconds_text",
     "terminal_safe",
     "write_bytes_file",
 ]
@@ -161,6 +162,12 @@ def terminal_safe(text: object, *, backslash: bool = True) -> str:
     if _SAFE_RUN.fullmatch(s):
         return s
     return "".join(_escape_char(c, backslash) for c in s)
+
+
+def seconds_text(value: Any, absent: str) -> str:
+    """``90s`` for a number of seconds from a node's answer; ``absent`` for anything else."""
+    return f"{value:g}s" if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else absent
 
 
 def iso_time(ts: int | None) -> str:

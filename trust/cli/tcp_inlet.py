@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
+from trust.cli.common import (
+    emit,
+    emit_table,
+    node_client,
+    output_option,
+    parse_duration,
+    seconds_text,
+)
 
 
 @click.group("tcp-inlet")
@@ -23,10 +30,6 @@ def cli() -> None:
     """
 
 
-def _seconds_text(value: Any) -> str:
-    return f"{value:g}s" if isinstance(value, (int, float)) else "-"
-
-
 def _show_plain(i: dict[str, Any]) -> str:
     from trust.cli.common import terminal_safe
 
@@ -38,8 +41,8 @@ def _show_plain(i: dict[str, Any]) -> str:
              f"Connections: {i.get('active')} open, {i.get('connections')} in all",
              f"Bytes: {i.get('bytes_in')} from clients, {i.get('bytes_out')} to them",
              f"Denied: {i.get('denied')}, failed: {i.get('failed')}",
-             f"Keepalives: every {_seconds_text(i.get('keepalive'))} idle, "
-             f"{i.get('keepalives')} sent"]
+             f"Keepalive after: {seconds_text(i.get('keepalive'), 'none')} idle "
+             f"({i.get('keepalives')} sent)"]
     if i.get("last_error"):
         lines.append(f"Last error: {terminal_safe(i.get('last_error'))}")
     return "\n".join(lines)
@@ -91,7 +94,10 @@ def create(node: str, from_: str, to: str | None, via: str | None,
         if value is not None:
             params[key] = value
     if keepalive is not None:
-        params["keepalive"] = parse_duration(keepalive, allow_zero=False, maximum=86_400)
+        from trust.node.portal_feature import MAX_LIVENESS_SECONDS
+
+        params["keepalive"] = parse_duration(keepalive, allow_zero=False,
+                                             maximum=MAX_LIVENESS_SECONDS)
     result = node_client(node).request("tcp_inlet.create", params)
     emit(output, result, result.get("address", ""))
 

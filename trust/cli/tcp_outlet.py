@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
+from trust.cli.common import (
+    emit,
+    emit_table,
+    node_client,
+    output_option,
+    parse_duration,
+    seconds_text,
+)
 
 
 @click.group("tcp-outlet")
@@ -23,10 +30,6 @@ def cli() -> None:
     """
 
 
-def _seconds_text(value: Any) -> str:
-    return f"{value:g}s" if isinstance(value, (int, float)) else "never"
-
-
 def _show_plain(o: dict[str, Any]) -> str:
     from trust.cli.common import terminal_safe
 
@@ -36,7 +39,8 @@ def _show_plain(o: dict[str, Any]) -> str:
                       f"Connections: {o.get('active')} open, {o.get('connections')} in all",
                       f"Bytes: {o.get('bytes_in')} from the target, {o.get('bytes_out')} to it",
                       f"Denied: {o.get('denied')}, failed: {o.get('failed')}",
-                      f"Silence timeout: {_seconds_text(o.get('silence_timeout'))} "
+                      "Silence timeout: "
+                      f"{seconds_text(o.get('silence_timeout'), 'never')} "
                       f"({o.get('keepalives')} keepalives heard, {o.get('silent_closed')} "
                       "connections closed for silence)"])
 
@@ -71,7 +75,10 @@ def create(node: str, to: str, from_: str, allow: str | None, silence: str | Non
     if allow is not None:
         params["allow"] = allow
     if silence is not None:
-        params["silence_timeout"] = parse_duration(silence, allow_zero=False, maximum=86_400)
+        from trust.node.portal_feature import MAX_LIVENESS_SECONDS
+
+        params["silence_timeout"] = parse_duration(silence, allow_zero=False,
+                                                   maximum=MAX_LIVENESS_SECONDS)
     result = node_client(node).request("tcp_outlet.create", params)
     emit(output, result, result.get("route", ""))
 
