@@ -6,14 +6,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import (
-    emit,
-    emit_table,
-    node_client,
-    output_option,
-    parse_duration,
-    seconds_text,
-)
+from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
 
 
 @click.group("tcp-outlet")
@@ -31,7 +24,7 @@ def cli() -> None:
 
 
 def _show_plain(o: dict[str, Any]) -> str:
-    from trust.cli.common import terminal_safe
+    from trust.cli.common import seconds_text, terminal_safe
 
     return "\n".join([f"Name: {terminal_safe(o.get('name'))}",
                       f"Route: {terminal_safe(o.get('route'))}",
