@@ -238,9 +238,11 @@ def _own_bytes(msg: LocalMessage) -> None:
     buffer: valid during the delivery only) or a view of a larger buffer (a large record in a
     whole read from a connection) becomes a copy of its own bytes, so a queue holds what its
     messages weigh, not the reads they came in (a handled-at-once view costs no copy)."""
-    payload: Any = msg.payload
-    if not payload.readonly or len(payload.obj) > 2 * len(payload):
-        msg.payload = bytes(payload)
+    if type(msg.payload) is not memoryview:
+        return
+    view: Any = msg.payload
+    if not view.readonly or len(view.obj) > 2 * len(view):
+        msg.payload = bytes(view)
 
 
 def _owning_offer(mailbox: Mailbox[LocalMessage]) -> Callable[[LocalMessage], bool]:
@@ -248,8 +250,7 @@ def _owning_offer(mailbox: Mailbox[LocalMessage]) -> Callable[[LocalMessage], bo
     put = mailbox.offer
 
     def offer(msg: LocalMessage) -> bool:
-        if type(msg.payload) is memoryview:
-            _own_bytes(msg)
+        _own_bytes(msg)
         return put(msg)
 
     return offer
@@ -466,8 +467,7 @@ class Node:
 
         def offer(msg: LocalMessage) -> bool:
             if items or slot.busy or self._inline_depth >= _INLINE_DEPTH or mailbox.closed:
-                if type(msg.payload) is memoryview:
-                    _own_bytes(msg)
+                _own_bytes(msg)
                 return mailbox.offer(msg)
             self._inline_depth += 1
             try:
@@ -479,8 +479,7 @@ class Node:
                 return True
             finally:
                 self._inline_depth -= 1
-            if type(msg.payload) is memoryview:
-                _own_bytes(msg)
+            _own_bytes(msg)
             return mailbox.offer(msg)
 
         return offer
@@ -653,9 +652,9 @@ class Node:
                     raise UnknownAddressError(
                         f"no worker at address {safe_text(dst)} on node {node.name}")
             payload = msg.payload
-            if type(payload) is memoryview and (
-                    not getattr(ep, "takes_views", False) or not (
-                        payload.readonly or getattr(ep, "takes_transient_views", False))):
+            if type(payload) is memoryview and not (
+                    getattr(ep, "takes_views", False)
+                    and (payload.readonly or getattr(ep, "takes_transient_views", False))):
                 msg.payload = bytes(payload)  # (only a few endpoints take views)
             if outgoing is not None and not outgoing(RelayMessage(source, dst, msg)):
                 stats.denied_outgoing += 1
@@ -747,8 +746,7 @@ class Node:
             if close is not None:
                 close()
             return self._check_backlog
-        if type(msg.payload) is memoryview:
-            _own_bytes(msg)  # (kept while the check runs)
+        _own_bytes(msg)  # (kept while the check runs)
         self._checks_pending += 1
         prev = self._check_tail.get(dst)
         task = asyncio.get_running_loop().create_task(

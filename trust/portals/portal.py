@@ -183,6 +183,8 @@ class _Portal:
     """What inlets and outlets share: the node, a name, policy, stats, open connections."""
 
     kind = "portal"
+    silence_timeout: float | None = None
+    """(An outlet's) see :class:`TcpOutlet`."""
 
     def __init__(self, node: Node, name: str, authorize: Authorize | None,
                  max_connections: int) -> None:
@@ -575,13 +577,14 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                                         KEEPALIVE))
             self._mark = self.bytes_in
             return
+        timeout = self.portal.silence_timeout
         heard = self.bytes_out + self.keepalives
-        if not self.keepalives or self.remote_eof or self._write_paused or heard != self._mark:
+        if timeout is None or not self.keepalives or self.remote_eof or self._write_paused \
+                or heard != self._mark:
             self._mark = heard  # (silence is counted only while the inlet is known to speak
             self._silent = 0.0  # and this side takes what it says)
             return
         self._silent += period
-        timeout = getattr(self.portal, "silence_timeout", None) or SILENCE_TIMEOUT
         if self._silent >= timeout:
             self.portal.stats.silent_closed += 1
             warn_limited(log, f"portal_silent:{self.portal.name}", "%s %s: connection %s closed: "
