@@ -374,3 +374,50 @@ def test_an_open_channel_encrypts_and_decrypts_inside_the_delivery() -> None:
             sink.close()
 
     run(main)
+
+
+def test_records_waiting_behind_a_full_consumer_are_decrypted_as_they_arrive() -> None:
+    """A record that must wait in the decryptor's mailbox (its consumer is full) is decrypted
+    on arrival all the same: it is counted at once, the mailbox keeps no copy of it, and a
+    record given as a view of the sender's reused buffer may change right after; the
+    messages still reach the consumer intact and in order."""
+
+    async def main() -> None:
+        w = live()
+        async with nodes("alice", "bob") as (alice, bob):
+            route = await _bob(bob)
+            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
+            assert await alice.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
+            await _until(lambda: len(bob.secure_channels()) == 1)
+            [far] = bob.secure_channels()
+            go = asyncio.Event()
+            got: list[bytes] = []
+
+            async def blocked(ctx: Context, msg: LocalMessage) -> None:
+                await go.wait()
+                got.append(bytes(msg.payload))
+
+            await bob.start_worker("blocked", blocked, mailbox_size=1)
+            bob.flow_controls.add_consumer("blocked", bob.secure_channel_listeners()[0].flow_control_id)
+            await asyncio.sleep(0)
+            counted, highest = far.records_received, far.session.decryptor.highest_nonce
+            buf = bytearray(40_000)
+            n = 6
+            for i in range(n):
+                record = channel.session.encrypt_payload(Route(["blocked"]), Route(["r"]),
+                                                         bytes([i]) * 30_000)
+                buf[:len(record)] = record
+                assert bob.ctx.forward_nowait(LocalMessage(
+                    Route([far.addresses.decryptor_remote]), Route([bob.ctx.address]),
+                    memoryview(buf)[:len(record)]))  # type: ignore[arg-type]
+                buf[:] = bytes(len(buf))  # the sender reuses its buffer at once
+            assert far.records_received == counted + n
+            assert far.session.decryptor.highest_nonce == highest + n
+            assert len(got) == 0
+            go.set()
+            await _until(lambda: len(got) == n)
+            assert got == [bytes([i]) * 30_000 for i in range(n)]
+            assert bob.stats.channel_records_rejected == 0
+            assert await alice.send_and_receive(channel.route / "echo", b"after", timeout=5) == b"after"
+
+    run(main)

@@ -294,3 +294,57 @@ def test_a_writable_view_reaches_only_a_worker_that_takes_transient_views_and_on
         assert type(transient.later[0]) is bytes and transient.later[0] == b"c" * 29_900
 
     arun(main())
+
+
+def test_before_queue_sees_each_waiting_message_in_order_while_the_mailbox_has_room() -> None:
+    """A message that must wait behind others first goes to the worker's ``before_queue``
+    (a transient view is still valid then): what it returns is queued (no copy when it
+    replaced the payload), ``None`` queues nothing; with the mailbox full it is not called
+    (the sender is told to wait and offers the same message again later)."""
+    class Early(_Inline):
+        takes_transient_views = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.early: list[bytes] = []
+
+        def before_queue(self, ctx: Context, msg: LocalMessage) -> LocalMessage | None:
+            data = bytes(msg.payload)
+            self.early.append(data[:4])
+            if data.startswith(b"drop"):
+                return None
+            if data.startswith(b"boom"):
+                raise ValueError("a worker's bug")
+            msg.payload = b"kept " + data[:4]
+            return msg
+
+    async def main() -> None:
+        async with Node("n") as node:
+            w = Early()
+            await node.start_worker("early", w, mailbox_size=2)
+            ctx = node.context()
+            buf = bytearray(20_000)
+
+            def send(head: bytes) -> object:
+                buf[:4] = head
+                msg = LocalMessage(Route(["early"]), Route([ctx.address]),
+                                   memoryview(buf)[:20_000])  # type: ignore[arg-type]
+                result = node.deliver(msg, ctx.address, None, None, None)
+                buf[:] = bytes(len(buf))  # the sender reuses its buffer at once
+                return result
+
+            w.refuse = True
+            assert send(b"one ") is True  # refused by handle_now: queued as a copy
+            assert send(b"drop") is True  # before_queue: nothing queued
+            assert send(b"boom") is True  # before_queue failed: counted, nothing queued
+            assert send(b"two ") is True  # before_queue: its own payload queued
+            assert send(b"full") is not True  # the mailbox is full: the sender waits
+            assert w.early == [b"drop", b"boom", b"two "]
+            assert node.stats.worker_errors == 1
+            async with asyncio.timeout(5):
+                while len(w.later) < 2:
+                    await asyncio.sleep(0.01)
+            ctx.close()
+        assert w.later == [b"one " + bytes(19_996), b"kept two "]
+
+    arun(main())

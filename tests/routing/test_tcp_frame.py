@@ -250,3 +250,33 @@ def test_receive_gives_large_payloads_as_views_of_the_immutable_read() -> None:
     got.clear()
     dec.drain(got.append)
     assert type(got[0].payload) is bytes and got[0].payload == big
+
+
+def test_with_views_a_frame_completed_in_the_buffer_is_a_transient_view() -> None:
+    """``views=True`` (the TCP connection's receiver): a large frame completed in the reused
+    buffer reaches ``deliver`` as a writable view of it, valid during the call; a message
+    ``deliver`` refuses is returned owning its bytes, which later reads cannot change."""
+    from trust.routing.tcp_frame import VIEW_FROM
+
+    on, ret = Route(["decryptor"]), Route(["peer"])
+    big = bytes(range(256)) * (VIEW_FROM // 256 + 1)
+    seen: list[tuple[type, bool, bytes]] = []
+
+    def deliver(msg: LocalMessage) -> object:
+        p: object = msg.payload
+        seen.append((type(p), isinstance(p, memoryview) and not p.readonly, bytes(msg.payload)))
+        return None
+
+    dec = FrameDecoder()
+    dec.receive(PREAMBLE + encode_frame(on, ret, b"x"), deliver, views=True)  # (routes learnt)
+    frame = encode_frame(on, ret, big)
+    dec.receive(frame[:1000], deliver, views=True)
+    dec.receive(frame[1000:], deliver, views=True)
+    assert seen[-1] == (memoryview, True, big)
+    # refused: the message owns its bytes before the decoder buffers anything more
+    dec.receive(frame[:1000], deliver, views=True)
+    blocked = dec.receive(frame[1000:] + frame[:500], lambda msg: "full", views=True)
+    assert blocked is not None and blocked[1] == "full"
+    assert type(blocked[0].payload) is bytes and blocked[0].payload == big
+    dec.feed(bytes(len(frame)))  # (more reads land in the buffer)
+    assert blocked[0].payload == big

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -185,8 +186,9 @@ class SecureChannel:
         self._decryptor_ctx: Context | None = None
         self._produce: Any = None
         self._redeliver: Any = None
-        self._held: tuple[LocalMessage, Any, Any] | None = None
-        """A record decrypted inline whose message waits for the decryptor's task."""
+        self._opened: deque[tuple[LocalMessage, Any, Any]] = deque()
+        """Records decrypted on arrival whose messages wait in the decryptor's mailbox (in
+        its order): ``(record, message, full consumer or None)``; at most its capacity."""
         self._make_producer()
 
     @property
@@ -300,17 +302,34 @@ class SecureChannel:
             full = self._produce(inner)
             if full is None:
                 return True
-            self._held = (msg, inner, full)
+            self._keep(msg, inner, full)
             return False
-        self._held = (msg, message, None)
+        self._keep(msg, message, None)
         return False
 
+    def _record_queued(self, msg: LocalMessage) -> LocalMessage | None:
+        """A record about to wait in the decryptor's mailbox (the decryptor's
+        ``before_queue``): decrypted now, in arrival order, so the mailbox holds no copy of
+        the record (it may be a view of the connection's read); ``None`` when it is rejected
+        or carries nothing to deliver."""
+        message = self._open(msg)
+        if message is None:
+            return None
+        if type(message) is Payload and not message.onward_route.addresses:
+            return None
+        self._keep(msg, message, None)
+        return msg
+
+    def _keep(self, msg: LocalMessage, message: Any, full: Any) -> None:
+        """Keep the decrypted ``message`` of record ``msg`` for :meth:`_on_record`; the record's
+        bytes are not needed again (so the node does not copy them when it queues ``msg``)."""
+        self._opened.append((msg, message, full))
+        msg.payload = b""
+
     async def _on_record(self, msg: LocalMessage) -> None:
-        held = self._held
-        if held is not None and held[0] is msg:
-            self._held = None
-            message: Any = held[1]
-            full = held[2]
+        opened = self._opened
+        if opened and opened[0][0] is msg:
+            _, message, full = opened.popleft()
             if full is not None:
                 await self._deliver_waiting(message, full)
                 return
@@ -404,9 +423,12 @@ class _EncryptorWorker(InlineWorker):
 class _DecryptorWorker(InlineWorker):
     """The handshake runs in the worker's task; once the channel is open, records are
     decrypted and delivered inside their delivery (:meth:`SecureChannel._record_now`), and
-    in the task only when the consumer is full or the message needs waiting for."""
+    in the task only when the consumer is full or the message needs waiting for. A record
+    that must wait behind others is decrypted as it arrives all the same
+    (:meth:`before_queue`): the mailbox holds messages, never copies of records."""
 
-    takes_views = True  # (a record is only read; a handshake message is copied first)
+    takes_views = True  # (a record is only read; a handshake message is copied first):
+    takes_transient_views = True  # decrypted at once, in handle_now or before_queue
 
     def __init__(self, node: Node, addresses: ChannelAddresses, machine: Initiator | Responder,
                  identity: ChannelIdentity, authenticator: PeerAuthenticator, *,
@@ -430,6 +452,14 @@ class _DecryptorWorker(InlineWorker):
         if msg.onward_route.addresses[0] != self.addresses.decryptor_remote:
             return True
         return ch._record_now(msg)
+
+    def before_queue(self, ctx: Context, msg: LocalMessage) -> LocalMessage | None:
+        ch = self.channel
+        if ch is None:  # (a handshake message: the task reads it)
+            return msg
+        if msg.onward_route.addresses[0] != self.addresses.decryptor_remote:
+            return None
+        return ch._record_queued(msg)
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
         if msg.onward_route.addresses[0] != self.addresses.decryptor_remote:

@@ -464,9 +464,22 @@ class Node:
         ctx = slot.ctx
         handle_now = worker.handle_now
         stats = self.stats
+        before_queue = (worker.before_queue
+                        if type(worker).before_queue is not InlineWorker.before_queue else None)
+        capacity = mailbox.capacity
 
         def offer(msg: LocalMessage) -> bool:
             if items or slot.busy or self._inline_depth >= _INLINE_DEPTH or mailbox.closed:
+                if before_queue is not None and len(items) < capacity and not mailbox.closed:
+                    try:
+                        kept = before_queue(ctx, msg)
+                    except Exception as e:
+                        stats.worker_errors += 1
+                        _log_worker_error(slot, e)
+                        return True
+                    if kept is None:
+                        return True
+                    msg = kept
                 _own_bytes(msg)
                 return mailbox.offer(msg)
             self._inline_depth += 1

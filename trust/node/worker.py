@@ -38,12 +38,13 @@ class Worker(abc.ABC):
 
     takes_transient_views: ClassVar[bool] = False
     """``True`` (with :attr:`takes_views`) for a worker that also takes a *writable*
-    ``memoryview``: a view of its sender's reused buffer (a portal inlet's read), valid only
-    while the worker's ``handle_now`` runs. Such a worker reads the payload at once and never
-    keeps it (a secure channel's encryptor: it joins the payload into the plaintext). The node
-    copies the view before it queues the message (the worker is busy, or ``handle_now``
-    returned ``False``) and for every other endpoint; a sender that keeps such a message
-    copies it too."""
+    ``memoryview``: a view of its sender's reused buffer (a portal inlet's read, a TCP
+    connection's read), valid only while the worker's ``handle_now`` (or
+    :meth:`InlineWorker.before_queue`) runs. Such a worker reads the payload at once and never
+    keeps it (a secure channel's encryptor joins it into the plaintext; its decryptor
+    decrypts it). The node copies the view before it queues the message (unless
+    ``before_queue`` replaced it) and for every other endpoint; a sender that keeps such a
+    message copies it too."""
 
     async def initialize(self, ctx: Context) -> None:
         """Called once, before the first message."""
@@ -72,6 +73,16 @@ class InlineWorker(Worker):
 
     def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
         return False
+
+    def before_queue(self, ctx: Context, msg: LocalMessage) -> LocalMessage | None:
+        """Called (when overridden) for a message about to wait in the mailbox behind others,
+        in arrival order, only when the mailbox has room for it. It may do now the part of
+        the handling that must follow arrival order and reads the payload (a secure channel's
+        decryptor decrypts here), and return what to queue (``msg``, changed or not), or
+        ``None``: done, nothing to queue. A queued payload that is still a view of its
+        sender's buffer is then copied (see :attr:`Worker.takes_transient_views`); one that
+        was replaced by the worker's own bytes is not."""
+        return msg
 
 
 class FunctionWorker(Worker):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from struct import Struct
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from trust.errors import DecodeError, UsageError
 from trust.models.cbor import head
@@ -367,15 +367,16 @@ becomes a read-only ``memoryview`` of it instead of a copy (see :meth:`FrameDeco
 
 def _drain_fast(buf: bytes | bytearray, view: memoryview, start: int, end: int,
                 limit: int, routes: list[tuple[bytes, Route, Route, bytes]],
-                deliver: Callable[[LocalMessage], object], immutable: bool
-                ) -> tuple[int, LocalMessage | None, object]:
+                deliver: Callable[[LocalMessage], object], immutable: bool,
+                views: bool = False) -> tuple[int, LocalMessage | None, object]:
     """Decode and deliver the frames of ``buf[start:end]`` that take the fast path: a
     3-element body whose routes match a recent frame's (``routes``), then a payload that ends
     the body exactly. Stops at the first other frame, an incomplete one, or when ``deliver``
     returns something: ``(next start, the refused message or None, what deliver returned)``.
     ``view`` is a memoryview of ``buf``; ``immutable``: ``buf`` is ``bytes``, so a large
-    payload (:data:`VIEW_FROM`) may be a view of it (it can never change); else every payload
-    is a copy (``buf`` is a reused buffer).
+    payload (:data:`VIEW_FROM`) may be a view of it (it can never change); else ``buf`` is a
+    reused buffer, and a large payload is a (writable) view of it only with ``views``: valid
+    while ``deliver`` runs (see :meth:`FrameDecoder.drain`); every other payload is a copy.
     """
     new_message = _new_message
     while end - start >= 4:
@@ -413,12 +414,12 @@ def _drain_fast(buf: bytes | bytearray, view: memoryview, start: int, end: int,
         msg = new_message(LocalMessage)
         msg.onward_route = onward
         msg.return_route = ret
-        if not immutable:
-            msg.payload = bytes(view[p:stop])
-        elif stop - p >= VIEW_FROM:
+        if stop - p >= VIEW_FROM and (immutable or views):
             msg.payload = view[p:stop]  # type: ignore[assignment]
-        else:
+        elif immutable:
             msg.payload = buf[p:stop]  # type: ignore[assignment]  # (buf is bytes here)
+        else:
+            msg.payload = bytes(view[p:stop])
         msg.local_info = ()
         msg.tracing_context = None
         start = stop
@@ -664,7 +665,7 @@ class FrameDecoder:
             return None
         return msg
 
-    def drain(self, deliver: Callable[[LocalMessage], T | None]
+    def drain(self, deliver: Callable[[LocalMessage], T | None], *, views: bool = False
               ) -> tuple[LocalMessage, T] | None:
         """Decode every complete frame and hand each message to ``deliver``.
 
@@ -673,6 +674,12 @@ class FrameDecoder:
         bytes stay buffered. Frames whose routes match a recent frame's are decoded inline;
         anything else goes through :meth:`next_message` (which checks everything and raises
         :class:`DecodeError`).
+
+        ``views``: a large payload (:data:`VIEW_FROM`) decoded from the decoder's reused
+        buffer may be a *writable* ``memoryview`` of it, valid only while ``deliver`` runs
+        (``deliver`` copies it if it keeps it: the node does, see
+        :attr:`~trust.node.worker.Worker.takes_transient_views`); a message returned (refused)
+        owns its bytes. Without it, every such payload is a copy.
         """
         while True:
             start, end = self._start, self._end
@@ -683,9 +690,12 @@ class FrameDecoder:
                 return None
             if not self._need_preamble:
                 start, msg, result = _drain_fast(self._buf, self._mv, start, end, self._limit,
-                                                 self._routes, deliver, False)
+                                                 self._routes, deliver, False, views)
                 self._start = start
                 if msg is not None:
+                    payload: Any = msg.payload
+                    if type(payload) is memoryview and not payload.readonly:
+                        msg.payload = bytes(payload)  # (the buffer is reused: kept, so copied)
                     return (msg, result)  # type: ignore[return-value]
                 if start == end:
                     continue
@@ -697,19 +707,20 @@ class FrameDecoder:
             if result is not None:
                 return (msg, result)
 
-    def receive(self, data: bytes, deliver: Callable[[LocalMessage], T | None]
-                ) -> tuple[LocalMessage, T] | None:
+    def receive(self, data: bytes, deliver: Callable[[LocalMessage], T | None], *,
+                views: bool = False) -> tuple[LocalMessage, T] | None:
         """Take received bytes and :meth:`drain` (the ``asyncio.Protocol.data_received`` path).
 
         When nothing is buffered, complete frames are decoded straight from ``data`` (no
         copy into the buffer); only what is left over is buffered. A large payload decoded
         that way (:data:`VIEW_FROM` bytes or more) is a read-only ``memoryview`` of ``data``
         (which never changes), not a copy: the node hands it on as is only to an endpoint that
-        takes views (a secure channel's decryptor), and copies it for any other.
+        takes views (a secure channel's decryptor), and copies it for any other. ``views``:
+        as :meth:`drain`, for a frame completed in the buffer.
         """
         if type(data) is not bytes:
             self.feed(data)
-            return self.drain(deliver)
+            return self.drain(deliver, views=views)
         begin = 0
         if self._start != self._end:
             # a frame split across reads: complete it with just the bytes it needs, decode it,
@@ -717,8 +728,8 @@ class FrameDecoder:
             begin = self._complete(data)
             if begin < 0:
                 self.feed(data)
-                return self.drain(deliver)
-            blocked = self.drain(deliver)
+                return self.drain(deliver, views=views)
+            blocked = self.drain(deliver, views=views)
             if blocked is not None or begin == len(data):
                 if begin < len(data):
                     self.feed(memoryview(data)[begin:])
@@ -726,7 +737,7 @@ class FrameDecoder:
         elif self._need_preamble:
             if not data or self._error is not None:
                 self.feed(data)
-                return self.drain(deliver)
+                return self.drain(deliver, views=views)
             if data[0] != 1:
                 raise self._fail(DecodeError(f"unsupported protocol version {data[0]} "
                                              "(expected 1)", field="preamble"))
@@ -738,7 +749,7 @@ class FrameDecoder:
         if start != end:
             self.feed(memoryview(data)[start:])
             if msg is None:
-                return self.drain(deliver)
+                return self.drain(deliver, views=views)
         if msg is not None:
             return (msg, result)  # type: ignore[return-value]
         return None

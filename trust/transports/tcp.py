@@ -287,7 +287,7 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
             self._decoder.feed(data)
             return
         try:
-            blocked = self._decoder.receive(data, self._deliver)
+            blocked = self._decoder.receive(data, self._deliver, views=True)
         except DecodeError as e:
             self._protocol_error(e)
             return
@@ -314,7 +314,7 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
         if self._pending is not None or self.closing:
             return
         try:
-            blocked = decoder.drain(self._deliver)
+            blocked = decoder.drain(self._deliver, views=True)
         except DecodeError as e:
             self._protocol_error(e)
             return
