@@ -95,6 +95,32 @@ def test_bytes_go_through_inlet_channel_outlet_and_back_with_half_close() -> Non
     arun(main(), timeout=30)
 
 
+def test_an_inlets_reads_are_encrypted_where_they_were_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read reaches the channel's encryptor as a HeadroomMessage: the record is made in the
+    inlet's read buffer (no copy of the payload), and the bytes arrive intact both ways."""
+    from trust.channels.records import RecordSession
+
+    made: list[int] = []
+    at = RecordSession.encrypt_payload_at
+
+    def counting(self: RecordSession, *args: object) -> bytearray | None:
+        record = at(self, *args)  # type: ignore[arg-type]
+        if record is not None:
+            made.append(len(record))
+        return record
+
+    monkeypatch.setattr(RecordSession, "encrypt_payload_at", counting)
+
+    async def main() -> None:
+        async with echo_server() as port, portal_pair(f"127.0.0.1:{port}") as pair:
+            data = stream_bytes(7, 3_000_000)
+            assert await _send_all(pair.port, data) == data
+        assert len(made) >= 20 and max(made) > 48 * 1024
+
+    arun(main(), timeout=30)
+
+
 def test_an_http_request_through_the_portal() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")

@@ -314,23 +314,58 @@ class RecordSession:
         self._dec_last: tuple[bytes, int, Route, Route] | None = None
         """The same with its length head: its bytes before the payload, and its size."""
 
+    def _prefix(self, onward_route: Route, return_route: Route, size: int) -> bytes:
+        """The bytes of a Payload's plaintext before its ``size``-byte payload (remembered)."""
+        if onward_route is self._enc_on and return_route is self._enc_ret:
+            if size != self._enc_size:
+                self._enc = self._enc_routes + bstr_head(size)
+                self._enc_size = size
+            return self._enc
+        routes = routes_prefix(onward_route, return_route)
+        prefix = routes + bstr_head(size)
+        if len(routes) <= _ROUTES_MAX:
+            self._enc_on, self._enc_ret, self._enc_routes = onward_route, return_route, routes
+            self._enc, self._enc_size = prefix, size
+        return prefix
+
+    def encrypt_payload_at(self, onward_route: Route, return_route: Route, buffer: memoryview,
+                           start: int, size: int, headroom: int) -> bytearray | None:
+        """The record of a Payload whose ``size``-byte payload is ``buffer[start:]`` (a
+        writable ``memoryview``), made without copying it: the plaintext's head is written
+        into the ``headroom`` bytes before the payload and its last byte over the one after it
+        (restored before returning; see :class:`~trust.routing.message.HeadroomMessage`).
+        ``None`` (nothing written) when that does not fit, or the payload is small, or the
+        record needs the checking path (a new key, no nonce left): use
+        :meth:`encrypt_payload`."""
+        end = start + size
+        if size < _LARGE or end >= len(buffer):
+            return None
+        prefix = self._prefix(onward_route, return_route, size)
+        begin = start - len(prefix)
+        enc = self.encryptor
+        n = enc._nonce
+        if len(prefix) > headroom or begin < 0 or n & _REKEY_MASK == 0 or n > MAX_NONCE:
+            return None
+        record = bytearray(end + 1 - begin + RECORD_OVERHEAD)
+        enc._nonce = n + 1
+        nb = _pack(n)
+        view = memoryview(record)
+        view[:8] = nb
+        buffer[begin:start] = prefix
+        after = buffer[end]
+        buffer[end] = 0x40  # (_NO_PADDING)
+        try:
+            enc._aead.encrypt_into(_ZERO4 + nb, buffer[begin:end + 1], None, view[8:])
+        finally:
+            buffer[end] = after
+        return record
+
     def encrypt_payload(self, onward_route: Route, return_route: Route,
                         payload: bytes) -> bytes | bytearray:
         """The record of a Payload message (the common case); a large one (16 KiB or more) is
         a new ``bytearray`` (encrypted in place: one copy less)."""
         size = len(payload)
-        if onward_route is self._enc_on and return_route is self._enc_ret:
-            if size != self._enc_size:
-                self._enc = self._enc_routes + bstr_head(size)
-                self._enc_size = size
-            pt = b"".join((self._enc, payload, _NO_PADDING))
-        else:
-            routes = routes_prefix(onward_route, return_route)
-            prefix = routes + bstr_head(size)
-            if len(routes) <= _ROUTES_MAX:
-                self._enc_on, self._enc_ret, self._enc_routes = onward_route, return_route, routes
-                self._enc, self._enc_size = prefix, size
-            pt = b"".join((prefix, payload, _NO_PADDING))
+        pt = b"".join((self._prefix(onward_route, return_route, size), payload, _NO_PADDING))
         enc = self.encryptor
         n = enc._nonce
         if size >= _LARGE:  # encrypt straight into the record (one copy of the payload less)

@@ -49,7 +49,7 @@ from trust.node.errors import NodeStoppedError
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO
 from trust.node.mailbox import MailboxClosedError
 from trust.node.worker import InlineWorker, Worker
-from trust.routing import Address, LocalInfo, LocalMessage, Route, RouteLike
+from trust.routing import Address, HeadroomMessage, LocalInfo, LocalMessage, Route, RouteLike
 
 if TYPE_CHECKING:
     from trust.node.context import Context
@@ -382,7 +382,7 @@ class _EncryptorWorker(InlineWorker):
         """The last onward route and the same without this encryptor: a conversation sends
         the same Route object each time, and the session recognises its routes by identity."""
 
-    def _seal(self, msg: LocalMessage) -> LocalMessage | None:
+    def _seal(self, msg: LocalMessage, now: bool = False) -> LocalMessage | None:
         ch = self.channel
         route = msg.onward_route
         if route is self._route_in:
@@ -394,12 +394,19 @@ class _EncryptorWorker(InlineWorker):
             self._route_in = route
         if ch.closed:
             return None
-        record = ch.session.encrypt_payload(onward, msg.return_route, msg.payload)
+        payload: Any = msg.payload
+        record: Any = None
+        if now and type(msg) is HeadroomMessage and type(payload) is memoryview and \
+                not payload.readonly:  # (still the sender's buffer: the plaintext is built there)
+            record = ch.session.encrypt_payload_at(onward, msg.return_route, msg.buffer,
+                                                   msg.start, len(payload), msg.headroom)
+        if record is None:
+            record = ch.session.encrypt_payload(onward, msg.return_route, payload)
         ch.bytes_sent += len(record)
-        return LocalMessage(ch.remote_route, _EMPTY, record)  # type: ignore[arg-type]
+        return LocalMessage(ch.remote_route, _EMPTY, record)
 
     def handle_now(self, ctx: Context, msg: LocalMessage) -> bool:
-        out = self._seal(msg)
+        out = self._seal(msg, True)
         if out is None or ctx.forward_nowait(out):
             return True
         self._held = (msg, out)

@@ -64,7 +64,7 @@ from trust.portals.messages import (
     PacketCounter,
     payload_span,
 )
-from trust.routing import Address, LocalMessage, Route
+from trust.routing import Address, HeadroomMessage, LocalMessage, Route
 from trust.routing.bare import encode_uvarint
 from trust.transports.stream import (
     WRITE_BUFFER_HIGH,
@@ -119,6 +119,11 @@ paused that long by another connection's stalled server has its TCP connection c
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 """Connections one inlet or outlet has open at most (more are closed at once)."""
 _HEAD: Final = 4  # 03 + uvarint(<= 49152): the Payload header is written in front of a read
+_ROOM: Final = 256
+"""Bytes kept free in front of that header: a secure channel's encryptor writes its own header
+there and encrypts the read where it is (see :class:`~trust.routing.HeadroomMessage`)."""
+_START: Final = _ROOM + _HEAD
+"""Where a read's bytes start in the read buffer."""
 _READ_SIZE: Final = 2 * MAX_PAYLOAD_SIZE
 """One read takes up to two messages' worth (fewer reads and loop turns for bulk data)."""
 _BATCH_FROM: Final = 4096
@@ -277,7 +282,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self._ret = Route.from_tuple((self.address,))
         self.remote_route: Route | None = None
         self._send = node.endpoint_sender(self.address)
-        self._buf = ReadBuffer(_READ_SIZE, head=_HEAD)
+        self._buf = ReadBuffer(_READ_SIZE, head=_START, tail=1)
         self._held: LocalMessage | None = None
         self._early = b""
         """Bytes read before the exchange was done (an event loop may read once before it
@@ -363,30 +368,31 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         rbuf = self._buf
         buf = rbuf.buffer
         if not self.ready or self._early:
-            self._early += bytes(buf[_HEAD:_HEAD + nbytes])
+            self._early += bytes(buf[_START:_START + nbytes])
             if self._transport is not None:
                 self._transport.pause_reading()
             if len(self._early) > 4 * MAX_PAYLOAD_SIZE:  # (a loop that ignores pausing)
                 self._protocol_error("the client sent too much before the portal was ready")
             return
         # The Payload header goes right in front of the bytes read, and the message's payload
-        # is a writable view of the read buffer: valid only during its delivery (a channel's
-        # encryptor reads it at once; the node copies it for anyone else, or to queue it).
+        # is a writable view of the read buffer, with room around it (a HeadroomMessage):
+        # valid only during its delivery (a channel's encryptor encrypts it where it is; the
+        # node copies it for anyone else, or to queue it).
         total = nbytes
         nbytes = min(total, MAX_PAYLOAD_SIZE)
         self.bytes_in += total
         self.portal.stats.bytes_in += total
         view = rbuf.view
-        end = _HEAD + nbytes
-        first: Any = view[_payload_head(buf, _HEAD, nbytes):end]
-        self._emit(LocalMessage(self.remote_route, self._ret, first))  # type: ignore[arg-type]
+        route: Any = self.remote_route
+        end = _START + nbytes
+        start = _payload_head(buf, _START, nbytes)
+        self._emit(HeadroomMessage(route, self._ret, view, start, end, start))
         if total > nbytes:  # the second message of the read (after the first, in order)
             rest = total - nbytes
             if self._held is None and not self._backlog and not self.closing:
                 # its header over the first's last bytes: those were read (or copied) by now
-                second: Any = view[_payload_head(buf, end, rest):end + rest]
-                self._emit(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                        second))
+                start = _payload_head(buf, end, rest)
+                self._emit(HeadroomMessage(route, self._ret, view, start, end + rest, start))
             else:
                 self._queue(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
                                          b"".join((b"\x03" + encode_uvarint(rest),

@@ -8,7 +8,7 @@
 
 from trust.routing.address import LOCAL, TCP, UDP, Address
 from trust.routing.bare import decode_string, encode_string
-from trust.routing.message import LocalInfo, LocalInfoItem, LocalMessage
+from trust.routing.message import HeadroomMessage, LocalInfo, LocalInfoItem, LocalMessage
 from trust.routing.multiaddr import MultiAddr, RouteSyntaxError, parse_multiaddr
 from trust.routing.route import Route, RouteLike
 from trust.routing.tcp_frame import (
@@ -31,6 +31,7 @@ __all__ = [
     "Address",
     "FrameDecoder",
     "FrameTooLargeError",
+    "HeadroomMessage",
     "LocalInfo",
     "LocalInfoItem",
     "LocalMessage",

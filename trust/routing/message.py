@@ -128,3 +128,32 @@ class LocalMessage:
         shown = self.payload[:32].hex() + ("…" if len(self.payload) > 32 else "")
         return (f"LocalMessage(onward=[{self.onward_route}], return=[{self.return_route}], "
                 f"payload={len(self.payload)}B {shown})")
+
+
+class HeadroomMessage(LocalMessage):
+    """A message whose payload is a *transient* view of its sender's reused buffer (see
+    :attr:`~trust.node.worker.Worker.takes_transient_views`), with room around it: the payload
+    is ``buffer[start:end]`` (``buffer``: a writable ``memoryview`` of the whole buffer), and a
+    worker that takes transient views may, while its ``handle_now`` runs, write the
+    ``headroom`` bytes before it (to put its own header in front: a secure channel's encryptor
+    builds its plaintext there instead of copying the payload) and the byte right after it,
+    if ``buffer`` has one, provided it restores that byte before it returns. A portal inlet
+    sends its reads this way.
+
+    Once the payload is no longer a writable view (the node copied it: the message was queued,
+    or went to an endpoint that does not take transient views), the room is not there any
+    more: the other fields are then to be ignored."""
+
+    __slots__ = ("buffer", "headroom", "start")
+
+    buffer: memoryview
+    start: int
+    headroom: int
+
+    def __init__(self, onward_route: Route, return_route: Route, buffer: memoryview,
+                 start: int, end: int, headroom: int) -> None:
+        LocalMessage.__init__(self, onward_route, return_route,
+                              buffer[start:end])  # type: ignore[arg-type]
+        self.buffer = buffer
+        self.start = start
+        self.headroom = headroom

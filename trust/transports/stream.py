@@ -97,15 +97,17 @@ def tune_socket(transport: asyncio.BaseTransport, *, high: int = WRITE_BUFFER_HI
 class ReadBuffer:
     """A reused read buffer for ``asyncio.BufferedProtocol``: ``head`` bytes reserved in front
     (a subclass writes its message header there, so a read becomes a message with one copy),
-    then at most ``size`` bytes of data. Allocated on first use, released by :meth:`release`."""
+    then at most ``size`` bytes of data, then ``tail`` spare bytes. Allocated on first use,
+    released by :meth:`release`."""
 
-    __slots__ = ("_buf", "_view", "head", "size")
+    __slots__ = ("_buf", "_view", "head", "size", "tail")
 
-    def __init__(self, size: int, *, head: int = 0) -> None:
-        if not 0 < size + head < MAX_READ_BUFFER:
+    def __init__(self, size: int, *, head: int = 0, tail: int = 0) -> None:
+        if not 0 < size + head + tail < MAX_READ_BUFFER or min(size, head, tail) < 0:
             raise ValueError(f"a read buffer is smaller than {MAX_READ_BUFFER} bytes")
         self.size = size
         self.head = head
+        self.tail = tail
         self._buf: bytearray | None = None
         self._view: memoryview | None = None
 
@@ -113,9 +115,9 @@ class ReadBuffer:
         """Where the next read goes (``size`` bytes after the reserved head)."""
         view = self._view
         if view is None:
-            self._buf = bytearray(self.head + self.size)
+            self._buf = bytearray(self.head + self.size + self.tail)
             view = self._view = memoryview(self._buf)
-        return view[self.head:]
+        return view[self.head:self.head + self.size]
 
     @property
     def buffer(self) -> bytearray:
