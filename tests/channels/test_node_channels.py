@@ -421,3 +421,49 @@ def test_records_waiting_behind_a_full_consumer_are_decrypted_as_they_arrive() -
             assert await alice.send_and_receive(channel.route / "echo", b"after", timeout=5) == b"after"
 
     run(main)
+
+
+def test_messages_waiting_behind_a_full_next_hop_are_encrypted_as_they_arrive() -> None:
+    """A message that must wait in the encryptor's mailbox (the next hop is full) is
+    encrypted on arrival all the same: nonces follow arrival order, the mailbox keeps no copy
+    of the payload (a view of the sender's reused buffer may change right after), and the
+    messages reach the far side intact and in order."""
+
+    async def main() -> None:
+        w = live()
+        node = Node("solo", mailbox_size=2)
+        try:
+            await node.start_services()
+            await node.create_secure_channel_listener(w.bob)
+            channel = await node.create_secure_channel(w.alice, Route(["api"]), timeout=5)
+            assert await node.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
+            go = asyncio.Event()
+            got: list[bytes] = []
+
+            async def blocked(ctx: Context, msg: LocalMessage) -> None:
+                await go.wait()
+                got.append(bytes(msg.payload))
+
+            await node.start_worker("blocked", blocked, mailbox_size=1)
+            node.flow_controls.add_consumer("blocked", node.secure_channel_listeners()[0].flow_control_id)
+            await asyncio.sleep(0)
+            ctx = node.context()
+            nonce = channel.session.encryptor.nonce
+            buf = bytearray(30_000)
+            n = 10
+            for i in range(n):
+                buf[:] = bytes([i]) * len(buf)
+                msg = LocalMessage(channel.route / "blocked", Route([ctx.address]),
+                                   memoryview(buf))  # type: ignore[arg-type]
+                assert node.deliver(msg, ctx.address, None, None, None) is True
+                buf[:] = bytes(len(buf))  # the sender reuses its buffer at once
+            assert channel.session.encryptor.nonce == nonce + n  # all encrypted on arrival
+            go.set()
+            await _until(lambda: len(got) == n)
+            assert got == [bytes([i]) * 30_000 for i in range(n)]
+            assert node.stats.channel_records_rejected == 0 and node.stats.dropped_full == 0
+            ctx.close()
+        finally:
+            await node.stop()
+
+    run(main)

@@ -250,9 +250,9 @@ def test_decrypt_view_rejects_tampered_and_replayed_records_and_changes_nothing(
 
 def test_encrypt_payload_at_makes_the_record_encrypt_payload_makes_in_the_senders_buffer() -> None:
     """A large payload with room around it in its sender's buffer is encrypted where it is:
-    the same record as :meth:`RecordSession.encrypt_payload` makes (nonce for nonce), the
-    byte after the payload restored, nothing written at all when the head does not fit, the
-    payload is small, or the record needs the checking path (the first, a rekey)."""
+    the same record as :meth:`RecordSession.encrypt_payload` makes, nonce for nonce across
+    key renewals, the byte after the payload restored; nothing written at all when the head
+    does not fit, the payload is small, nothing follows it, or no nonce is left."""
     a, twin = _sessions()[0], _sessions()[0]
     on, ret = Route(["echoer"]), Route(["app"])
     data = bytes(range(256)) * 200
@@ -261,22 +261,21 @@ def test_encrypt_payload_at_makes_the_record_encrypt_payload_makes_in_the_sender
     buf[room:room + len(data)] = data
     buf[-1] = 0xAB
     view = memoryview(buf)
-    untouched = bytes(buf)
-    # the first record (nonce 0) takes the checking path
-    assert a.encrypt_payload_at(on, ret, view, room, len(data), room) is None
-    assert bytes(buf) == untouched
-    assert a.encrypt_payload(on, ret, data) == twin.encrypt_payload(on, ret, data)
-    for size in (len(data), len(data) - 1, 20_000):
+    b = RecordSession(SplitKeys(encrypt_key=v.OCKAM_K1, decrypt_key=v.OCKAM_K2))
+    for i in range(70):  # (the keys change at nonces 32 and 64)
+        size = len(data) - i % 3
         record = a.encrypt_payload_at(on, ret, view, room, size, room)
         assert record == twin.encrypt_payload(on, ret, data[:size])
         assert buf[room:room + len(data)] == data and buf[-1] == 0xAB
-    # the routes' head does not fit the room, the payload is small, or nothing is after it
+        assert b.decrypt(record) == Payload(on, ret, data[:size])  # (read as any record)
+    untouched = bytes(buf)
     assert a.encrypt_payload_at(on, ret, view, room, len(data), 3) is None
     assert a.encrypt_payload_at(on, ret, view, room, 1000, room) is None
     assert a.encrypt_payload_at(on, ret, view, room, len(data) + 1, room) is None
-    assert a.encryptor.nonce == twin.encryptor.nonce
-    # the receiver reads them as any record
-    b = RecordSession(SplitKeys(encrypt_key=v.OCKAM_K1, decrypt_key=v.OCKAM_K2))
-    record = a.encrypt_payload_at(on, ret, view, room, len(data), room)
-    assert record is not None
-    assert b.decrypt(record) == Payload(on, ret, data)
+    assert bytes(buf) == untouched and a.encryptor.nonce == twin.encryptor.nonce == 70
+    # no nonce left: the checking path says so
+    spent = RecordSession(SplitKeys(encrypt_key=v.OCKAM_K2, decrypt_key=v.OCKAM_K1))
+    spent.encryptor = Encryptor.resume(v.OCKAM_K2, MAX_NONCE + 1)
+    assert spent.encrypt_payload_at(on, ret, view, room, len(data), room) is None
+    with pytest.raises(UsageError):
+        spent.encrypt_payload(on, ret, data)

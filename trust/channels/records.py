@@ -334,9 +334,8 @@ class RecordSession:
         writable ``memoryview``), made without copying it: the plaintext's head is written
         into the ``headroom`` bytes before the payload and its last byte over the one after it
         (restored before returning; see :class:`~trust.routing.message.HeadroomMessage`).
-        ``None`` (nothing written) when that does not fit, or the payload is small, or the
-        record needs the checking path (a new key, no nonce left): use
-        :meth:`encrypt_payload`."""
+        ``None`` (nothing written) when that does not fit, or the payload is small, or no
+        nonce is left: use :meth:`encrypt_payload` (which raises then)."""
         end = start + size
         if size < _LARGE or end >= len(buffer):
             return None
@@ -344,8 +343,11 @@ class RecordSession:
         begin = start - len(prefix)
         enc = self.encryptor
         n = enc._nonce
-        if len(prefix) > headroom or begin < 0 or n & _REKEY_MASK == 0 or n > MAX_NONCE:
+        if len(prefix) > headroom or begin < 0 or n > MAX_NONCE:
             return None
+        if n & _REKEY_MASK == 0 and n:  # the next key (as Encryptor.encrypt does)
+            enc._key = key = rekey(enc._key)
+            enc._aead = AESGCM(key)
         record = bytearray(end + 1 - begin + RECORD_OVERHEAD)
         enc._nonce = n + 1
         nb = _pack(n)

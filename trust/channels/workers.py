@@ -369,14 +369,18 @@ class _EncryptorWorker(InlineWorker):
     """Encrypts inside the sender's delivery (no task switch) while the next hop takes the
     record at once; when it is full (or must be connected first), the record already made is
     kept and the worker's task sends it, waiting (its message stays first in the mailbox, so
-    order is kept)."""
+    order is kept). A message that must wait behind others is encrypted as it arrives all
+    the same (:meth:`before_queue`)."""
 
-    takes_views = True  # (a payload is only read, joined into the plaintext at once:
-    takes_transient_views = True  # a portal inlet's read reaches it without a copy)
+    takes_views = True  # (a payload is only read, encrypted at once: a portal inlet's read
+    takes_transient_views = True  # reaches it without a copy, and is encrypted in place)
 
     def __init__(self, channel: SecureChannel) -> None:
         self.channel = channel
-        self._held: tuple[LocalMessage, LocalMessage] | None = None
+        self._sealed: deque[tuple[LocalMessage, LocalMessage]] = deque()
+        """Records made of messages that wait in the mailbox (in its order): a message that
+        cannot be sent at once, or that arrives behind others, is encrypted as it arrives
+        (nonces follow arrival order), so the mailbox holds no copy of its payload."""
         self._route_in: Route | None = None
         self._route_out: Route = _EMPTY
         """The last onward route and the same without this encryptor: a conversation sends
@@ -409,14 +413,26 @@ class _EncryptorWorker(InlineWorker):
         out = self._seal(msg, True)
         if out is None or ctx.forward_nowait(out):
             return True
-        self._held = (msg, out)
+        self._keep(msg, out)
         return False
 
+    def before_queue(self, ctx: Context, msg: LocalMessage) -> LocalMessage | None:
+        out = self._seal(msg, True)
+        if out is None:
+            return None
+        self._keep(msg, out)
+        return msg
+
+    def _keep(self, msg: LocalMessage, out: LocalMessage) -> None:
+        """Keep the record ``out`` made of ``msg`` for :meth:`handle_message`; ``msg``'s
+        payload is not needed again (so the node does not copy it when it queues ``msg``)."""
+        self._sealed.append((msg, out))
+        msg.payload = b""
+
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
-        held = self._held
-        if held is not None and held[0] is msg:
-            self._held = None
-            out: LocalMessage | None = held[1]
+        sealed = self._sealed
+        if sealed and sealed[0][0] is msg:
+            out: LocalMessage | None = sealed.popleft()[1]
         else:
             out = self._seal(msg)
         if out is not None:
