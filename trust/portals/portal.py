@@ -547,8 +547,12 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                 else:
                     self._keepalive_received()
                 return True
-            if n:
-                self._write(memoryview(payload)[start:] if n >= 4096 else payload[start:], n)
+            if n >= _BATCH_FROM:  # (the common case of _write, inlined)
+                self.write_batched(memoryview(payload)[start:], n)
+                self.bytes_out += n
+                self.portal.stats.bytes_out += n
+            elif n:
+                self._write(payload[start:], n)
                 self.bytes_out += n
                 self.portal.stats.bytes_out += n
             else:
