@@ -124,6 +124,8 @@ _ROOM: Final = 256
 there and encrypts the read where it is (see :class:`~trust.routing.HeadroomMessage`)."""
 _START: Final = _ROOM + _HEAD
 """Where a read's bytes start in the read buffer."""
+_ROOM_FROM: Final = 16 * 1024
+"""Reads at least this large go out as a HeadroomMessage; smaller ones as plain messages."""
 _READ_SIZE: Final = 2 * MAX_PAYLOAD_SIZE
 """One read takes up to two messages' worth (fewer reads and loop turns for bulk data)."""
 _BATCH_FROM: Final = 4096
@@ -386,6 +388,9 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         route: Any = self.remote_route
         end = _START + nbytes
         start = _payload_head(buf, _START, nbytes)
+        if nbytes < _ROOM_FROM:  # (a small read: a plain message, cheap to copy)
+            self._emit(LocalMessage(route, self._ret, view[start:end]))  # type: ignore[arg-type]
+            return
         self._emit(HeadroomMessage(route, self._ret, view, start, end, start))
         if total > nbytes:  # the second message of the read (after the first, in order)
             rest = total - nbytes
