@@ -341,7 +341,9 @@ class SecureChannel:
             if not message.onward_route.addresses:
                 return
             inner = LocalMessage(message.onward_route, message.return_route, message.payload)
-            await self._deliver_waiting(inner, self._produce(inner))
+            full = self._produce(inner)
+            if full is not None:  # (usually delivered at once: no wait, no coroutine)
+                await self._deliver_waiting(inner, full)
         elif isinstance(message, Close):
             await self._teardown(send_close=False)
         elif isinstance(message, RefreshCredentials):
@@ -435,7 +437,7 @@ class _EncryptorWorker(InlineWorker):
             out: LocalMessage | None = sealed.popleft()[1]
         else:
             out = self._seal(msg)
-        if out is not None:
+        if out is not None and not ctx.forward_nowait(out):  # (no coroutine unless it waits)
             await ctx.forward(out)
 
     async def shutdown(self, ctx: Context) -> None:
