@@ -97,3 +97,9 @@ def test_tcp_connections_share_the_stream_base() -> None:
     buf.release()
     with pytest.raises(ValueError):
         ReadBuffer(MAX_READ_BUFFER)
+    # spare bytes after the data (a portal's: the byte after a read's last chunk)
+    spare = ReadBuffer(1000, head=260, tail=1)
+    assert len(spare.get()) == 1000 and len(spare.buffer) == 1261
+    for size, head, tail in ((MAX_READ_BUFFER - 10, 5, 5), (100, -1, 0), (100, 0, -1)):
+        with pytest.raises(ValueError):
+            ReadBuffer(size, head=head, tail=tail)
