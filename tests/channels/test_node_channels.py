@@ -376,6 +376,22 @@ def test_an_open_channel_encrypts_and_decrypts_inside_the_delivery() -> None:
     run(main)
 
 
+async def _blocked_consumer(node: Node) -> tuple[asyncio.Event, list[bytes]]:
+    """A worker ``blocked`` (mailbox of one) that consumes the node's channel listener's flow
+    and takes nothing until the event is set; the payloads it got."""
+    go = asyncio.Event()
+    got: list[bytes] = []
+
+    async def blocked(ctx: Context, msg: LocalMessage) -> None:
+        await go.wait()
+        got.append(bytes(msg.payload))
+
+    await node.start_worker("blocked", blocked, mailbox_size=1)
+    node.flow_controls.add_consumer("blocked", node.secure_channel_listeners()[0].flow_control_id)
+    await asyncio.sleep(0)
+    return go, got
+
+
 def test_records_waiting_behind_a_full_consumer_are_decrypted_as_they_arrive() -> None:
     """A record that must wait in the decryptor's mailbox (its consumer is full) is decrypted
     on arrival all the same: it is counted at once, the mailbox keeps no copy of it, and a
@@ -390,16 +406,7 @@ def test_records_waiting_behind_a_full_consumer_are_decrypted_as_they_arrive() -
             assert await alice.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
             await _until(lambda: len(bob.secure_channels()) == 1)
             [far] = bob.secure_channels()
-            go = asyncio.Event()
-            got: list[bytes] = []
-
-            async def blocked(ctx: Context, msg: LocalMessage) -> None:
-                await go.wait()
-                got.append(bytes(msg.payload))
-
-            await bob.start_worker("blocked", blocked, mailbox_size=1)
-            bob.flow_controls.add_consumer("blocked", bob.secure_channel_listeners()[0].flow_control_id)
-            await asyncio.sleep(0)
+            go, got = await _blocked_consumer(bob)
             counted, highest = far.records_received, far.session.decryptor.highest_nonce
             buf = bytearray(40_000)
             n = 6
@@ -437,16 +444,7 @@ def test_messages_waiting_behind_a_full_next_hop_are_encrypted_as_they_arrive() 
             await node.create_secure_channel_listener(w.bob)
             channel = await node.create_secure_channel(w.alice, Route(["api"]), timeout=5)
             assert await node.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
-            go = asyncio.Event()
-            got: list[bytes] = []
-
-            async def blocked(ctx: Context, msg: LocalMessage) -> None:
-                await go.wait()
-                got.append(bytes(msg.payload))
-
-            await node.start_worker("blocked", blocked, mailbox_size=1)
-            node.flow_controls.add_consumer("blocked", node.secure_channel_listeners()[0].flow_control_id)
-            await asyncio.sleep(0)
+            go, got = await _blocked_consumer(node)
             ctx = node.context()
             nonce = channel.session.encryptor.nonce
             buf = bytearray(30_000)

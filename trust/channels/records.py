@@ -287,6 +287,20 @@ _NO_PADDING: Final = b"\x40"
 _new_tuple = tuple.__new__
 
 
+def _decrypt_newer(d: Decryptor, n: int, cur: int, body: bytes | memoryview) -> bytes:
+    """:meth:`Decryptor.decrypt` of the common record, for the session's hot path: record
+    ``n`` (``body``: what follows its nonce) is newer than ``cur``, within the window and under
+    the current key."""
+    try:
+        pt = d._aead.decrypt(_ZERO4 + _pack(n), body, None)
+    except InvalidTag:
+        raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
+                              "key)") from None
+    d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
+    d._current = n
+    return pt
+
+
 class RecordSession:
     """Both directions of an open channel, from the keys of a completed handshake: encrypts
     messages for the peer, decrypts the peer's records into messages. A conversation keeps its
@@ -423,14 +437,7 @@ class RecordSession:
                 n = _unpack(record)[0]
                 cur = d._current
                 if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
-                    # a newer record under the current key (as Decryptor.decrypt, inline)
-                    try:
-                        pt = d._aead.decrypt(_ZERO4 + record[:8], record[8:], None)
-                    except InvalidTag:
-                        raise DecryptionError(f"record {n} does not decrypt (changed bytes, or "
-                                              "another key)") from None
-                    d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
-                    d._current = n
+                    pt = _decrypt_newer(d, n, cur, record[8:])
                 else:
                     pt = d.decrypt(record)
             else:
@@ -458,14 +465,7 @@ class RecordSession:
         n = _unpack(record)[0]
         cur = d._current
         if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
-            # a newer record under the current key (as Decryptor.decrypt, inline)
-            try:
-                pt = d._aead.decrypt(_ZERO4 + _pack(n), memoryview(record)[8:], None)
-            except InvalidTag:
-                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
-                                      "key)") from None
-            d._bitmap = ((d._bitmap << (n - cur)) | 1) & _MASK64
-            d._current = n
+            pt = _decrypt_newer(d, n, cur, memoryview(record)[8:])
         else:
             pt = d.decrypt(record)
         last = self._dec_last
