@@ -12,7 +12,7 @@ import pytest
 from tests.channels.node_helpers import RecordingProxy, live, nodes
 from trust.channels import Initiator, TrustAuthority, TrustIdentifier
 from trust.channels.local_info import channel_info
-from trust.channels.workers import ChannelTimeoutError
+from trust.channels.workers import ChannelTimeoutError, SecureChannel
 from trust.errors import NotFoundError, UntrustedError
 from trust.node import Context, Node
 from trust.routing import Address, LocalMessage, Route
@@ -344,13 +344,8 @@ def test_an_open_channel_encrypts_and_decrypts_inside_the_delivery() -> None:
     control back, with no task switch; the channel works as before afterwards."""
 
     async def main() -> None:
-        w = live()
         async with nodes("alice", "bob") as (alice, bob):
-            route = await _bob(bob)
-            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
-            assert await alice.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
-            await _until(lambda: len(bob.secure_channels()) == 1)
-            [far] = bob.secure_channels()
+            channel, far = await _warm_channel(alice, bob)
             # alice: the encryptor makes the record inside forward_nowait
             ctx = alice.context()
             nonce = channel.session.encryptor.nonce
@@ -376,6 +371,16 @@ def test_an_open_channel_encrypts_and_decrypts_inside_the_delivery() -> None:
     run(main)
 
 
+async def _warm_channel(alice: Node, bob: Node) -> tuple[SecureChannel, SecureChannel]:
+    """A channel from alice to bob's listener, used once; both of its sides."""
+    route = await _bob(bob)
+    channel = await alice.create_secure_channel(live().alice, route, timeout=5)
+    assert await alice.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
+    await _until(lambda: len(bob.secure_channels()) == 1)
+    [far] = bob.secure_channels()
+    return channel, far
+
+
 async def _blocked_consumer(node: Node) -> tuple[asyncio.Event, list[bytes]]:
     """A worker ``blocked`` (mailbox of one) that consumes the node's channel listener's flow
     and takes nothing until the event is set; the payloads it got."""
@@ -399,13 +404,8 @@ def test_records_waiting_behind_a_full_consumer_are_decrypted_as_they_arrive() -
     messages still reach the consumer intact and in order."""
 
     async def main() -> None:
-        w = live()
         async with nodes("alice", "bob") as (alice, bob):
-            route = await _bob(bob)
-            channel = await alice.create_secure_channel(w.alice, route, timeout=5)
-            assert await alice.send_and_receive(channel.route / "echo", b"warm", timeout=5) == b"warm"
-            await _until(lambda: len(bob.secure_channels()) == 1)
-            [far] = bob.secure_channels()
+            channel, far = await _warm_channel(alice, bob)
             go, got = await _blocked_consumer(bob)
             counted, highest = far.records_received, far.session.decryptor.highest_nonce
             buf = bytearray(40_000)

@@ -239,15 +239,7 @@ class Decryptor:
             # the common case: a newer record under the current key (a large record is read
             # through a view, not copied)
             small = type(record) is bytes and len(record) < _LARGE
-            try:
-                pt = self._aead.decrypt(_ZERO4 + bytes(record[:8]),
-                                        record[8:] if small else memoryview(record)[8:], None)
-            except InvalidTag:
-                raise DecryptionError(f"record {n} does not decrypt (changed bytes, or another "
-                                      "key)") from None
-            self._bitmap = ((self._bitmap << (n - cur)) | 1) & _MASK64
-            self._current = n
-            return pt
+            return _decrypt_newer(self, n, cur, record[8:] if small else memoryview(record)[8:])
         aead, key = self._check(n)
         try:
             pt = aead.decrypt(_ZERO4 + bytes(record[:8]), memoryview(record)[8:], None)
@@ -287,7 +279,8 @@ _NO_PADDING: Final = b"\x40"
 _new_tuple = tuple.__new__
 
 
-def _decrypt_newer(d: Decryptor, n: int, cur: int, body: bytes | memoryview) -> bytes:
+def _decrypt_newer(d: Decryptor, n: int, cur: int, body: bytes | bytearray | memoryview
+                   ) -> bytes:
     """:meth:`Decryptor.decrypt` of the common record, for the session's hot path: record
     ``n`` (``body``: what follows its nonce) is newer than ``cur``, within the window and under
     the current key."""
