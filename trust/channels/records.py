@@ -454,13 +454,7 @@ class RecordSession:
 
     def _decrypt_view(self, record: bytes | bytearray | memoryview, size: int) -> ChannelMessage:
         """:meth:`decrypt` of a large record, a Payload's payload a view of the plaintext."""
-        d = self.decryptor
-        n = _unpack(record)[0]
-        cur = d._current
-        if cur < n <= cur + WINDOW and n - d._start < KEY_RENEWAL_INTERVAL:
-            pt = _decrypt_newer(d, n, cur, memoryview(record)[8:])
-        else:
-            pt = d.decrypt(record)
+        pt = self.decryptor.decrypt(record)
         last = self._dec_last
         if last is not None and size == last[1] and pt.startswith(last[0]) and \
                 pt[size - 1] == 0x40:

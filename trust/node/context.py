@@ -116,12 +116,8 @@ class Context:
 
     def forward_nowait(self, msg: LocalMessage) -> bool:
         """Forward without waiting; ``False`` (nothing sent) when it would have to wait."""
-        done = self._deliver(msg, self.address, self._slot.outgoing, None, None)
-        if done is True or done is False:
-            return True
-        if not self.drop_when_full:
-            return False
-        return self.node.queue_or_drop(msg, self.address, self._slot.outgoing, done)
+        return self.node.deliver_nowait(msg, self.address, self._slot.outgoing,
+                                      self.drop_when_full)
 
     def reply_nowait(self, msg: LocalMessage, payload: bytes) -> bool:
         """Send ``payload`` back along ``msg``'s return route without waiting (the hot path

@@ -394,14 +394,12 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self._emit(HeadroomMessage(route, self._ret, view, start, end, start))
         if total > nbytes:  # the second message of the read (after the first, in order)
             rest = total - nbytes
+            # its header over the first's last bytes: those were read (or copied) by now
+            start = _payload_head(buf, end, rest)
             if self._held is None and not self._backlog and not self.closing:
-                # its header over the first's last bytes: those were read (or copied) by now
-                start = _payload_head(buf, end, rest)
                 self._emit(HeadroomMessage(route, self._ret, view, start, end + rest, start))
-            else:
-                self._queue(LocalMessage(self.remote_route, self._ret,  # type: ignore[arg-type]
-                                         b"".join((b"\x03" + encode_uvarint(rest),
-                                                   view[end:end + rest]))))
+            else:  # (held back behind others: a copy)
+                self._queue(LocalMessage(route, self._ret, bytes(view[start:end + rest])))
 
     def eof_received(self) -> bool:
         self.local_eof = True
@@ -552,12 +550,11 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                 else:
                     self._keepalive_received()
                 return True
-            if n >= _BATCH_FROM:  # (the common case of _write, inlined)
-                self.write_batched(memoryview(payload)[start:], n)
-                self.bytes_out += n
-                self.portal.stats.bytes_out += n
-            elif n:
-                self._write(payload[start:], n)
+            if n:
+                if n >= _BATCH_FROM:  # (the common case of _write, inlined)
+                    self.write_batched(memoryview(payload)[start:], n)
+                else:
+                    self._write(payload[start:], n)
                 self.bytes_out += n
                 self.portal.stats.bytes_out += n
             else:

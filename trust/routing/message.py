@@ -152,11 +152,8 @@ class HeadroomMessage(LocalMessage):
 
     def __init__(self, onward_route: Route, return_route: Route, buffer: memoryview,
                  start: int, end: int, headroom: int) -> None:
-        self.onward_route = onward_route  # (LocalMessage.__init__, inlined: one per read)
-        self.return_route = return_route
-        self.payload = buffer[start:end]  # type: ignore[assignment]
-        self.local_info = ()
-        self.tracing_context = None
+        LocalMessage.__init__(self, onward_route, return_route,
+                              buffer[start:end])  # type: ignore[arg-type]
         self.buffer = buffer
         self.start = start
         self.headroom = headroom

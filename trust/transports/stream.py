@@ -260,16 +260,19 @@ class StreamConnection:
                 loop.call_soon(w)
 
     # -- batched writes --------------------------------------------------------------------------
-    def write_batched(self, data: Any, size: int) -> None:
-        """Write ``data`` (``size`` bytes) with the other writes of this turn of the event loop,
-        in one system call at its end (or at once when :data:`WRITE_BATCH_MAX` bytes wait).
-        While writes wait, every write of this connection must go through here (order)."""
+    def write_batched(self, data: Any, size: int, head: Any = None) -> None:
+        """Write ``data`` (``size`` bytes; after ``head``, if given, e.g. a frame header) with
+        the other writes of this turn of the event loop, in one system call at its end (or at
+        once when :data:`WRITE_BATCH_MAX` bytes wait). While writes wait, every write of this
+        connection must go through here (order)."""
         batch = self._batch
         if batch is None:
-            self._batch = batch = [data]
+            self._batch = [data] if head is None else [head, data]
             self._batch_size = size
             asyncio.get_running_loop().call_soon(self._flush_turn)
             return
+        if head is not None:
+            batch.append(head)
         batch.append(data)
         self._batch_size += size
         if self._batch_size >= WRITE_BATCH_MAX:

@@ -56,7 +56,6 @@ from trust.routing.tcp_frame import (
 )
 from trust.transports.stream import (
     KEEPALIVE,
-    WRITE_BATCH_MAX,
     WRITE_BUFFER_HIGH,
     WRITE_BUFFER_LOW,
     StreamConnection,
@@ -382,14 +381,7 @@ class TcpConnection(StreamConnection, asyncio.Protocol):
                 head = self._last_header = (
                     msg.onward_route, msg.return_route, n,
                     frame_header(msg.onward_route._addrs[1:], msg.return_route._addrs, n))
-            batch = self._batch
-            if batch is not None and self._batch_size + n < WRITE_BATCH_MAX:
-                batch.append(head[3])  # (write_batched's common case, inlined)
-                batch.append(payload)
-                self._batch_size += n
-            else:
-                self.write_batched(head[3], 0)
-                self.write_batched(payload, n)
+            self.write_batched(payload, n, head[3])
             return True
         frame = encode_frame_addrs(msg.onward_route._addrs[1:], msg.return_route._addrs,
                                    payload, msg.tracing_context)
