@@ -23,6 +23,7 @@ from trust.routing.bare import encode_uvarint, read_uvarint
 
 __all__ = [
     "DISCONNECT",
+    "HELLO",
     "KEEPALIVE",
     "MAX_PAYLOAD_SIZE",
     "PING",
@@ -50,6 +51,11 @@ KEEPALIVE: Final = b"\x03\x00"
 """An empty Payload: a portal writes it as nothing (Ockam's too). A truststack inlet sends it
 on a connection that has sent nothing for a while, so its outlet can tell a quiet client from
 a gone inlet (see :data:`trust.portals.portal.KEEPALIVE_INTERVAL`)."""
+HELLO: Final = KEEPALIVE
+"""The same empty Payload, sent once by each truststack portal right after the Pong (the
+outlet after sending it, the inlet on receiving it): "I half-close" (see
+:data:`trust.portals.portal.HALF_CLOSE_WAIT`). The first empty Payload a connection receives
+is its peer's HELLO, later ones are keepalives. Ockam's portals send none."""
 _PAYLOAD: Final = 3
 
 

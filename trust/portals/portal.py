@@ -11,10 +11,15 @@ Flow, per TCP connection (as Ockam's):
    route and starts reading the client;
 4. each read (at most 48 KiB, into a reused buffer) becomes one **Payload**; the other side
    writes the bytes to its socket;
-5. EOF on a socket sends **Disconnect**. A Disconnect received is a *half-close*: the receiver
-   shuts down the writing side of its socket once what is buffered is written, and keeps
-   reading the other way until that side ends too (then both sockets are closed). A reset or
-   error on a socket closes both ends at once.
+5. EOF on a socket sends **Disconnect**. Between two truststack portals a Disconnect is a
+   *half-close*: the receiver shuts down the writing side of its socket once what is buffered
+   is written, and keeps reading the other way until that side ends too (then both sockets are
+   closed). Each side says that it half-closes with a :data:`HELLO` (an empty Payload, which
+   Ockam's portals write as nothing) right after the Pong. With a peer that sent none (Ockam's,
+   for which Disconnect ends the whole connection and is never answered), a Disconnect
+   received closes the socket at once (after what is buffered), and one sent is followed by
+   closing the socket :data:`HALF_CLOSE_WAIT` later (unless a HELLO arrives meanwhile). A reset
+   or error on a socket closes both ends at once.
 
 **Back-pressure, both ways, with no unbounded buffer.** A portal connection is an
 :class:`~trust.node.node.Endpoint`: when its socket's write buffer is over
@@ -57,6 +62,7 @@ from trust.logsafe import safe_text, warn_limited
 from trust.node.worker import Worker
 from trust.portals.messages import (
     DISCONNECT,
+    HELLO,
     KEEPALIVE,
     MAX_PAYLOAD_SIZE,
     PING,
@@ -82,6 +88,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "HALF_CLOSE_WAIT",
     "KEEPALIVE_INTERVAL",
     "PONG_TIMEOUT",
     "SILENCE_TIMEOUT",
@@ -112,6 +119,11 @@ PONG_TIMEOUT: Final = 20.0
 """Seconds an inlet waits for the outlet's Pong before it closes the client's connection."""
 KEEPALIVE_INTERVAL: Final = 10.0
 """Seconds an inlet's connection may send nothing before it sends a keepalive."""
+HALF_CLOSE_WAIT: Final = 5.0
+"""Seconds a connection that sent Disconnect (its socket's EOF) stays half-open while its peer
+has not said it half-closes (its :data:`HELLO`): an Ockam portal ends the whole connection on
+Disconnect and never answers, so the socket is then closed (the HELLO of a truststack peer
+follows its Pong at once; this only covers an EOF read before it arrived)."""
 SILENCE_TIMEOUT: Final = 90.0
 """Seconds an outlet's connection whose inlet sends keepalives may hear nothing from it before
 the outlet closes it. Longer than a node's ``stall_timeout`` (60 s) with a margin: a channel
@@ -308,6 +320,10 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self.bytes_out = 0
         self.keepalives = 0
         """Keepalives received (outlet)."""
+        self.peer_half_closes = False
+        """The peer sent its :data:`HELLO`: a truststack portal, whose Disconnect is a
+        half-close and which answers ours with its own (else: Ockam's semantics)."""
+        self._eof_timer: asyncio.TimerHandle | None = None
         self._mark = 0
         self._silent = 0.0
 
@@ -333,6 +349,9 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         if self._pong_timer is not None:
             self._pong_timer.cancel()
             self._pong_timer = None
+        if self._eof_timer is not None:
+            self._eof_timer.cancel()
+            self._eof_timer = None
         self.closing = True
         if self.ready:
             self._send_disconnect()
@@ -406,7 +425,21 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         if not self.ready:
             return False
         self._send_disconnect()
-        return not self.remote_eof  # keep the socket open for the other direction
+        if self.remote_eof:
+            return False
+        if not self.peer_half_closes:  # (an Ockam peer ends the connection: see _peer_gone)
+            self._eof_timer = asyncio.get_running_loop().call_later(HALF_CLOSE_WAIT,
+                                                                    self._peer_gone)
+        return True  # keep the socket open for the other direction
+
+    def _peer_gone(self) -> None:
+        """:data:`HALF_CLOSE_WAIT` after this side's Disconnect, with no HELLO from the peer:
+        it ended the whole connection (Ockam's semantics): close the socket."""
+        self._eof_timer = None
+        if not self.peer_half_closes and not self.closing:
+            log.debug("%s %s: connection %s closed: the peer does not half-close",
+                      self.portal.kind, self.portal.name, safe_text(self.peer))
+            self.close()
 
     def wants_reading(self) -> bool:
         return self.ready and not self.local_eof
@@ -571,6 +604,12 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         return True
 
     def _keepalive_received(self) -> None:
+        if not self.peer_half_closes:  # the first empty Payload is the peer's HELLO
+            self.peer_half_closes = True
+            if self._eof_timer is not None:
+                self._eof_timer.cancel()
+                self._eof_timer = None
+            return
         self.keepalives += 1
         self.portal.stats.keepalives += 1
 
@@ -653,8 +692,11 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         if t is None:
             return
         self.flush_writes()
-        if self.local_eof or not t.can_write_eof():
+        if not self.peer_half_closes:  # Ockam's Disconnect: the peer is gone, it takes nothing
+            self._disconnect_sent = True
             t.close()  # (after what is buffered is written)
+        elif self.local_eof or not t.can_write_eof():
+            t.close()
         else:
             t.write_eof()
 
@@ -708,6 +750,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             self.disconnect_and_abort()
             return
         self._remember_peer(msg)
+        self._queue(LocalMessage(self.remote_route, self._ret, HELLO))
         self._go()
 
     def _go(self) -> None:
@@ -733,6 +776,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         self._remember_peer(ping)
         self.ready = True  # (before the Pong: a local inlet may answer with data at once)
         self._emit(LocalMessage(ping.return_route, self._ret, PONG))
+        self._queue(LocalMessage(ping.return_route, self._ret, HELLO))
         self._go()
 
 
