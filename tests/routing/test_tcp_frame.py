@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from trust.errors import DecodeError
+from trust.models.cbor import head
 from trust.routing import (
     MAX_FRAME_SIZE,
+    MAX_ROUTE_HOPS,
     PREAMBLE,
     FrameDecoder,
     FrameTooLargeError,
@@ -126,6 +129,29 @@ def test_body_rejects(hexbody: str, field: str) -> None:
     with pytest.raises(DecodeError) as e:
         decode_body(bytes.fromhex(hexbody))
     assert e.value.field is not None and e.value.field.startswith(field)
+
+
+def test_a_route_of_more_than_max_route_hops_is_rejected_before_it_is_built() -> None:
+    """One frame of millions of 3-byte addresses made the decoder build every one of them."""
+    hop = bytes.fromhex("820040")  # [0, b""]
+    ok = bytes([0x83, 0x81]) + bytes.fromhex("82004161") + head(4, MAX_ROUTE_HOPS) \
+        + hop * MAX_ROUTE_HOPS + b"\x40"
+    assert len(decode_body(ok).return_route.addresses) == MAX_ROUTE_HOPS
+    n = (MAX_FRAME_SIZE - 64) // 3
+    huge = bytes([0x83, 0x81]) + bytes.fromhex("82004161") + head(4, n) + hop * n + b"\x40"
+    decoder = FrameDecoder(preamble=False)
+    started = time.perf_counter()
+    with pytest.raises(DecodeError) as e:
+        decoder.decode(len(huge).to_bytes(4, "big") + huge)
+    assert time.perf_counter() - started < 0.5
+    assert e.value.field == "return_route" and f"at most {MAX_ROUTE_HOPS}" in str(e.value)
+    for route in ("onward_route", "return_route"):
+        one_more = head(4, MAX_ROUTE_HOPS + 1) + hop * (MAX_ROUTE_HOPS + 1)
+        body = (bytes([0x83]) + one_more + b"\x80\x40" if route == "onward_route"
+                else bytes([0x83, 0x81]) + bytes.fromhex("82004161") + one_more + b"\x40")
+        with pytest.raises(DecodeError) as e:
+            decode_body(body)
+        assert e.value.field == route
 
 
 def test_route_cache_does_not_change_results() -> None:

@@ -13,6 +13,7 @@ from trust.routing.multiaddr import MultiAddr, RouteSyntaxError, parse_multiaddr
 from trust.routing.route import Route, RouteLike
 from trust.routing.tcp_frame import (
     MAX_FRAME_SIZE,
+    MAX_ROUTE_HOPS,
     PREAMBLE,
     FrameDecoder,
     FrameTooLargeError,
@@ -25,6 +26,7 @@ from trust.routing.tcp_frame import (
 __all__ = [
     "LOCAL",
     "MAX_FRAME_SIZE",
+    "MAX_ROUTE_HOPS",
     "PREAMBLE",
     "TCP",
     "UDP",

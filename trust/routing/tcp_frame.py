@@ -29,6 +29,7 @@ from trust.routing.route import Route
 
 __all__ = [
     "MAX_FRAME_SIZE",
+    "MAX_ROUTE_HOPS",
     "PREAMBLE",
     "SMALL_PAYLOAD_HEADS",
     "FrameDecoder",
@@ -46,6 +47,11 @@ PREAMBLE: Final = b"\x01"
 
 MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 """The largest body a frame may carry (Ockam's ``MAX_MESSAGE_SIZE``, 16 MiB)."""
+
+MAX_ROUTE_HOPS: Final = 256
+"""The most addresses a decoded route may hold (Ockam sets no limit; real routes have a few).
+Without it, one 16 MiB frame of 3-byte addresses made a receiver build 5.6 million of them
+(about 450 MB, the event loop blocked for seconds) before anything looked at the message."""
 
 _U32: Final = Struct(">I")
 _pack_u32 = _U32.pack
@@ -267,6 +273,9 @@ def read_route(data: bytes | bytearray, pos: int, end: int, field: str) -> tuple
         major, n, pos = _head(data, pos, end, field)
         if major != 4:
             raise _wrong(field, "an array of addresses", major)
+        if n > MAX_ROUTE_HOPS:
+            raise DecodeError(f"a route has at most {MAX_ROUTE_HOPS} addresses, found {n}",
+                              field=field)
         if n > end - pos:
             raise DecodeError("array longer than the data", field=field)
     if n == 1:
