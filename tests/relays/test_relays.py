@@ -325,3 +325,91 @@ def test_relays_are_listed_shown_and_deleted() -> None:
             await client.stop()
 
     arun(main(), timeout=20)
+
+
+def test_a_registration_through_the_hop_service_is_not_live_once_its_channel_is_gone() -> None:
+    """``hop`` puts itself in front of the return route: a relay registered through it starts
+    with ``0#hop``, which always exists; it used to count as live for ever (its name held,
+    never swept), after the registrant's channel and node were gone."""
+    p = parties()
+
+    async def main() -> None:
+        async with relay_node(p.relay, max_relays=1) as r:
+            async with client_node("mallory", p.mallory) as m:
+                ch = await m.create_secure_channel(
+                    p.mallory, Route([Address.tcp(r.address), "api"]), timeout=5)
+                await m.send(ch.route / "hop" / "static_forwarding_service",
+                             encode_registration("bank"))
+                await eventually(lambda: bool(r.service.relays()))
+                relay = r.service.relay("bank")
+                assert relay.forward_route.addresses[0].name == "hop"
+                assert r.service.is_live(relay)  # (through hop, then the live channel)
+                await ch.close()
+            await eventually(lambda: not r.service.is_live(relay))
+            assert await r.service.sweep() == 1
+            async with client_node("bank", p.bank) as b:  # the name, and the slot, are free
+                client = RelayClient(b, "bank", channel_to(b, p.bank, r.address))
+                await client.start(wait=5)
+                assert r.service.relay("bank").owner == p.identifier(p.bank)
+                await client.stop()
+
+    arun(main(), timeout=30)
+
+
+def test_taking_over_a_gone_relay_counts_against_the_per_identity_limit() -> None:
+    p = parties()
+
+    async def main() -> None:
+        async with relay_node(p.relay, max_per_owner=1) as r, \
+                client_node("a", p.bank) as a, client_node("b", p.star) as b:
+            one = RelayClient(a, "one", channel_to(a, p.bank, r.address))
+            await one.start(wait=5)
+            other = RelayClient(b, "two", channel_to(b, p.star, r.address))
+            await other.start(wait=5)
+            await other.stop()
+            await eventually(lambda: not r.service.is_live(r.service.relay("two")))
+            refused = r.service.stats.refused
+            taker = RelayClient(a, "two", channel_to(a, p.bank, r.address),
+                                register_timeout=0.5, max_backoff=0.5)
+            with pytest.raises(TimeoutError):
+                await taker.start(wait=1.5)
+            await taker.stop()
+            assert r.service.stats.refused > refused
+            assert [x.name for x in r.service.relays()] == ["one"]  # ("two" gone: swept)
+            await one.stop()
+
+    arun(main(), timeout=30)
+
+
+def test_a_relay_address_from_a_hostile_relay_node_is_checked_before_it_is_used() -> None:
+    """The client takes its relay's address from the last hop of the notification's return
+    route (as Ockam's): a hostile relay node answering from an address with a newline and
+    terminal escapes in it is refused, never logged or shown."""
+    p = parties()
+    evil = "forward_to_x\n2030-01-01 CRITICAL trust.node: FAKE LINE \x1b[2J\x1b[31mbank"
+
+    async def main() -> None:
+        hub = Node("hub")
+        try:
+            tcp = await hub.create_tcp_listener("127.0.0.1:0")
+            await hub.create_secure_channel_listener(
+                p.relay, consumers=["api", "echo", "static_forwarding_service"])
+            await hub.start_services()
+            evil_ctx = await hub.start_worker(evil, lambda ctx, msg: None)
+
+            async def fake_service(ctx: object, msg: LocalMessage) -> None:
+                await evil_ctx.send(msg.return_route, encode_string("forward_to_bank"))
+
+            await hub.start_worker("static_forwarding_service", fake_service)
+            async with client_node("bank", p.bank) as b:
+                client = RelayClient(b, "bank", channel_to(b, p.bank, tcp.address),
+                                     register_timeout=0.5, max_backoff=0.5)
+                with pytest.raises(TimeoutError):
+                    await client.start(wait=1.5)
+                assert client.remote_address is None and client.state != "registered"
+                assert "not printable ASCII" in (client.info()["last_error"] or "")
+                await client.stop()
+        finally:
+            await hub.stop()
+
+    arun(main(), timeout=30)

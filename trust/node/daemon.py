@@ -164,6 +164,7 @@ class NodeRuntime:
             log.warning("the open-files limit (%d) is below max_connections (%d)", limit,
                         max_connections)
         self.authorities = node_authorities(self.config)
+        own_authority = await self._own_authority()
         await self._start_services()
         # the listener first: a taken port fails before the identity is created
         listener = await self.node.create_tcp_listener(self.config.get("tcp_listener_address")
@@ -172,7 +173,7 @@ class NodeRuntime:
             # a free port was asked for: keep the one chosen, so `node start` listens there again
             self.config["tcp_listener_address"] = listener.address
             write_json(paths.config, self.config)
-        self.identity = await self._load_identity()
+        self.identity = own_authority or await self._load_identity()
         self.node.identity = self.identity
         self.credential = self._load_credential()
         await self._start_channel_listener()
@@ -254,6 +255,20 @@ class NodeRuntime:
             raise VerificationError(f"the node's credential was issued to {verified.subject}, "
                                     f"not to the node's identity {self.identity.identifier}")
         return cpk
+
+    async def _own_authority(self) -> Any:
+        """An authority node's identity, added to its authorities (``None`` for other nodes):
+        it trusts the credentials it issues, so its resources (the relay service above all:
+        ``ockam-relay``) decide from them. Without it, an authority node acted as a node without
+        an authority, and anyone could register any relay name there."""
+        from trust.node.authority_feature import authority_options
+
+        if authority_options(self.config) is None:
+            return None
+        identity = await self._load_identity()
+        if all(a.identifier != identity.identifier for a in self.authorities):
+            self.authorities.append(identity)
+        return identity
 
     async def _load_identity(self) -> Any:
         from trust.services import open_identities

@@ -35,6 +35,7 @@ from trust.node.worker import Worker
 from trust.relays.messages import (
     SERVICE,
     STATIC_SERVICE,
+    check_relay_address,
     check_relay_name,
     decode_notification,
     encode_registration,
@@ -269,7 +270,11 @@ class RelayClient:
             return
         ret = msg.return_route.addresses
         if ret and ret[-1].is_local:  # Rust: the relay's address is the last return hop
-            address = ret[-1].name
+            try:  # (checked as the notification's text is: it is shown and logged)
+                address = check_relay_address(ret[-1].name, self.name)
+            except DecodeError as e:
+                fut.set_exception(e)
+                return
         fut.set_result(address)
 
     def link_broken(self) -> bool:

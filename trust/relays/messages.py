@@ -31,6 +31,7 @@ __all__ = [
     "PREFIX",
     "SERVICE",
     "STATIC_SERVICE",
+    "check_relay_address",
     "check_relay_name",
     "decode_notification",
     "decode_registration",
@@ -53,6 +54,7 @@ MAX_NAME: Final = 128
 
 _NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_NAME}}}")
 _MAX_PAYLOAD = 2 + MAX_NAME + len(PREFIX)
+_MAX_ADDRESS = _MAX_PAYLOAD + 16
 
 
 def check_relay_name(name: object, what: str = "relay name") -> str:
@@ -102,11 +104,19 @@ def encode_notification(address: str) -> bytes:
 def decode_notification(payload: bytes, name: str | None) -> str:
     """The relay address in a notification. For a static relay (``name``) it must end with the
     name (a Rust relay answers ``forward_to_NAME``, an Elixir one ``NAME``)."""
-    if len(payload) > _MAX_PAYLOAD + 16:
+    if len(payload) > _MAX_ADDRESS:
         raise DecodeError("relay notification too long", field="relay notification")
-    text = decode_string(payload, "relay notification")
-    if not text or any(not (c.isascii() and c.isprintable()) for c in text):
-        raise DecodeError("the relay address is not printable ASCII", field="relay notification")
+    return check_relay_address(decode_string(payload, "relay notification"), name)
+
+
+def check_relay_address(text: str, name: str | None) -> str:
+    """``text``, a relay's address as its relay node gives it (in a notification, or as the
+    last hop of its return route): printable ASCII, short, ending with the name of a static
+    relay (``name``); else :class:`DecodeError`."""
+    if not text or len(text) > _MAX_ADDRESS or \
+            any(not (c.isascii() and c.isprintable()) for c in text):
+        raise DecodeError(f"the relay address is not printable ASCII (1 to {_MAX_ADDRESS} "
+                          "characters)", field="relay notification")
     if name is not None and not text.endswith(name):
         raise DecodeError(f"the relay answered {text!r}, not the relay {name!r}",
                           field="relay notification")

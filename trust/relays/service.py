@@ -228,13 +228,17 @@ class RelayService(Worker):
         now = int(self._now())
         name = random_name() if requested is None else requested
         relay = self._relays.get(name)
-        if relay is not None:
-            if owner is None or relay.owner != owner:
-                if self.is_live(relay):
-                    raise ConflictError(f"relay {name} is held by "
-                                        f"{relay.owner or 'a registrant without a channel'}: "
-                                        "another identity cannot take it over")
+        if relay is not None and (owner is None or relay.owner != owner):
+            if self.is_live(relay):
+                raise ConflictError(f"relay {name} is held by "
+                                    f"{relay.owner or 'a registrant without a channel'}: "
+                                    "another identity cannot take it over")
+            if relay.owner != owner:  # one more relay for this identity
+                await self._check_limits(owner, new=False)
+                relay = self._relays.get(name)  # (a sweep may have removed it: made anew below)
+            if relay is not None:
                 log.info("relay %s: its route was gone; now held by %s", name, owner)
+        if relay is not None:
             previous = (relay.owner, relay.forward_route, relay.reply_route, relay.updated_at)
             relay.owner, relay.forward_route, relay.reply_route = owner, forward, reply
             relay.updated_at = now
@@ -266,8 +270,10 @@ class RelayService(Worker):
         await relay.ctx.send(relay.reply_route, encode_notification(relay.address.name),
                              drop_when_full=True)
 
-    async def _check_limits(self, owner: str | None) -> None:
-        if len(self._relays) >= self.max_relays:
+    async def _check_limits(self, owner: str | None, *, new: bool = True) -> None:
+        """Refuse one more relay for ``owner`` (``new``: one more on this node too; else a
+        relay another identity held, taken over)."""
+        if new and len(self._relays) >= self.max_relays:
             await self.sweep()
             if len(self._relays) >= self.max_relays:
                 raise ConflictError(f"this node hosts {self.max_relays} relays: no more")
@@ -291,20 +297,29 @@ class RelayService(Worker):
 
     # -- introspection and management -------------------------------------------------------
     def is_live(self, relay: Relay) -> bool:
-        """Does the first hop of the relay's route still exist on this node (and, when it is a
-        secure channel, the first hop of the channel's own route, e.g. its TCP connection)?"""
-        first = relay.forward_route.addresses[0]
-        if not first.is_local:
-            return True
+        """Does the relay's route still lead off this node: its hops on this node exist, up to
+        the one that leaves it (a secure channel, whose own first hop, e.g. its TCP
+        connection, must exist too; a TCP connection; a transport address)? Services of this
+        node that pass a message on (``hop``) are walked through: a registration sent through
+        them must not count as live once its channel is gone."""
         node = self.node
-        if not node.has_address(first):
-            return False
-        try:
-            channel = node.secure_channel(first)
-        except NotFoundError:
-            return True
-        under = channel.remote_route.addresses[0]
-        return not under.is_local or node.has_address(under)
+        connections: set[Address] | None = None
+        for hop in relay.forward_route.addresses:
+            if not hop.is_local:
+                return True
+            if not node.has_address(hop):
+                return False
+            try:
+                channel = node.secure_channel(hop)
+            except NotFoundError:
+                if connections is None:
+                    connections = {c.sender_address for c in node.tcp.connections}
+                if hop in connections:
+                    return True
+                continue  # (a service of this node in front of the way out)
+            under = channel.remote_route.addresses[0]
+            return not under.is_local or node.has_address(under)
+        return True  # (only services of this node: a local registrant)
 
     def relays(self) -> list[Relay]:
         return sorted(self._relays.values(), key=lambda r: r.name)
