@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, assert_one_line_error
+from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
 from tests.fixtures.nodes import stop_all_nodes as _stop_all
 from trust.errors import UsageError
 from trust.node.control_client import ControlClient
@@ -186,3 +187,24 @@ def test_no_connection_wait_registers_once_the_relay_node_appears(cli: Cli, home
         assert cli.json("relay", "show", "bank", "--at", "hub", "--hosted")["live"] is True
     finally:
         _stop_all(home)
+
+
+def test_ctrl_c_on_relay_create_leaves_no_relay_behind(hub_and_bank: Cli) -> None:
+    """``relay create`` waits for the registration; interrupted (Ctrl-C), it changes nothing:
+    the node abandons the request when its client leaves (before, the relay kept retrying
+    until the timeout)."""
+    cli = hub_and_bank
+    proc = subprocess.Popen([TRUSTSTACK, "relay", "create", "slow", "--to", "bank", "--at",
+                             "/ip4/127.0.0.1/tcp/1", "--timeout", "60s"],
+                            env=cli.env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait(lambda: [r["name"] for r in cli.json("relay", "list", "--at", "bank")] == ["slow"])
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and err.strip().startswith("error:")
+    _wait(lambda: cli.json("relay", "list", "--at", "bank") == [], 3)

@@ -38,6 +38,8 @@ ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_CONNECTIONS = 64
 #: Seconds a control connection may wait between complete request lines.
 IDLE_TIMEOUT = 60.0
+_LEFT_CHECK = 0.25
+"""Seconds between checks, while a request runs, that its client is still connected."""
 
 
 def token_matches(given: str | None, expected: str) -> bool:
@@ -131,7 +133,10 @@ class ControlServer:
                     break
                 if not line:
                     break
-                writer.write(await self._answer(line))
+                answer = await self._answer_unless_left(line, reader)
+                if answer is None:
+                    break
+                writer.write(answer)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -139,6 +144,23 @@ class ControlServer:
             self._writers.discard(writer)
             writer.close()
             self._tasks.discard(task)
+
+    async def _answer_unless_left(self, line: bytes, reader: asyncio.StreamReader
+                                  ) -> bytes | None:
+        """:meth:`_answer`, cancelled (``None``) when the client closes its connection first
+        (e.g. Ctrl-C on ``relay create``, which waits for the registration): what it asked
+        for is abandoned, and the handler's own clean-up runs, as on a timeout."""
+        task = asyncio.ensure_future(self._answer(line))
+        while True:
+            done, _ = await asyncio.wait((task,), timeout=_LEFT_CHECK)
+            if done:
+                return task.result()
+            if reader.at_eof():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.info("a control client left before its answer: its request was abandoned")
+                return None
 
     async def _answer(self, line: bytes) -> bytes:
         req_id: int | None = None
