@@ -34,6 +34,7 @@ def test_an_authority_node_lets_only_its_ockam_relay_members_register(
             r = cli("relay", "create", relay, "--to", node, "--at", project, "--timeout", "2s",
                     ok=False)
             assert_one_line_error(r, f"relay {relay} was not registered")
+            assert "refused? see its log" in r.stderr  # (the reason, not just the timeout)
             assert cli.json("relay", "list", "--at", node) == []
     [hosted] = cli.json("relay", "list", "--at", "project")
     bank = cli.json("node", "show", "bank")["identifier"]

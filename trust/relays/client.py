@@ -162,7 +162,13 @@ class RelayClient:
             async with asyncio.timeout(timeout):
                 await self._registered.wait()
         except TimeoutError:
-            why = f": {self.last_error}" if self.last_error else ""
+            last = self.last_error
+            if self._pending is not None:  # (the attempt under way says more than an old one)
+                last = ("the relay node has not confirmed the registration (refused? see its "
+                        "log)")
+            elif last is None:
+                last = "no secure channel to the relay node yet"
+            why = f": {last}"
             raise ReceiveTimeoutError(f"relay {self.name or '(ephemeral)'} was not registered "
                                       f"within {timeout:g}s{why}") from None
 
