@@ -23,7 +23,9 @@ list, set by the node's revocation client) is consulted first, per message: a me
 revoked channel peer is dropped (and logged) whatever the policies say, unless the peer presents a
 credential created after its revocation (it enrolled again); :meth:`NodeAccess.revocation_trust`
 is the trust policy a secure-channel listener adds so that a revoked peer's new channels are
-refused.
+refused. Whoever holds connections that are not checked per message (portal connections) is
+told when the list is replaced (:meth:`NodeAccess.on_revocation`) and closes those of revoked
+peers then.
 
 The pure part is :func:`decide` (a :class:`Decision` with the policy's explain reason);
 :class:`PolicySnapshot` holds a node's policies in memory (``reload()`` reads them from a
@@ -33,10 +35,11 @@ access controls that read it (:meth:`NodeAccess.access_control`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -64,6 +67,7 @@ __all__ = [
     "PolicySnapshot",
     "ResourceAccessControl",
     "ResourceRegistry",
+    "RevocationListener",
     "Source",
     "Subject",
     "decide",
@@ -84,6 +88,11 @@ OPEN_RESOURCES: Final = frozenset({"echo", "hop"})
 """Resources that let every message through until a policy is stored for them or their type."""
 
 Source = Literal["resource", "type", "default"]
+
+RevocationListener = Callable[[Mapping[str, int]], None]
+"""Told the new revocation list (identifier -> revoked at) each time :attr:`NodeAccess.revoked`
+is replaced."""
+MAX_REVOCATION_LISTENERS: Final = 1024
 
 
 class ResourceRegistry:
@@ -372,16 +381,46 @@ class NodeAccess:
         self._default = default_policy(self.authorities) if self.authorities else None
         self.denied = 0
         self.allowed = 0
-        self.revoked: Mapping[str, int] = {}
+        self._revoked: Mapping[str, int] = {}
+        self._revocation_listeners: list[RevocationListener] = []
+        self.revoked_dropped = 0
+
+    @property
+    def revoked(self) -> Mapping[str, int]:
         """Identifiers revoked by an authority -> when (unix seconds): their channel messages
         are dropped, their new channels refused (:meth:`revocation_trust`), unless they present
-        a credential created later. Replace the whole mapping to update it."""
-        self.revoked_dropped = 0
+        a credential created later. Replace the whole mapping to update it: the listeners of
+        :meth:`on_revocation` are then told (e.g. portals close their revoked peers'
+        connections)."""
+        return self._revoked
+
+    @revoked.setter
+    def revoked(self, value: Mapping[str, int]) -> None:
+        self._revoked = value
+        for listener in list(self._revocation_listeners):
+            try:
+                listener(value)
+            except Exception:  # one listener's failure does not keep the list from the others
+                log.exception("node %s: a revocation listener failed", self.scope)
+
+    def on_revocation(self, listener: RevocationListener) -> Callable[[], None]:
+        """Call ``listener(revoked)`` each time :attr:`revoked` is replaced (synchronously, in
+        the replacing call); returns the function that unregisters it."""
+        if len(self._revocation_listeners) >= MAX_REVOCATION_LISTENERS:
+            raise UsageError(f"node {self.scope} has {MAX_REVOCATION_LISTENERS} revocation "
+                             "listeners (at most)")
+        self._revocation_listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._revocation_listeners.remove(listener)
+
+        return remove
 
     def is_revoked(self, peer: VerifiedPeer) -> bool:
         """Whether ``peer`` is revoked: listed in :attr:`revoked`, and none of its verified
         credentials was created after its revocation."""
-        at = self.revoked.get(peer.identifier)
+        at = self._revoked.get(peer.identifier)
         if at is None:
             return False
         return not any(c.created_at > at for c in peer.credentials)
@@ -406,7 +445,7 @@ class NodeAccess:
         remote, info = _from_peer(relay)
         if not remote:
             return True
-        if self.revoked and info is not None and self.is_revoked(info.peer):
+        if self._revoked and info is not None and self.is_revoked(info.peer):
             self.denied += 1
             self.revoked_dropped += 1
             warn_limited(log, "revoked", "message from %s (channel %s) to %s dropped: %s is "

@@ -15,6 +15,11 @@
 
 ``--allow EXPR`` stores the resource's policy exactly as ``policy create --resource NAME --at
 NODE`` does (same store, scope and key) and reloads the node's policies.
+
+Revocation: when the node's revocation list is replaced (``runtime.access.revoked``, by the
+enrollment feature), every open connection of its inlets and outlets whose channel peer the
+list revokes is closed at once, logged and counted in the portal's ``denied``
+(:func:`trust.portals.policy.enforce_revocations`); such a peer's new connections are refused.
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from trust.errors import ConflictError, NotFoundError, TrustError, UsageError
 from trust.logsafe import safe_text
-from trust.portals.policy import INLET_TYPE, OUTLET_TYPE, resource_authorizer
+from trust.portals.policy import (
+    INLET_TYPE,
+    OUTLET_TYPE,
+    enforce_revocations,
+    resource_authorizer,
+)
 from trust.portals.portal import (
     KEEPALIVE_INTERVAL,
     SILENCE_TIMEOUT,
@@ -35,6 +45,7 @@ from trust.portals.portal import (
     TcpOutlet,
     create_outlet,
 )
+from trust.relays.messages import check_relay_name
 from trust.routing import Route
 from trust.transports.tcp import split_host_port
 
@@ -64,8 +75,7 @@ _RESERVED: Final = frozenset({"api", "echo", "hop", "forwarding_service",
 def via_route(authority_route: str, relay: str) -> str:
     """``--via RELAY``: the authority route, its listener as a channel (``…/service/api`` →
     ``…/secure/api``), then ``/service/forward_to_RELAY/secure/api/service/outlet``."""
-    if not _NAME.match(relay):
-        raise UsageError("a relay name is letters, digits, '_', '.', '-' (at most 64)")
+    check_relay_name(relay)
     text = authority_route.rstrip("/")
     head, sep, listener = text.rpartition("/service/")
     if sep and listener and "/" not in listener:
@@ -189,12 +199,18 @@ class PortalState:
         self.saved = runtime.saved_resources
         self.not_restored: dict[tuple[str, str], str] = {}
         """(kind, name) of saved portals that could not be made again at start: the error."""
+        self._unwatch = enforce_revocations(runtime.access, self.portals)
+
+    def portals(self) -> list[TcpInlet | TcpOutlet]:
+        """The node's inlets and outlets."""
+        return [*(r.inlet for r in self.inlets.values()), *self.outlets.values()]
 
     # -- made again at start ---------------------------------------------------------------------
     async def restore(self) -> None:
         """Make the saved outlets and inlets again (a failure is logged, kept for the next start
         and shown by ``node show`` until the portal is deleted)."""
         for kind, create in (("tcp_outlet", self.create_outlet), ("tcp_inlet", self.create_inlet)):
+            self.not_restored.update(((kind, name), why) for name, why in self.saved.malformed(kind))
             for name, params in self.saved.items(kind):
                 try:
                     await create(params, save=False)
@@ -381,6 +397,7 @@ class PortalState:
 
     async def stop(self) -> None:
         """The node stops: close every portal (they are made again at the next start)."""
+        self._unwatch()
         for name in list(self.inlets):
             with contextlib.suppress(Exception):
                 await self.delete_inlet(name, forget=False)

@@ -56,7 +56,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
-from trust.channels.local_info import channel_info
+from trust.channels.local_info import SecureChannelLocalInfo, channel_info
 from trust.errors import DecodeError, TrustError, UsageError
 from trust.logsafe import safe_text, warn_limited
 from trust.node.worker import Worker
@@ -204,6 +204,10 @@ class _Portal:
     kind = "portal"
     silence_timeout: float | None = None
     """(An outlet's) see :class:`TcpOutlet`."""
+    recheck: Callable[[LocalMessage], str | None] | None = None
+    """(An outlet's) asked again about the Ping once the target is connected (that may take
+    ``connect_timeout``; the node's revocation list may change meanwhile): a reason refuses the
+    connection as a deny does, ``None`` lets it through."""
 
     def __init__(self, node: Node, name: str, authorize: Authorize | None,
                  max_connections: int) -> None:
@@ -700,6 +704,15 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         else:
             t.write_eof()
 
+    @property
+    def peer_channel(self) -> SecureChannelLocalInfo | None:
+        """The channel the peer's latest message came out of (its verified peer), once the
+        exchange is done; ``None`` before, or for a peer without a secure channel."""
+        for info in reversed(self._peer_info or ()):
+            if isinstance(info, SecureChannelLocalInfo):
+                return info
+        return None
+
     def _remember_peer(self, msg: LocalMessage) -> None:
         self._peer_info = msg.local_info
         info = channel_info(msg) if msg.local_info else None
@@ -939,8 +952,15 @@ class TcpOutlet(_Portal, Worker):
                 return
         finally:
             self._pending -= 1
-        if not conn.closing:
-            conn.accept_ping(ping)
+        if conn.closing:
+            return
+        why = None if self.recheck is None else self.recheck(ping)
+        if why is not None:
+            self.deny(conn, why)
+            conn.abort()
+            await self._refuse(ctx, ping)
+            return
+        conn.accept_ping(ping)
 
     async def shutdown(self, ctx: Context) -> None:
         await self._stop_connections()
