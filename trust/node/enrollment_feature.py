@@ -9,10 +9,12 @@ With ``authority_route`` in the node's record (the ticket's authority route, or
   ``revocation_refresh`` seconds (default 30) over a secure channel to the authority (one of the
   node's authorities; the channel is reopened when it breaks). Each newer list that verifies
   replaces :attr:`~trust.channels.access.NodeAccess.revoked`: messages on open channels from a
-  revoked identifier are dropped (logged) and the node's secure-channel listeners refuse its new
-  channels (their trust policy gets :meth:`~trust.channels.access.NodeAccess.revocation_trust`;
-  listeners created later are guarded at the next pull). A refused list (older version, bad
-  signature) or a failed pull is logged and the last list stays enforced.
+  revoked identifier are dropped (logged), its open portal connections are closed (the portal
+  feature listens: :func:`trust.portals.policy.enforce_revocations`) and the node's
+  secure-channel listeners refuse its new channels (their trust policy gets
+  :meth:`~trust.channels.access.NodeAccess.revocation_trust`; listeners created later are
+  guarded at the next pull). A refused list (older version, bad signature) or a failed pull is
+  logged and the last list stays enforced.
 * **Credential** (``credential_refresh``: the node enrolled with a ticket). The node's credential
   comes from the authority's ``credential_issuer``: fetched at start when missing or about to
   expire, then refreshed in the background before expiry
