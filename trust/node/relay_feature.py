@@ -110,6 +110,7 @@ async def start(runtime: Any) -> None:
     service = await start_relay_service(runtime.node, authorities=access.authorities,
                                         incoming=access.access_control(SERVICE))
     state = runtime.features[__name__] = RelayFeature(service)
+    state.not_restored.update(runtime.saved_resources.malformed("relay"))
     # the relays it created, made again (they register in the background, retrying)
     for name, params in runtime.saved_resources.items("relay"):
         try:
