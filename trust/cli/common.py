@@ -16,7 +16,7 @@ import re
 import sys
 import traceback
 import unicodedata
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,11 +30,15 @@ from vaults.errors import VaultError
 from vaults.safe_files import FileRefused, read_bounded_file
 
 __all__ = [
+    "CLI_PARAMETERS",
     "MAX_UNIX_TIME",
     "MAX_VALUE_FILE",
     "STATE",
     "UNIX_TIME",
     "AsciiInt",
+    "CliNodeClient",
+    "check_flag",
+    "cli_usage_message",
     "emit",
     "emit_table",
     "iso_time",
@@ -193,14 +197,18 @@ def _cell(value: Any) -> str:
 
 
 def emit_table(output: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
-               formats: Mapping[str, Callable[[Any], str]] | None = None) -> None:
+               formats: Mapping[str, Callable[[Any], str]] | None = None,
+               escaped: Collection[str] = ()) -> None:
     """Print a list: JSON (the rows as they are) or plain, one line per row with the values of
     ``columns`` separated by tabs, without labels or header, so ``cut -f2`` works.
 
     Plain cells: None and "" print ``-``, booleans ``yes``/``no``, other values their text
     through :func:`terminal_safe` (so a value cannot add a column or a line); ``formats`` maps
     a column to a function that renders it (e.g. ``{"expires_at": iso_time}``), whose result is
-    made terminal-safe as well. An empty list prints nothing in plain mode and ``[]`` in JSON.
+    made terminal-safe as well. ``escaped`` names columns whose text holds escapes of its own
+    (canonical policy text: ``\\u{1b}``, ``\\n``): their backslashes are printed as they are
+    (anything else is made terminal-safe still), so the escapes are not escaped twice. An empty
+    list prints nothing in plain mode and ``[]`` in JSON.
     """
     if output == "json":
         click.echo(json.dumps(list(rows), indent=2))
@@ -210,7 +218,12 @@ def emit_table(output: str, rows: Sequence[Mapping[str, Any]], columns: Sequence
         cells = []
         for col in columns:
             value = row.get(col)
-            cells.append(terminal_safe(fmt[col](value)) if col in fmt else _cell(value))
+            if col in fmt:
+                cells.append(terminal_safe(fmt[col](value), backslash=col not in escaped))
+            elif col in escaped and isinstance(value, str) and value:
+                cells.append(terminal_safe(value, backslash=False))
+            else:
+                cells.append(_cell(value))
         click.echo("\t".join(cells))
 
 
@@ -316,13 +329,79 @@ def write_bytes_file(path: str, data: bytes, what: str = "file") -> None:
         raise UsageError(f"cannot write the {what} to {shown}: {e.strerror or e}") from None
 
 
-def node_client(node: str) -> Any:
+CLI_PARAMETERS: dict[str, dict[str, str]] = {
+    "relay.create": {"name": "NAME", "at": "--at", "authorized": "--authorized",
+                     "timeout": "--timeout"},
+    "relay.show": {"name": "NAME", "hosted": "--hosted/--created"},
+    "relay.delete": {"name": "NAME", "hosted": "--hosted/--created"},
+    "tcp_outlet.create": {"to": "--to", "from": "--from", "allow": "--allow",
+                          "silence_timeout": "--silence-timeout"},
+    "tcp_outlet.show": {"name": "NAME"},
+    "tcp_outlet.delete": {"name": "NAME"},
+    "tcp_inlet.create": {"from": "--from", "to": "--to", "via": "--via", "name": "--name",
+                         "authorized": "--authorized", "allow": "--allow",
+                         "keepalive": "--keepalive"},
+    "tcp_inlet.show": {"name": "NAME"},
+    "tcp_inlet.delete": {"name": "NAME"},
+}
+"""The command-line flag or argument of each control-method parameter a CLI command sends, by
+method: a node's usage error about parameter ``'p'`` of the method names the flag instead
+(``relay.create 'authorized' must be …`` → ``--authorized: must be …``); see
+:func:`cli_usage_message`."""
+
+_PARAMETER_ERROR = re.compile(r"(?:(?P<method>[a-z_]+\.[a-z_]+) )?'(?P<param>[a-z_]+)':? (?P<rest>.+)",
+                              re.S)
+
+
+def cli_usage_message(method: str, message: str) -> str:
+    """A node's usage error for control method ``method`` (``M 'param' …`` or ``'param' …``)
+    as the CLI shows it: naming the flag of :data:`CLI_PARAMETERS` (``--flag: …``); any other
+    message unchanged."""
+    m = _PARAMETER_ERROR.fullmatch(message)
+    if m is None or m.group("method") not in (None, method):
+        return message
+    flag = CLI_PARAMETERS.get(method, {}).get(m.group("param"))
+    return message if flag is None else f"{flag}: {m.group('rest')}"
+
+
+def check_flag(flag: str, check: Callable[[Any], T], value: Any) -> T:
+    """``check(value)``; its :class:`UsageError` names the flag (``--to: invalid TCP …``)."""
+    try:
+        return check(value)
+    except UsageError as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
+class CliNodeClient:
+    """A node's control client for a CLI command: as :class:`~trust.node.control_client.
+    ControlClient`, but a usage error names the command's flag (:func:`cli_usage_message`);
+    the control API's own error text is unchanged."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def request(self, method: str, params: dict[str, Any] | None = None, *,
+                timeout: float = 30.0) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self.client.request(method, params, timeout=timeout)
+        except UsageError as e:
+            shown = cli_usage_message(method, str(e))
+            if shown == str(e):
+                raise
+            raise UsageError(shown) from e
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def node_client(node: str) -> CliNodeClient:
     """The control client of the running node ``node`` (imported when a command needs it, so
     ``truststack --help`` stays fast); :class:`~trust.node.errors.NodeNotRunningError` when
     it is not running."""
     from trust.node.control_client import ControlClient
 
-    return ControlClient.for_node(node)
+    return CliNodeClient(ControlClient.for_node(node))
 
 
 def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:

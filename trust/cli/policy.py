@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from trust.cli.common import emit, emit_table, output_option, read_value, run
+from trust.cli.common import emit, emit_table, output_option, read_value, run, terminal_safe
 from trust.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -86,6 +86,19 @@ def _reload(node: str) -> bool:
     return True
 
 
+def policy_terminal_text(text: str) -> str:
+    """Policy-language text (a canonical expression, a warning or an explanation that quotes
+    one) for a terminal, escaped once: a character a terminal would act on (a C1 control such
+    as CSI, a bidi override, a line separator; see :func:`~trust.cli.common.terminal_safe`)
+    is written as the policy escape ``\\u{hex}``, so the line is still the same policy, and
+    backslashes, already escapes of the policy language (``\\u{1b}``, ``\\n``), stay as
+    they are."""
+    if terminal_safe(text, backslash=False) == text:
+        return text
+    return "".join(c if terminal_safe(c, backslash=False) == c else f"\\u{{{ord(c):x}}}"
+                   for c in text)
+
+
 def _parse(text: str) -> Policy:
     from policies import Policy
 
@@ -140,9 +153,9 @@ def create(resource: str | None, resource_type: str | None, node: str, expressio
     data = {**entry.to_dict(), "warnings": warnings, "reloaded": _reload(node)}
     if output == "plain":
         for w in warnings:
-            click.echo(f"warning: {w}", err=True)
+            click.echo(f"warning: {policy_terminal_text(w)}", err=True)
     emit(output, data, f"Set the policy of {_describe(resource, resource_type, node)}: "
-                       f"{policy.text}")
+                       f"{policy_terminal_text(policy.text)}")
 
 
 @cli.command("show")
@@ -159,7 +172,7 @@ def show(resource: str | None, resource_type: str | None, node: str, output: str
     entry = _with_store(lambda s: s.get_policy(scope=node, **key))
     if entry is None:
         raise NotFoundError(f"no policy for {_describe(resource, resource_type, node)}")
-    emit(output, entry.to_dict(), entry.policy.text)
+    emit(output, entry.to_dict(), policy_terminal_text(entry.policy.text))
 
 
 @cli.command("list")
@@ -177,8 +190,9 @@ def list_(node: str, output: str) -> None:
     if output == "json":
         emit(output, [e.to_dict() for e in entries])
         return
-    emit_table(output, [{"kind": e.kind, "name": e.name, "expression": e.policy.text}
-                        for e in entries], ["kind", "name", "expression"])
+    emit_table(output, [{"kind": e.kind, "name": e.name,
+                         "expression": policy_terminal_text(e.policy.text)} for e in entries],
+               ["kind", "name", "expression"], escaped=("expression",))
 
 
 @cli.command("delete")
@@ -350,7 +364,8 @@ def test(expression: str | None, file: str | None, resource: str | None,
 
     def plain() -> str:
         head = "allowed" if why.allowed else f"denied ({why.outcome}: {why.reason})"
-        return head + ("\n" + why.render() if explain else "")
+        return policy_terminal_text(head) + ("\n" + "\n".join(
+            policy_terminal_text(line) for line in why.render().split("\n")) if explain else "")
 
     emit(output, data, plain)
 
@@ -442,4 +457,5 @@ def lint(expression: str | None, file: str | None, output: str) -> None:
     warnings = policy.lint()
     data = {"valid": True, "grammar": policy.grammar, "expression": policy.text,
             "warnings": [w.to_dict() for w in warnings]}
-    emit(output, data, "\n".join([policy.text, *(f"warning: {w}" for w in warnings)]))
+    emit(output, data, "\n".join(policy_terminal_text(line) for line in
+                                  [policy.text, *(f"warning: {w}" for w in warnings)]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
@@ -137,9 +138,22 @@ def list_(node: str, output: str) -> None:
 
 
 def _hosted_option(f: Any) -> Any:
-    return click.option("--hosted/--created", "hosted", default=None,
-                        help="The relay NODE hosts / the one it created (default: the one it "
-                             "created by that name, else the one it hosts).")(f)
+    """``--hosted`` or ``--created`` (not both: a usage error), passed as ``hosted``: ``True``,
+    ``False`` or ``None`` (neither)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, hosted_only: bool, created_only: bool, **kwargs: Any) -> Any:
+        if hosted_only and created_only:
+            raise click.UsageError("give --hosted or --created, not both",
+                                   click.get_current_context())
+        hosted = True if hosted_only else False if created_only else None
+        return f(*args, hosted=hosted, **kwargs)
+
+    command = click.option("--created", "created_only", is_flag=True,
+                           help="Only the relay NODE created.")(command)
+    return click.option("--hosted", "hosted_only", is_flag=True,
+                        help="Only the relay NODE hosts (default, without either: the one it "
+                             "created by that name, else the one it hosts).")(command)
 
 
 @cli.command("show")

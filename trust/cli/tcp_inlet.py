@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
+from trust.cli.common import (
+    check_flag,
+    emit,
+    emit_table,
+    node_client,
+    output_option,
+    parse_duration,
+)
 
 
 @click.group("tcp-inlet")
@@ -74,14 +81,17 @@ def create(node: str, from_: str, to: str | None, via: str | None,
           --to /node/bank/secure/api/service/outlet --authorized I0123...
     """
     from trust.errors import UsageError
+    from trust.relays.messages import check_relay_name
     from trust.routing import parse_multiaddr
     from trust.transports.tcp import split_host_port
 
     if (to is None) == (via is None):
         raise UsageError("give exactly one of --to ROUTE and --via RELAY")
-    split_host_port(from_)
+    check_flag("--from", split_host_port, from_)
     if to is not None:
-        parse_multiaddr(to)
+        check_flag("--to", parse_multiaddr, to)
+    if via is not None:
+        check_flag("--via", check_relay_name, via)  # (the rule of relay create's NAME)
     params: dict[str, Any] = {"from": from_, "authorized": list(authorized)}
     for key, value in (("to", to), ("via", via), ("allow", allow), ("name", name)):
         if value is not None:

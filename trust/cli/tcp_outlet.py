@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, node_client, output_option, parse_duration
+from trust.cli.common import (
+    check_flag,
+    emit,
+    emit_table,
+    node_client,
+    output_option,
+    parse_duration,
+)
 
 
 @click.group("tcp-outlet")
@@ -63,7 +70,7 @@ def create(node: str, to: str, from_: str, allow: str | None, silence: str | Non
     """
     from trust.transports.tcp import split_host_port
 
-    split_host_port(to)
+    check_flag("--to", split_host_port, to)
     params: dict[str, Any] = {"to": to, "from": from_}
     if allow is not None:
         params["allow"] = allow

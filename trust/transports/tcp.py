@@ -98,14 +98,14 @@ def split_host_port(text: str) -> tuple[str, int]:
     The port is 0-65535 in ASCII digits (0: a free port, for listeners)."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or len(text) > 300:
-        raise UsageError(f"invalid TCP address {safe_text(text, 80)!r} (expected HOST:PORT)")
+        raise UsageError(f"invalid TCP address '{safe_text(text, 80)}' (expected HOST:PORT)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
-        raise UsageError(f"invalid TCP address {safe_text(text, 80)!r}: bad port "
-                         f"{safe_text(port, 20)!r} (0-65535)")
+        raise UsageError(f"invalid TCP address '{safe_text(text, 80)}': bad port "
+                         f"'{safe_text(port, 20)}' (0-65535)")
     if not host or not host.isprintable() or any(c.isspace() for c in host):
-        raise UsageError(f"invalid TCP address {safe_text(text, 80)!r}: bad host")
+        raise UsageError(f"invalid TCP address '{safe_text(text, 80)}': bad host")
     return host, int(port)
 
 
@@ -119,7 +119,7 @@ def check_hop_allow(entries: Iterable[str]) -> list[str]:
             try:
                 split_host_port(e)
             except UsageError:
-                raise UsageError(f"invalid hop-allow entry {safe_text(e, 80)!r} (expected "
+                raise UsageError(f"invalid hop-allow entry '{safe_text(e, 80)}' (expected "
                                  "HOST:PORT or *)") from None
         out.append(e)
     return out
