@@ -78,3 +78,18 @@ def test_any_text_parses_or_is_a_usage_error(text: str) -> None:
     assert again == m
     assert str(again) == str(m)
     m.to_route(lambda name: "127.0.0.1:1")
+
+
+@pytest.mark.parametrize("text", ["/dnsaddr/localhost\n/tcp/4000", "/ip4/127.0.0.1/tcp/4000\n",
+                                  "/node/ab\n", "/service/echo\n", "/secure/api\n"])
+def test_a_trailing_newline_in_a_segment_is_refused(text: str) -> None:
+    """(A regular expression's ``$`` also matches before a final newline.)"""
+    with pytest.raises(RouteSyntaxError):
+        parse_multiaddr(text)
+
+
+def test_names_and_identifiers_with_a_trailing_newline_are_refused() -> None:
+    from trust.node.files import validate_node_name
+
+    with pytest.raises(UsageError):
+        validate_node_name("ab\n")

@@ -544,5 +544,5 @@ def _identifier_arg(text: str) -> str:
     try:
         return identifier_text(identifier_from_text(text.strip()))
     except Exception:
-        raise UsageError(f"{terminal_safe(text[:80])!r} is not an identifier (I followed by 64 "
+        raise UsageError(f"'{terminal_safe(text[:80])}' is not an identifier (I followed by 64 "
                          "hex digits)") from None

@@ -80,7 +80,7 @@ class AuthorityOptions:
 def _identifier(value: Any, what: str) -> str:
     """``I`` + 64 hex digits (any case), returned as ``I`` + lowercase hex."""
     text = value.strip() if isinstance(value, str) else None
-    if text is None or not _IDENTIFIER.match("I" + text[1:].lower()) or text[:1] not in "Ii":
+    if text is None or not _IDENTIFIER.fullmatch("I" + text[1:].lower()) or text[:1] not in "Ii":
         shown = str(value)
         shown = shown[:20] + "..." if len(shown) > 20 else shown
         raise UsageError(f"{what}: {shown!r} is not an identifier (I followed by 64 hex digits)")

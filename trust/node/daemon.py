@@ -576,7 +576,7 @@ def _local_address(value: Any, method: str) -> str:
             if value.startswith(prefix):
                 value = value[len(prefix):]
                 break
-    if not isinstance(value, str) or not _LOCAL_NAME.match(value):
+    if not isinstance(value, str) or not _LOCAL_NAME.fullmatch(value):
         raise UsageError(f"{method} needs 'address': a local address name (letters, digits, "
                          f"'_', '.', '-'; at most 128)")
     return value

@@ -60,7 +60,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def validate_node_name(name: str) -> str:
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise UsageError(f"invalid node name {name!r}: use 1-63 letters, digits, '.', '_' or "
                          "'-', starting with a letter or digit")
     return name
@@ -75,7 +75,7 @@ def list_node_names(home: str | os.PathLike[str] | None = None) -> list[str]:
     if not d.is_dir():
         return []
     return sorted(p.name for p in d.iterdir()
-                  if _NAME.match(p.name) and p.is_dir() and not p.is_symlink())
+                  if _NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
 
 
 def pid_alive(pid: int) -> bool:
@@ -135,11 +135,11 @@ _HEX = re.compile(r"^[0-9a-f]{2,16384}$")
 
 def _hex_list(v: Any) -> bool:
     return v is None or (isinstance(v, list) and len(v) <= 8
-                         and all(isinstance(x, str) and _HEX.match(x) is not None for x in v))
+                         and all(isinstance(x, str) and _HEX.fullmatch(x) is not None for x in v))
 
 
 def _optional_hex(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and _HEX.match(v) is not None)
+    return v is None or (isinstance(v, str) and _HEX.fullmatch(v) is not None)
 
 
 def _optional_bool(v: Any) -> bool:
@@ -164,7 +164,7 @@ RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
                    "authorities": _str_list},
     "control.json": {"transport": lambda v: v == "tcp", "host": _str(255),
                      "port": _int_in(1, 65535),
-                     "token": lambda v: isinstance(v, str) and _TOKEN.match(v) is not None},
+                     "token": lambda v: isinstance(v, str) and _TOKEN.fullmatch(v) is not None},
 }
 """Per record file: the known fields and the test each value must pass when present (a record
 owner adding a field adds its test here)."""
@@ -285,7 +285,7 @@ class NodePaths:
         data = read_record(self.pid, limit=16)
         if data is None or not data:
             return None
-        if not _PID_TEXT.match(data):
+        if not _PID_TEXT.fullmatch(data):
             raise StorageError(f"{self.pid} does not hold a process id")
         pid = int(data)
         if not 0 < pid <= MAX_PID:

@@ -122,15 +122,15 @@ def _check_value(text: str, proto: str, value: str, seg: str, offset: int) -> No
         except ValueError:
             raise bad(f"'{value}' is not an IPv6 address") from None
     elif proto == "dnsaddr":
-        if not _HOSTNAME.match(value):
+        if not _HOSTNAME.fullmatch(value):
             raise bad(f"'{value}' is not a host name")
     elif proto == "tcp":
         if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
             raise bad(f"'{value}' is not a TCP port (1-65535)")
     elif proto == "worker":
-        if not _HEX.match(value):
+        if not _HEX.fullmatch(value):
             raise bad(f"'{value}' is not a worker address (lowercase hex)")
-    elif not _NAME.match(value) or not value.isprintable():
+    elif not _NAME.fullmatch(value) or not value.isprintable():
         raise bad(f"'{value}' is not a valid {proto} name")
 
 
