@@ -55,7 +55,8 @@ def send(message: str | None, file_: str | None, to: str, from_: str | None, tim
       truststack message send hello --from n1 --to /node/n2/secure/api/service/echo
     """
     from trust.errors import RemoteProtocolError, UsageError
-    from trust.routing import decode_string, encode_string, parse_multiaddr
+    from trust.node.resolve import require_destination
+    from trust.routing import decode_string, encode_string
 
     seconds = parse_duration(timeout)
     if seconds <= 0:
@@ -69,9 +70,7 @@ def send(message: str | None, file_: str | None, to: str, from_: str | None, tim
     else:
         payload = encode_string(text)
     # report route syntax errors before contacting anything
-    if parse_multiaddr(to).segments[-1].protocol == "secure":
-        raise UsageError("a route cannot end with /secure/NAME: add where to go inside the "
-                         "channel (e.g. /service/echo)")
+    require_destination(to)
     if from_ is not None:
         reply = _send_from_node(from_, to, payload, seconds)
     else:

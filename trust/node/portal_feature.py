@@ -66,6 +66,8 @@ are opened again for the next connection)."""
 MAX_PORTALS: Final = 256
 """Inlets and outlets a node holds at most (each)."""
 MAX_ROUTE_TEXT: Final = 4096
+MAX_ERROR_TEXT: Final = 400
+"""Characters of an inlet's ``last_error`` at most."""
 MAX_AUTHORIZED: Final = 64
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _RESERVED: Final = frozenset({"api", "echo", "hop", "forwarding_service",
@@ -96,6 +98,8 @@ class _InletRoute:
         self._route: Route | None = None
         self._lock = asyncio.Lock()
         self.error: str | None = None
+        """Why the inlet's last connection failed (escaped, bounded), ``None`` once one is set
+        up (the inlet's ``on_result``)."""
 
     def _healthy(self) -> bool:
         node = self.runtime.node
@@ -121,12 +125,7 @@ class _InletRoute:
                 opened += 1
                 return await self._open(route, last=opened == legs, first=opened == 1)
 
-            try:
-                route, channels = await open_secure_route(secure, open_leg)
-            except (TrustError, OSError) as e:
-                self.error = str(e)
-                raise
-            self.error = None
+            route, channels = await open_secure_route(secure, open_leg)
             self._channels, self._route = channels, route
             return route
 
@@ -156,6 +155,10 @@ class _InletRoute:
                 identities=manager, timeout=CHANNEL_TIMEOUT)
         finally:
             await manager.close()
+
+    def record(self, error: str | None) -> None:
+        """How the inlet's last connection went: why it failed, or ``None``: it was set up."""
+        self.error = None if error is None else safe_text(error, MAX_ERROR_TEXT)
 
     def invalidate(self) -> None:
         """The outlet did not answer: open the channels again for the next connection."""
@@ -334,10 +337,11 @@ class PortalState:
                 raise UsageError(f"tcp_inlet.create 'to' must be route text (at most "
                                  f"{MAX_ROUTE_TEXT} characters)")
             text = to
-        from trust.routing import parse_multiaddr
+        from trust.node.resolve import require_destination
 
-        # syntax errors now (node names are resolved when the channels are opened)
-        segments = parse_multiaddr(text).segments
+        # syntax errors now (node names are resolved when the channels are opened), and a route
+        # that ends at a channel listener, with no outlet after it
+        segments = require_destination(text, example="/service/outlet").segments
         authorized = _identifiers(params.get("authorized"))
         keepalive = _seconds(params.get("keepalive"), "tcp_inlet.create 'keepalive'",
                              KEEPALIVE_INTERVAL)
@@ -355,6 +359,7 @@ class PortalState:
         inlet = TcpInlet(rt.node, name, route, authorize=authorize,
                          pong_timeout=INLET_PONG_TIMEOUT, keepalive=keepalive)
         inlet.on_no_answer = route.invalidate
+        inlet.on_result = route.record
         # bound first (a taken address stores nothing), accepting only once its policy is in
         await inlet.listen(bind, start=False)
         try:

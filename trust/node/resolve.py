@@ -27,6 +27,7 @@ __all__ = [
     "close_channels",
     "node_listener_address",
     "open_secure_route",
+    "require_destination",
     "route_from_text",
     "secure_route_from_text",
 ]
@@ -48,6 +49,20 @@ def node_listener_address(name: str, home: str | os.PathLike[str] | None = None)
 def route_from_text(text: str, home: str | os.PathLike[str] | None = None) -> Route:
     """Parse ``/ip4/.../tcp/.../service/echo``-style text (see :mod:`trust.routing.multiaddr`)."""
     return parse_multiaddr(text).to_route(lambda name: node_listener_address(name, home))
+
+
+def require_destination(text: str, example: str = "/service/echo") -> MultiAddr:
+    """Parse the route text a message is sent along (a syntax error raises) and refuse, as a
+    :class:`~trust.errors.UsageError`, one that ends at a secure-channel listener
+    (``/secure/NAME``): it names nothing to deliver to inside the channel (``example`` says
+    what would)."""
+    from trust.errors import UsageError
+
+    addr = parse_multiaddr(text)
+    if addr.segments[-1].protocol == "secure":
+        raise UsageError(f"a route cannot end with /secure/NAME: add where to go inside the "
+                         f"channel (e.g. {example})")
+    return addr
 
 
 MAX_SECURE_LEGS = 8

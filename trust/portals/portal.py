@@ -456,6 +456,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             warn_limited(log, f"portal_route:{self.portal.name}", "%s %s: connection %s closed: "
                          "the portal's route is gone: %s", self.portal.kind, self.portal.name,
                          safe_text(self.peer), safe_text(e))
+            self._report(f"the portal's route is gone: {e}")
             self._disconnect_sent = True
             self.abort()
             return
@@ -689,6 +690,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
                          "closed: the outlet refused it (see the outlet node's log)",
                          self.portal.kind, self.portal.name, safe_text(self.peer),
                          level=logging.INFO)
+            self._report("the outlet refused the connection (see the outlet node's log)")
             self.abort()
             return
         self.remote_eof = True
@@ -703,6 +705,12 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             t.close()
         else:
             t.write_eof()
+
+    def _report(self, error: str | None) -> None:
+        """Tell the inlet's ``on_result`` why a connection failed (``None``: one was set up)."""
+        callback = getattr(self.portal, "on_result", None)
+        if callback is not None:
+            callback(error)
 
     @property
     def peer_channel(self) -> SecureChannelLocalInfo | None:
@@ -729,6 +737,7 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             warn_limited(log, f"portal_route:{inlet.name}", "inlet %s: connection %s closed: "
                          "cannot reach the outlet: %s", inlet.name, safe_text(self.peer),
                          safe_text(e))
+            self._report(f"cannot reach the outlet: {e}")
             self.abort()
             return
         if self.closing:
@@ -746,6 +755,8 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
             warn_limited(log, f"portal_pong:{inlet.name}", "inlet %s: connection %s closed: no "
                          "answer from the outlet within %gs", inlet.name, safe_text(self.peer),
                          getattr(inlet, "pong_timeout", PONG_TIMEOUT))
+            self._report(f"no answer from the outlet within "
+                         f"{getattr(inlet, 'pong_timeout', PONG_TIMEOUT):g}s")
             self.abort()
             callback = getattr(inlet, "on_no_answer", None)
             if callback is not None:
@@ -759,9 +770,11 @@ class PortalConnection(StreamConnection, asyncio.BufferedProtocol):
         allowed, reason = _decide(self.portal, msg)
         if not allowed:
             self.portal.deny(self, reason)
+            self._report(f"the outlet is denied: {reason}")
             self.ready = True  # (so the outlet hears Disconnect)
             self.disconnect_and_abort()
             return
+        self._report(None)
         self._remember_peer(msg)
         self._queue(LocalMessage(self.remote_route, self._ret, HELLO))
         self._go()
@@ -824,6 +837,10 @@ class TcpInlet(_Portal):
         self.on_no_answer: Callable[[], None] | None = None
         """Called when the outlet did not answer a connection in time (e.g. to reopen the
         route's channels for the next one)."""
+        self.on_result: Callable[[str | None], None] | None = None
+        """Called with the reason each time a connection fails (no route to the outlet, no
+        answer, refused by the outlet, the outlet denied, the route gone), and with ``None``
+        each time one is set up (the outlet answered and is allowed)."""
         self._server: asyncio.AbstractServer | None = None
 
     async def outlet_route(self) -> Route:
