@@ -115,6 +115,10 @@ def test_hostile_arguments_are_one_line_errors(cli: Cli, home: Path,
          "name"),
         (("tcp-inlet", "create", "--at", "analysis", "--to", "/service/x", "--name", "api"),
          "already"),
+        (("tcp-inlet", "create", "--at", "analysis", "--to", "/service/x", "--name", "db\n"),
+         "name"),
+        (("tcp-outlet", "create", "--at", "bank", "--to", "127.0.0.1:1", "--from", "db\n"),
+         "name"),
         (("tcp-outlet", "create", "--at", "bank", "--to", "127.0.0.1:0"), "port"),
         (("tcp-outlet", "create", "--at", "bank", "--to", "127.0.0.1:1", "--allow", "(= a"),
          "policy"),
@@ -140,6 +144,11 @@ def test_hostile_arguments_are_one_line_errors(cli: Cli, home: Path,
             bank.request("tcp_outlet.create", {"to": "127.0.0.1:1", "silence_timeout": bad})
         with pytest.raises(UsageError, match="keepalive"):
             analysis.request("tcp_inlet.create", {"to": "/service/x", "keepalive": bad})
+    for bad_name in ("db\n", "db\x1b[31m", "a" * 65):  # (a final newline passed a '$' check)
+        with pytest.raises(UsageError, match="must be a name"):
+            bank.request("tcp_outlet.create", {"to": "127.0.0.1:1", "from": bad_name})
+        with pytest.raises(UsageError, match="must be a name"):
+            analysis.request("tcp_inlet.create", {"to": "/service/x", "name": bad_name})
     assert cli.json("tcp-outlet", "list", "--at", "bank") == []
     assert cli.json("tcp-inlet", "list", "--at", "analysis") == []
     # an address in use: nothing is created, and the policy given is not stored

@@ -433,7 +433,7 @@ def _seconds(value: Any, what: str, default: float) -> float:
 def _name(value: Any, what: str) -> str:
     if isinstance(value, str) and value.startswith("/service/"):
         value = value[len("/service/"):]
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise UsageError(f"{what} must be a name: letters, digits, '_', '.', '-' (at most 64)")
     return value
 
