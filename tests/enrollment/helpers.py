@@ -101,7 +101,8 @@ class Running:
 @asynccontextmanager
 async def running(repository: AuthorityRepository | None = None,
                   options: AuthorityOptions | None = None, w: World | None = None,
-                  clock: Any = time.time, incoming: Any = None) -> AsyncIterator[Running]:
+                  clock: Any = time.time, incoming: Any = None, **start: Any
+                  ) -> AsyncIterator[Running]:
     w = w or world()
     opts = options or AuthorityOptions(admins=frozenset({w.admin.identifier}))
     repo = repository or MemoryAuthorityRepository()
@@ -111,7 +112,7 @@ async def running(repository: AuthorityRepository | None = None,
         await server.create_secure_channel_listener(w.authority_side)
         tcp = await server.create_tcp_listener("127.0.0.1:0")
         authority = await start_authority(server, w.signer, repo, opts, clock=clock,
-                                          incoming=incoming)
+                                          incoming=incoming, **start)
         run = Running(w, server, client_node, authority,
                       Route([Address.tcp(tcp.address), "api"]), [])
         try:

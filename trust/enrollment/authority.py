@@ -22,7 +22,11 @@ The caller is the peer of the secure channel the request came through (its local
 anything in the body; a request that did not come through a channel gets ``400 secure channel
 required``. Errors are ``ErrorBody`` responses with Ockam's status codes and our ``code``.
 Requests are served concurrently (at most ``max_in_flight`` at once; beyond, the workers stop
-taking messages, and the channels behind them wait).
+taking messages, and the channels behind them wait). One peer (one channel identity) has at most
+``max_per_peer`` requests in progress; beyond, its requests are refused at once with
+``too_many_requests``, so no peer can hold the capacity every peer shares. Replies never wait:
+a reply to a peer that does not read (its channel or connection full) is dropped and counted
+(``stats["replies_dropped"]``), and the request's slot is free again.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from trust.enrollment.errors import (
     AuthorityError,
     BadRequestError,
     SecureChannelRequiredError,
+    TooManyRequestsError,
     UnknownPathError,
 )
 from trust.enrollment.messages.add_member import AddMember
@@ -55,7 +60,7 @@ from trust.enrollment.messages.one_time_code import OneTimeCode
 from trust.enrollment.repositories import AuthorityRepository, Member
 from trust.enrollment.service import AuthorityOptions, AuthorityService
 from trust.enrollment.signer import AuthoritySigner
-from trust.errors import ConflictError, DecodeError, StorageError, TrustError
+from trust.errors import ConflictError, DecodeError, StorageError, TrustError, UsageError
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import Reader
 from trust.node.worker import Worker
@@ -72,6 +77,7 @@ __all__ = [
     "AUTHENTICATOR",
     "CREDENTIAL_ISSUER",
     "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_PEER_SHARE",
     "ISSUER",
     "REVOCATION_LIST",
     "SERVICES",
@@ -90,6 +96,8 @@ REVOCATION_LIST: Final = "revocation_list"
 SERVICES: Final = (AUTHENTICATOR, ISSUER, ACCEPTOR, CREDENTIAL_ISSUER, REVOCATION_LIST)
 """The authority's worker addresses (Ockam's, plus ``revocation_list``)."""
 DEFAULT_MAX_IN_FLIGHT: Final = 256
+DEFAULT_PEER_SHARE: Final = 8
+"""By default one peer may have ``max_in_flight // DEFAULT_PEER_SHARE`` requests in progress."""
 HOUSEKEEPING_INTERVAL: Final = 60.0
 
 
@@ -265,24 +273,52 @@ class _ServiceWorker(Worker):
 
     async def handle_message(self, ctx: Context, msg: LocalMessage) -> None:
         a = self.authority
+        info = channel_info(msg)
+        peer = None if info is None else info.peer.identifier
+        if a._per_peer.get(peer, 0) >= a.max_per_peer:
+            # (refused before taking a slot: a peer's flood waits for nothing)
+            a.stats["refused_busy"] += 1
+            warn_limited(log, "busy", "%s: %s has %d requests in progress, its limit; refused",
+                         self.name, "a peer without a channel" if peer is None else peer,
+                         a.max_per_peer)
+            await self._reply(ctx, msg, _busy(msg.payload, a.max_per_peer))
+            return
         await a._slots.acquire()
+        a._per_peer[peer] = a._per_peer.get(peer, 0) + 1
         try:
             task = asyncio.get_running_loop().create_task(self._serve(ctx, msg))
         except BaseException:
-            a._slots.release()
+            a._finished(peer)
             raise
         a._tasks.add(task)
-        task.add_done_callback(a._done)
+        task.add_done_callback(lambda t: a._done(t, peer))
 
     async def _serve(self, ctx: Context, msg: LocalMessage) -> None:
         response = await self.authority.respond(self.name, msg)
-        if response is None or not msg.return_route.addresses:
+        if response is not None:
+            await self._reply(ctx, msg, response)
+
+    async def _reply(self, ctx: Context, msg: LocalMessage, response: Response) -> None:
+        """Send ``response`` back without ever waiting: a peer that does not read loses it."""
+        if not msg.return_route.addresses:
             return
         try:
-            await ctx.send(msg.return_route, response.encode())
+            sent = await ctx.send(msg.return_route, response.encode(), drop_when_full=True)
         except TrustError as e:
             warn_limited(log, "reply", "%s: the reply could not be sent (%s)", self.name,
                          safe_text(str(e)))
+            return
+        if not sent:
+            self.authority.stats["replies_dropped"] += 1
+            warn_limited(log, "reply-dropped", "%s: a reply was dropped (the requester's "
+                         "channel or connection is full, or its route refused it)", self.name)
+
+
+def _busy(payload: bytes, limit: int) -> Response:
+    rid, path, method = _request_id(payload)
+    return Response.error(rid, Status.CONFLICT, ErrorBody(
+        path, method, f"too many requests in progress (at most {limit} per peer); retry once "
+        "some are answered", code=TooManyRequestsError.code))
 
 
 @dataclass
@@ -293,15 +329,23 @@ class Authority:
     service: AuthorityService
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     addresses: tuple[str, ...] = SERVICES
-    stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "errors": 0,
-                                                           "no_channel": 0})
+    stats: dict[str, int] = field(default_factory=lambda: {
+        "requests": 0, "errors": 0, "no_channel": 0, "refused_busy": 0, "replies_dropped": 0})
+    max_per_peer: int = 0
+    """Requests one peer may have in progress (0: ``max_in_flight // DEFAULT_PEER_SHARE``)."""
     _slots: asyncio.Semaphore = field(init=False)
+    _per_peer: dict[str | None, int] = field(default_factory=dict)
+    """Requests in progress by peer identifier (``None``: no channel); bounded by the slots."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _routes: _Routes = field(init=False)
     _housekeeping: asyncio.Task[None] | None = None
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
+        if self.max_in_flight < 1 or self.max_per_peer < 0:
+            raise UsageError("max_in_flight must be positive and max_per_peer not negative")
+        if self.max_per_peer == 0:
+            self.max_per_peer = max(1, self.max_in_flight // DEFAULT_PEER_SHARE)
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._routes = _Routes(self.service)
 
@@ -309,9 +353,17 @@ class Authority:
     def identifier(self) -> str:
         return self.service.identifier
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _finished(self, peer: str | None) -> None:
+        n = self._per_peer.get(peer, 0) - 1
+        if n > 0:
+            self._per_peer[peer] = n
+        else:
+            self._per_peer.pop(peer, None)
         self._slots.release()
+
+    def _done(self, task: asyncio.Task[None], peer: str | None) -> None:
+        self._tasks.discard(task)
+        self._finished(peer)
         if not task.cancelled() and task.exception() is not None:
             log.error("authority request failed", exc_info=task.exception())
 
@@ -388,6 +440,7 @@ async def start_authority(node: Node, signer: AuthoritySigner, repository: Autho
                           listeners: Iterable[Any] | None = None,
                           incoming: Callable[[str], AccessControl | None] | None = None,
                           max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                          max_per_peer: int = 0,
                           housekeeping_interval: float | None = HOUSEKEEPING_INTERVAL,
                           clock: Callable[[], float] = time.time) -> Authority:
     """Start the authority's services on ``node`` and return the running :class:`Authority`.
@@ -398,15 +451,17 @@ async def start_authority(node: Node, signer: AuthoritySigner, repository: Autho
     of ``listeners`` (secure-channel listeners; default: every one the node has now, and the
     node's ``listener_consumers`` for later ones): messages reach them only out of those
     channels. ``incoming(address)`` may add an access control per service (e.g. the node's
-    policies). Housekeeping (purging expired tickets and old revocations) runs every
-    ``housekeeping_interval`` seconds (``None``: never)."""
+    policies). At most ``max_in_flight`` requests are served at once, at most ``max_per_peer``
+    of one peer (0: ``max_in_flight // DEFAULT_PEER_SHARE``). Housekeeping (purging expired
+    tickets and old revocations) runs every ``housekeeping_interval`` seconds (``None``:
+    never)."""
     service = AuthorityService(signer, repository, options)
     now = int(clock())
     signer.check(now)
     await service.load_pre_trusted(now=now)
     await service.housekeeping(now=now)
     await _sign_revocations(service, now)
-    authority = Authority(node, service, max_in_flight, clock=clock)
+    authority = Authority(node, service, max_in_flight, clock=clock, max_per_peer=max_per_peer)
     started: list[str] = []
     try:
         for name in SERVICES:
@@ -432,8 +487,8 @@ async def start_authority(node: Node, signer: AuthoritySigner, repository: Autho
 
 
 async def _sign_revocations(service: AuthorityService, now: int) -> None:
-    """Sign the current revocation list (it is then served from memory, and deletions know how
-    full it is); a list that cannot be signed is logged."""
+    """Sign the current revocation list (it is then served from memory); a list that cannot
+    be signed is logged."""
     try:
         await service.revocation_list(now=now)
     except AuthorityError as e:

@@ -31,8 +31,10 @@ __all__ = [
     "SecureChannelRequiredError",
     "TicketError",
     "TicketExpiredError",
+    "TicketRevokedError",
     "TicketUnknownError",
     "TicketUsedError",
+    "TooManyRequestsError",
     "UnknownPathError",
     "error_for",
 ]
@@ -117,6 +119,13 @@ class TicketUsedError(TicketError):
     code = "ticket_used"
 
 
+class TicketRevokedError(TicketError):
+    """The ticket's creator is no longer an enroller or an admin (deleted, or its role
+    removed): its tickets enroll nobody."""
+
+    code = "ticket_revoked"
+
+
 class ConflictingRequestError(AuthorityError, ConflictError):
     """The request conflicts with the authority's state (409)."""
 
@@ -124,11 +133,20 @@ class ConflictingRequestError(AuthorityError, ConflictError):
     status = 409
 
 
+class TooManyRequestsError(ConflictingRequestError):
+    """The caller already has as many requests in progress as one peer may (409: Ockam's
+    status codes have no 429); retry once some are answered."""
+
+    code = "too_many_requests"
+
+
 ERROR_TYPES: dict[str, type[AuthorityError]] = {
     cls.code: cls for cls in (
         AuthorityError, BadRequestError, UnknownPathError, SecureChannelRequiredError,
         ForbiddenError, NotMemberError, PreTrustedError, MemberNotFoundError, TicketError,
-        TicketUnknownError, TicketExpiredError, TicketUsedError, ConflictingRequestError)
+        TicketUnknownError, TicketExpiredError, TicketUsedError, TicketRevokedError,
+        ConflictingRequestError,
+        TooManyRequestsError)
 }
 """Error classes by their wire ``code``."""
 
