@@ -37,6 +37,7 @@ __all__ = [
     "MemberMerge",
     "MemoryAuthorityRepository",
     "Redemption",
+    "RevocationListFullError",
     "TicketRecord",
     "new_member",
     "redeem_audit",
@@ -101,6 +102,10 @@ class Redemption:
     previous: Member | None
 
 
+class RevocationListFullError(ConflictError):
+    """A deletion would put more entries on the revocation list than allowed."""
+
+
 MemberMerge = Callable[[Member, TicketRecord], Member]
 """Given the member before (one exists) and the ticket, the member to write. Runs inside the
 redemption's transaction; raising aborts it (the ticket is not used)."""
@@ -135,11 +140,14 @@ class AuthorityRepository(Protocol):
         append ``audit``; returns the member before."""
         ...
 
-    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int
-                            ) -> Member | None:
+    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int,
+                            room: int | None = None) -> Member | None:
         """Delete a member that is not pre-trusted, put it on the revocation list (revoked at
-        ``revoked_at``, version + 1) and append ``audit``; ``None`` (nothing changed) when there
-        is no such member or it is pre-trusted."""
+        ``revoked_at``, version + 1), delete the tickets it created that have uses left, and
+        append ``audit``; ``None`` (nothing changed) when there is no such member or it is
+        pre-trusted. With ``room``: :class:`RevocationListFullError` (nothing changed) when the
+        revocation list would then hold more than ``room`` entries (counted in the same
+        transaction)."""
         ...
 
     async def replace_pre_trusted(self, members: list[Member], audit: list[AuditRecord]
@@ -167,6 +175,10 @@ class AuthorityRepository(Protocol):
         ...
 
     async def get_ticket(self, reference: str) -> TicketRecord | None: ...
+
+    async def find_ticket(self, code_hash: bytes) -> TicketRecord | None:
+        """The ticket with this code hash, if any."""
+        ...
 
     async def count_tickets(self) -> int:
         """How many tickets are stored (used, unused and expired until purged)."""
@@ -248,13 +260,19 @@ class MemoryAuthorityRepository:
             self._append(audit)
             return before
 
-    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int
-                            ) -> Member | None:
+    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int,
+                            room: int | None = None) -> Member | None:
         async with self._lock:
             before = self._members.get(identifier)
             if before is None or before.pre_trusted:
                 return None
+            if room is not None and \
+                    len(self._revoked) - (identifier in self._revoked) >= room:
+                raise RevocationListFullError("the revocation list is full")
             del self._members[identifier]
+            for k in [k for k, t in self._tickets.items()
+                      if t.created_by == identifier and t.uses_left > 0]:
+                del self._by_hash[self._tickets.pop(k).code_hash]
             self._revoked[identifier] = revoked_at
             self._version += 1
             self._append(audit)
@@ -303,6 +321,10 @@ class MemoryAuthorityRepository:
 
     async def get_ticket(self, reference: str) -> TicketRecord | None:
         return self._tickets.get(reference)
+
+    async def find_ticket(self, code_hash: bytes) -> TicketRecord | None:
+        ref = self._by_hash.get(code_hash)
+        return None if ref is None else self._tickets.get(ref)
 
     async def count_tickets(self) -> int:
         return len(self._tickets)

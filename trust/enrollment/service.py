@@ -39,6 +39,7 @@ from trust.enrollment.errors import (
     MemberNotFoundError,
     NotMemberError,
     PreTrustedError,
+    TicketRevokedError,
 )
 from trust.enrollment.messages.audit_entry import AuditEntry
 from trust.enrollment.messages.audit_query import MAX_AUDIT_LIMIT
@@ -51,6 +52,7 @@ from trust.enrollment.repositories import (
     AuthorityRepository,
     Member,
     Redemption,
+    RevocationListFullError,
     TicketRecord,
 )
 from trust.enrollment.revocation import build_revocation_list, sign_revocation_list
@@ -174,6 +176,9 @@ class AuthorityOptions:
     revocation_retention: int | None = None
     """How long a deleted member stays on the revocation list (default: the credential TTL
     plus two minutes, after which every credential it revokes has expired)."""
+    max_revocations: int | None = None
+    """Deleted members the revocation list holds at most; a deletion beyond is refused
+    (default: the list's limit less :data:`REVOCATION_MARGIN`, room for replicas)."""
 
     def __post_init__(self) -> None:
         for name in ("credential_ttl", "ticket_ttl", "max_ticket_ttl", "max_usage_count",
@@ -181,12 +186,22 @@ class AuthorityOptions:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise UsageError(f"{name} must be a positive integer")
+        m = self.max_revocations
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int)
+                              or not 0 < m <= MAX_REVOKED):
+            raise UsageError(f"max_revocations must be between 1 and {MAX_REVOKED}")
         if self.ticket_ttl > self.max_ticket_ttl:
             raise UsageError("the default ticket time to live exceeds the maximum")
         object.__setattr__(self, "admins",
                            frozenset(check_identifier(a, "admins") for a in self.admins))
         object.__setattr__(self, "trusted_identities",
                            parse_trusted_identities(self.trusted_identities))
+
+    @property
+    def revocation_room(self) -> int:
+        """Entries the revocation list may hold (see :attr:`max_revocations`)."""
+        return self.max_revocations if self.max_revocations is not None \
+            else max(1, MAX_REVOKED - REVOCATION_MARGIN)
 
     @property
     def retention(self) -> int:
@@ -265,6 +280,21 @@ class AuthorityService:
         except DecodeError as e:
             raise BadRequestError(str(e)) from None
 
+    def _check_subject(self, identifier: str, role: Role, what: str) -> None:
+        """Nobody has a member record of the authority itself (it would only put the
+        authority on its own revocation list); only an admin changes or deletes an admin's."""
+        if identifier == self.identifier:
+            raise ForbiddenError(f"nobody may {what} the member record of the authority itself")
+        if identifier in self.admins and role is not Role.ADMIN:
+            raise ForbiddenError(f"only an admin may {what} the member record of the admin "
+                                 f"{identifier}")
+
+    def _may_delete(self, m: Member, caller: str, role: Role) -> bool:
+        """Whether ``delete_all_members`` by ``caller`` deletes ``m``."""
+        if m.identifier in (caller, self.identifier) or m.pre_trusted:
+            return False
+        return role is Role.ADMIN or (ROLE not in m.attributes and m.identifier not in self.admins)
+
     # -- members ----------------------------------------------------------------------------
     async def add_member(self, caller: str, identifier: str, attributes: Mapping[str, str], *,
                          now: int | None = None) -> Member:
@@ -274,6 +304,7 @@ class AuthorityService:
         t = _now(now)
         role = await self._require(caller, Role.ENROLLER, "add members")
         identifier = check_identifier(identifier, "member")
+        self._check_subject(identifier, role, "change")
         attrs = self._attributes(attributes)
         self._check_grant(attrs, role)
         before = await self.repository.get_member(identifier)
@@ -313,6 +344,7 @@ class AuthorityService:
         t = _now(now)
         role = await self._require(caller, Role.ENROLLER, "delete members")
         identifier = check_identifier(identifier, "member")
+        self._check_subject(identifier, role, "delete")
         member = await self.repository.get_member(identifier)
         if member is None:
             raise MemberNotFoundError(f"member {identifier} not found")
@@ -320,11 +352,9 @@ class AuthorityService:
             raise PreTrustedError(f"member {identifier} is pre-trusted and cannot be deleted")
         if ROLE in member.attributes and role is not Role.ADMIN:
             raise ForbiddenError(f"only an admin may delete the enroller {identifier}")
-        self._check_room()
         at = self._after_revocation(identifier, t)
-        deleted = await self.repository.delete_member(
-            identifier, AuditRecord(t, caller, "member.delete", identifier,
-                                    attributes=member.attributes), revoked_at=at)
+        deleted = await self._delete(identifier, AuditRecord(
+            t, caller, "member.delete", identifier, attributes=member.attributes), at)
         if deleted is None:
             raise MemberNotFoundError(f"member {identifier} not found")
         self._revoked(identifier, at)
@@ -343,15 +373,17 @@ class AuthorityService:
                 return count
             after = page[-1].identifier
             for m in page:
-                if m.identifier == caller or m.pre_trusted or \
-                        (ROLE in m.attributes and role is not Role.ADMIN):
+                if not self._may_delete(m, caller, role):
                     continue
                 t = _now(now)
-                self._check_room()
                 at = self._after_revocation(m.identifier, t)
-                if await self.repository.delete_member(
-                        m.identifier, AuditRecord(t, caller, "member.delete", m.identifier,
-                                                  attributes=m.attributes), revoked_at=at):
+                try:
+                    deleted = await self._delete(m.identifier, AuditRecord(
+                        t, caller, "member.delete", m.identifier, attributes=m.attributes), at)
+                except ConflictingRequestError as e:
+                    raise ConflictingRequestError(f"{count} members deleted, then: {e}") \
+                        from None
+                if deleted is not None:
                     self._revoked(m.identifier, at)
                     count += 1
 
@@ -409,7 +441,16 @@ class AuthorityService:
             attrs = dict(sorted({**kept, **ticket.attributes}.items()))
             return Member(caller, attrs, ticket.created_by, t)
 
-        result = await self.repository.redeem_ticket(code_hash(raw), caller, t, merge)
+        digest = code_hash(raw)
+        ticket = await self.repository.find_ticket(digest)
+        if ticket is not None:
+            creator, _ = await self.role_of(ticket.created_by)
+            if creator < Role.ENROLLER:
+                # (a deleted enroller's tickets with uses left went with it; this refuses those
+                # of an enroller whose role was removed, or of an admin no longer configured)
+                raise TicketRevokedError(f"enrollment ticket {ticket.reference} was created by "
+                                         "an enroller that is no longer one")
+        result = await self.repository.redeem_ticket(digest, caller, t, merge)
         log.info("ticket.redeem %s by %s (%s)", result.ticket.reference, caller,
                  "new member" if result.previous is None else "attributes replaced")
         return result
@@ -484,15 +525,19 @@ class AuthorityService:
         return result, await self._issue(subject, attrs, t)
 
     # -- audit and revocation ---------------------------------------------------------------
-    def _check_room(self) -> None:
-        """Refuse a deletion when the revocation list (as last signed) is nearly full: an
-        entry may leave it only when every credential it revokes has expired."""
-        held = self._revocations
-        if held is not None and len(held.content) >= MAX_REVOKED - REVOCATION_MARGIN:
+    async def _delete(self, identifier: str, audit: AuditRecord, at: int) -> Member | None:
+        """Delete and revoke, refused when the revocation list (as stored, counted in the
+        deletion's transaction) has no room: an entry may leave it only when every credential
+        it revokes has expired, and a list beyond its limit could not be signed."""
+        room = self.options.revocation_room
+        try:
+            return await self.repository.delete_member(identifier, audit, revoked_at=at,
+                                                       room=room)
+        except RevocationListFullError:
             raise ConflictingRequestError(
-                f"the revocation list is full ({len(held.content)} deleted members within the "
-                f"last {self.options.retention} seconds); retry once entries expire, or use a "
-                "shorter credential time to live")
+                f"the revocation list is full ({room} deleted members within the last "
+                f"{self.options.retention} seconds); retry once entries expire, or use a "
+                "shorter credential time to live") from None
 
     async def audit(self, caller: str, *, after: int = 0, limit: int = 1000
                     ) -> list[AuditEntry]:

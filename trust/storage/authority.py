@@ -31,6 +31,7 @@ from trust.enrollment.repositories import (
     Member,
     MemberMerge,
     Redemption,
+    RevocationListFullError,
     TicketRecord,
     new_member,
     redeem_audit,
@@ -363,8 +364,8 @@ class SqlAuthorityRepository:
             await self._audit(tx, audit)
             return before
 
-    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int
-                            ) -> Member | None:
+    async def delete_member(self, identifier: str, audit: AuditRecord, *, revoked_at: int,
+                            room: int | None = None) -> Member | None:
         async with self.db.transaction() as tx:
             row = await tx.fetch_one(
                 f"DELETE FROM authority_member WHERE authority = ? AND identifier = ? "
@@ -372,11 +373,22 @@ class SqlAuthorityRepository:
                 (self.authority, identifier))
             if row is None:
                 return None
+            # (the version's row is locked first: on PostgreSQL, concurrent deletions of this
+            # authority then count one after the other; SQLite's write transactions are
+            # exclusive anyway)
+            await self._bump(tx)
+            if room is not None:
+                held = await tx.fetch_value(
+                    "SELECT COUNT(*) FROM authority_revocation WHERE authority = ? "
+                    "AND identifier <> ?", (self.authority, identifier))
+                if int(held or 0) >= room:
+                    raise RevocationListFullError("the revocation list is full")
+            await tx.execute("DELETE FROM authority_ticket WHERE authority = ? AND created_by = ? "
+                             "AND uses_left > 0", (self.authority, identifier))
             await tx.execute(
                 "INSERT INTO authority_revocation (authority, identifier, revoked_at) "
                 "VALUES (?, ?, ?) ON CONFLICT (authority, identifier) DO UPDATE SET "
                 "revoked_at = excluded.revoked_at", (self.authority, identifier, revoked_at))
-            await self._bump(tx)
             await self._audit(tx, audit)
             return _member(row)
 
@@ -534,6 +546,12 @@ class SqlAuthorityRepository:
         row = await self.db.fetch_one(f"SELECT {_TICKET_COLUMNS} FROM authority_ticket "
                                       "WHERE authority = ? AND reference = ?",
                                       (self.authority, reference))
+        return None if row is None else _ticket(row)
+
+    async def find_ticket(self, code_hash: bytes) -> TicketRecord | None:
+        row = await self.db.fetch_one(f"SELECT {_TICKET_COLUMNS} FROM authority_ticket "
+                                      "WHERE authority = ? AND code_hash = ?",
+                                      (self.authority, code_hash))
         return None if row is None else _ticket(row)
 
     async def count_tickets(self) -> int:
