@@ -49,8 +49,8 @@ from trust.enrollment.errors import (
 )
 from trust.enrollment.messages.add_member import AddMember
 from trust.enrollment.messages.attributes_entry import AttributesEntry
-from trust.enrollment.messages.audit_log import AuditLog
-from trust.enrollment.messages.audit_query import AuditQuery
+from trust.enrollment.messages.audit_log import AuditLog, fit_entries
+from trust.enrollment.messages.audit_query import DEFAULT_AUDIT_LIMIT, AuditQuery
 from trust.enrollment.messages.common import MAX_MESSAGE_SIZE
 from trust.enrollment.messages.create_token import CreateToken
 from trust.enrollment.messages.envelope import ErrorBody, Method, Request, Response, Status
@@ -214,8 +214,9 @@ class _Routes:
         q = AuditQuery() if call.request.body is None else _decode(AuditQuery.decode,
                                                                    call.request.body)
         entries = await self.service.audit(call.caller, after=q.after or 0,
-                                           limit=1000 if q.limit is None else q.limit)
-        return AuditLog(tuple(entries)).encode()
+                                           limit=DEFAULT_AUDIT_LIMIT if q.limit is None else q.limit)
+        # (as many as fit; the caller asks again after the last one: audit_log.may_be_cut)
+        return AuditLog(fit_entries(entries)).encode()
 
     # -- tickets and credentials --------------------------------------------------------------
     async def create_token(self, call: Call) -> bytes | None:

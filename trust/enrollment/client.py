@@ -28,8 +28,8 @@ from trust.enrollment.errors import error_for
 from trust.enrollment.messages.add_member import AddMember
 from trust.enrollment.messages.attributes_entry import AttributesEntry
 from trust.enrollment.messages.audit_entry import AuditEntry
-from trust.enrollment.messages.audit_log import AuditLog
-from trust.enrollment.messages.audit_query import AuditQuery
+from trust.enrollment.messages.audit_log import AuditLog, may_be_cut
+from trust.enrollment.messages.audit_query import DEFAULT_AUDIT_LIMIT, AuditQuery
 from trust.enrollment.messages.create_token import CreateToken
 from trust.enrollment.messages.envelope import Method, Request, Response
 from trust.enrollment.messages.member_ids import MemberIds
@@ -195,10 +195,22 @@ class AuthorityClient:
         return code
 
     async def audit(self, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
-        body = await self.request(AUTHENTICATOR, Method.GET, "/audit",
-                                  AuditQuery(after or None, limit).encode())
-        log: AuditLog = self._decode(AuditLog.decode, body, "audit log")
-        return list(log.entries)
+        """The audit entries after ``after``, at most ``limit`` (the authority's default when
+        ``None``: 1000). A reply holds what fits in one message; while one may have been cut,
+        the rest is asked for after its last entry."""
+        want = DEFAULT_AUDIT_LIMIT if limit is None else limit
+        out: list[AuditEntry] = []
+        while True:
+            ask = limit if not out else want - len(out)
+            body = await self.request(AUTHENTICATOR, Method.GET, "/audit",
+                                      AuditQuery(after or None, ask).encode())
+            log: AuditLog = self._decode(AuditLog.decode, body, "audit log")
+            if out and log.entries and log.entries[0].seq <= out[-1].seq:
+                raise RemoteProtocolError("the authority sent audit entries out of order")
+            out.extend(log.entries)
+            if not log.entries or len(out) >= want or not may_be_cut(len(body or b"")):
+                return out
+            after = out[-1].seq
 
     async def revocation_list(self) -> SignedRevocationList:
         """The signed revocation list, decoded but not verified (see

@@ -100,6 +100,8 @@ ROLE: Final = "ockam-role"
 ENROLLER: Final = "enroller"
 ADMIN: Final = "admin"
 MAX_TRUSTED_IDENTITIES: Final = 10_000
+MAX_SEQ: Final = (1 << 63) - 1
+"""The largest audit sequence number the storage holds (a signed 64-bit integer)."""
 REVOCATION_MARGIN: Final = 1024
 """Deletions stop this many entries before the revocation list's limit (replicas add too)."""
 _REFERENCE_ALPHABET: Final = string.ascii_letters + string.digits
@@ -542,7 +544,9 @@ class AuthorityService:
     async def audit(self, caller: str, *, after: int = 0, limit: int = 1000
                     ) -> list[AuditEntry]:
         await self._require(caller, Role.ADMIN, "read the audit log")
-        return await self.repository.audit_log(after=max(0, after),
+        if not 0 <= after <= MAX_SEQ:
+            raise BadRequestError(f"after is a sequence number between 0 and {MAX_SEQ}")
+        return await self.repository.audit_log(after=after,
                                                limit=max(0, min(limit, MAX_AUDIT_LIMIT)))
 
     async def revocation_list(self, *, now: int | None = None) -> SignedRevocationList:

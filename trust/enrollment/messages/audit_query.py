@@ -9,9 +9,11 @@ from typing import Final
 from trust.enrollment.messages.common import U64_MAX, encode_struct, read_struct
 from trust.models.cbor import Reader, check_size, enc_uint
 
-__all__ = ["MAX_AUDIT_LIMIT", "AuditQuery"]
+__all__ = ["DEFAULT_AUDIT_LIMIT", "MAX_AUDIT_LIMIT", "AuditQuery"]
 
 MAX_AUDIT_LIMIT: Final = 10_000
+DEFAULT_AUDIT_LIMIT: Final = 1000
+"""Entries an authority sends when the query names no limit."""
 
 
 def _u64(r: Reader, f: str) -> int:
