@@ -1,10 +1,11 @@
-"""Rules found wanting by an attacker review, on the memory and the SQLite repository: a
+"""Rules found wanting by an attacker review, on every repository: a
 deleted (or demoted) enroller's tickets enroll nobody; enrollers cannot touch the records of
 admins, and nobody those of the authority itself; deletions stop when the revocation list, as
-stored, is full (the list stays servable)."""
+stored, is full (the list stays servable); the ticket limit holds under concurrent requests."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,14 +28,16 @@ from trust.storage.sql import database
 NOW = 1_800_000_000
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def make(request: pytest.FixtureRequest, tmp_path: Path
          ) -> Callable[..., tuple[AuthorityService, AuthorityRepository]]:
+    url = None if request.param == "memory" else f"sqlite:///{tmp_path / 's.db'}" \
+        if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
     def make(**kw: object) -> tuple[AuthorityService, AuthorityRepository]:
         w = world()
-        repo: AuthorityRepository = MemoryAuthorityRepository() if request.param == "memory" \
-            else SqlAuthorityRepository(closing(database(f"sqlite:///{tmp_path / 's.db'}")),
-                                        w.signer.identifier)
+        repo: AuthorityRepository = MemoryAuthorityRepository() if url is None \
+            else SqlAuthorityRepository(closing(database(url)), w.signer.identifier)
         opts = AuthorityOptions(admins=frozenset({w.admin.identifier}), **kw)  # type: ignore[arg-type]
         return AuthorityService(w.signer, repo, opts), repo
     return make
@@ -139,3 +142,14 @@ def test_max_revocations_is_checked() -> None:
     for bad in (0, -1, 1 << 20, True):
         with pytest.raises(UsageError, match="max_revocations"):
             AuthorityOptions(max_revocations=bad)  # type: ignore[arg-type]
+
+
+async def test_concurrent_ticket_requests_never_exceed_the_limit(make: Callable[..., tuple[
+        AuthorityService, AuthorityRepository]]) -> None:
+    svc, repo = make(max_tickets=3)
+    admin = world().admin.identifier
+    outcomes = await asyncio.gather(*[svc.create_ticket(admin, {}, now=NOW) for _ in range(12)],
+                                    return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(o, ConflictingRequestError) and "limit" in str(o) for o in refused)
+    assert len(refused) == 9 and await repo.count_tickets() == 3

@@ -38,6 +38,7 @@ __all__ = [
     "MemoryAuthorityRepository",
     "Redemption",
     "RevocationListFullError",
+    "TicketLimitError",
     "TicketRecord",
     "new_member",
     "redeem_audit",
@@ -106,6 +107,10 @@ class RevocationListFullError(ConflictError):
     """A deletion would put more entries on the revocation list than allowed."""
 
 
+class TicketLimitError(ConflictError):
+    """As many tickets as allowed are stored already."""
+
+
 MemberMerge = Callable[[Member, TicketRecord], Member]
 """Given the member before (one exists) and the ticket, the member to write. Runs inside the
 redemption's transaction; raising aborts it (the ticket is not used)."""
@@ -157,9 +162,12 @@ class AuthorityRepository(Protocol):
         ...
 
     # -- tickets ----------------------------------------------------------------------------
-    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord) -> None:
+    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord, *,
+                         max_tickets: int | None = None) -> None:
         """Store a new ticket (a second ticket with the same code hash or reference is a
-        :class:`ConflictError`)."""
+        :class:`ConflictError`). With ``max_tickets``: :class:`TicketLimitError` (nothing
+        stored) when that many are stored already (counted in the same transaction, so
+        concurrent calls never store more)."""
         ...
 
     async def redeem_ticket(self, code_hash: bytes, identifier: str, now: int,
@@ -288,8 +296,11 @@ class MemoryAuthorityRepository:
             for a in audit:
                 self._append(a)
 
-    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord) -> None:
+    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord, *,
+                         max_tickets: int | None = None) -> None:
         async with self._lock:
+            if max_tickets is not None and len(self._tickets) >= max_tickets:
+                raise TicketLimitError(f"{max_tickets} tickets are stored, the limit")
             if ticket.reference in self._tickets or ticket.code_hash in self._by_hash:
                 raise ConflictError("a ticket with this reference or code exists")
             self._tickets[ticket.reference] = ticket

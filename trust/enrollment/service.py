@@ -53,6 +53,7 @@ from trust.enrollment.repositories import (
     Member,
     Redemption,
     RevocationListFullError,
+    TicketLimitError,
     TicketRecord,
 )
 from trust.enrollment.revocation import build_revocation_list, sign_revocation_list
@@ -406,16 +407,18 @@ class AuthorityService:
         uses = usage_count or 1
         if not 0 < uses <= o.max_usage_count:
             raise BadRequestError(f"a ticket's usage count is between 1 and {o.max_usage_count}")
-        if await self.repository.count_tickets() >= o.max_tickets:
-            raise ConflictingRequestError(f"the authority holds {o.max_tickets} tickets, its "
-                                          "limit; retry once some expire and are purged")
         for _ in range(3):
             code = secrets.token_bytes(CODE_SIZE)
             record = TicketRecord(_reference(), code_hash(code), attrs, caller, t, t + life,
                                   uses, uses)
             try:
                 await self.repository.add_ticket(record, AuditRecord(
-                    t, caller, "ticket.create", ticket=record.reference, attributes=attrs))
+                    t, caller, "ticket.create", ticket=record.reference, attributes=attrs),
+                    max_tickets=o.max_tickets)
+            except TicketLimitError:
+                raise ConflictingRequestError(
+                    f"the authority holds {o.max_tickets} tickets, its limit; retry once some "
+                    "expire and are purged") from None
             except ConflictError:
                 continue
             log.info("ticket.create %s by %s (%d uses, expires at %d)", record.reference,

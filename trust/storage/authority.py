@@ -32,6 +32,7 @@ from trust.enrollment.repositories import (
     MemberMerge,
     Redemption,
     RevocationListFullError,
+    TicketLimitError,
     TicketRecord,
     new_member,
     redeem_audit,
@@ -408,8 +409,19 @@ class SqlAuthorityRepository:
                 await self._audit(tx, a)
 
     # -- tickets ----------------------------------------------------------------------------
-    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord) -> None:
+    async def add_ticket(self, ticket: TicketRecord, audit: AuditRecord, *,
+                         max_tickets: int | None = None) -> None:
         async with self.db.transaction() as tx:
+            if max_tickets is not None:
+                if self.db.dialect == "postgresql":
+                    # (this authority's ticket insertions count one after the other; SQLite's
+                    # write transactions are exclusive anyway)
+                    await tx.fetch_value("SELECT pg_advisory_xact_lock(hashtextextended("
+                                         "?::text, 7))", ("authority_ticket:" + self.authority,))
+                held = await tx.fetch_value("SELECT COUNT(*) FROM authority_ticket "
+                                            "WHERE authority = ?", (self.authority,))
+                if int(held or 0) >= max_tickets:
+                    raise TicketLimitError(f"{max_tickets} tickets are stored, the limit")
             try:
                 await tx.execute(
                     f"INSERT INTO authority_ticket (authority, {_TICKET_COLUMNS}) "
