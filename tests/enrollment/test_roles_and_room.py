@@ -6,6 +6,7 @@ stored, is full (the list stays servable); the ticket limit holds under concurre
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,11 @@ from tests.enrollment.helpers import world
 from trust.enrollment.errors import (
     ConflictingRequestError,
     ForbiddenError,
+    NotMemberError,
     TicketRevokedError,
     TicketUnknownError,
 )
-from trust.enrollment.repositories import AuthorityRepository, MemoryAuthorityRepository
+from trust.enrollment.repositories import AuthorityRepository, Member, MemoryAuthorityRepository
 from trust.enrollment.service import AuthorityOptions, AuthorityService, Role
 from trust.errors import UsageError
 from trust.storage.authority import SqlAuthorityRepository
@@ -153,3 +155,36 @@ async def test_concurrent_ticket_requests_never_exceed_the_limit(make: Callable[
     refused = [o for o in outcomes if isinstance(o, BaseException)]
     assert all(isinstance(o, ConflictingRequestError) and "limit" in str(o) for o in refused)
     assert len(refused) == 9 and await repo.count_tickets() == 3
+
+
+class _SlowReads(MemoryAuthorityRepository):
+    """Reading ``slow_for`` returns the row as read, after a delay (storage latency)."""
+
+    slow_for: str | None = None
+
+    async def get_member(self, identifier: str) -> Member | None:
+        m = await super().get_member(identifier)
+        if identifier == self.slow_for:
+            self.slow_for = None
+            await asyncio.sleep(0.2)
+        return m
+
+
+async def test_a_member_deleted_during_its_credential_request_gets_none() -> None:
+    w = world()
+    repo = _SlowReads()
+    svc = AuthorityService(w.signer, repo, AuthorityOptions(admins=frozenset({w.admin.identifier})))
+    victim = w.parties[1]
+    now = int(time.time())                  # (within the signing key's attestation)
+    await svc.add_member(w.admin.identifier, victim.identifier, {"role": "db"}, now=now)
+    repo.slow_for = victim.identifier
+    issue = asyncio.get_running_loop().create_task(svc.issue_credential(victim.identity, now=now))
+    await asyncio.sleep(0.05)                 # its membership is read; the deletion runs now
+    await svc.delete_member(w.admin.identifier, victim.identifier, now=now)
+    # (before: a credential dated NOW + 1, after the revocation at NOW, so not covered by it)
+    with pytest.raises(NotMemberError):
+        await issue
+    # a member that was not deleted is served as before
+    other = w.parties[2]
+    await svc.add_member(w.admin.identifier, other.identifier, {"role": "db"}, now=now)
+    await svc.issue_credential(other.identity, now=now + 1)

@@ -6,11 +6,13 @@ Roles (as Ockam's direct authenticator, with the differences listed in ``docs/en
 
 * **member**: has a member record; gets its own credential.
 * **enroller**: a member with ``ockam-role=enroller``; creates tickets, adds, shows, lists and
-  deletes ordinary members (not enrollers), never grants a reserved attribute.
+  deletes ordinary members (not enrollers, nor the records of admins), never grants a reserved
+  attribute. Its tickets enroll only while it is an enroller.
 * **admin**: the identities given as ``admins`` (the identity that created the authority),
   the authority itself, and pre-trusted members with ``ockam-role=admin``; everything an
   enroller does, plus reserved attributes (enrollers are made so), deleting enrollers, and the
   audit log. Admins get a credential without a member record (with ``ockam-relay=*``).
+* nobody gives the authority itself a member record or deletes it.
 * **pre-trusted** members come from the trusted-identities file at every start; nobody deletes
   or changes them through the API.
 
@@ -234,6 +236,8 @@ class AuthorityService:
         self.admins: frozenset[str] = frozenset({self.identifier, *self.options.admins,
                                                  *pre_admins})
         self._revocations: SignedRevocationList | None = None
+        self._revocations_made = 0
+        """Revocations this service made (a credential issued meanwhile is checked again)."""
         self._recent_revocations: dict[str, int] = {}
         """Identifiers this service revoked in the last seconds -> when (see
         :meth:`_after_revocation`)."""
@@ -499,35 +503,48 @@ class AuthorityService:
                 for k in list(recent)[: len(recent) // 2]:
                     del recent[k]
         recent[identifier] = at
+        self._revocations_made += 1
 
-    async def _issue(self, subject: Identity, attrs: Mapping[str, str], t: int
+    async def _issue(self, subject: Identity, attrs: Mapping[str, str], t: int, seen: int
                      ) -> CredentialAndPurposeKey:
+        """Sign a credential with ``attrs``, read after this service had made ``seen``
+        revocations. When it made more since, the member is read again: a deletion that ran
+        between the read and the signing would otherwise leave a credential dated after its
+        revocation (see :meth:`_after_revocation`), which the revocation list does not
+        cover."""
         t = self._after_revocation(subject.identifier, t)
         signer = self.signer
         ttl = min(self.options.credential_ttl,
                   signer.attestation.attestation_data.expires_at - t)
         if ttl <= 0:
             raise ConflictError("the authority's credential-signing key has expired")
-        return await issue_credential(subject, Attributes.of(attrs, PROJECT_MEMBER_SCHEMA),
-                                      signer.vault, signer.handle, signer.attestation, now=t,
-                                      ttl=ttl)
+        credential = await issue_credential(subject, Attributes.of(attrs, PROJECT_MEMBER_SCHEMA),
+                                            signer.vault, signer.handle, signer.attestation,
+                                            now=t, ttl=ttl)
+        if self._revocations_made != seen and \
+                await self.credential_attributes(subject.identifier) != dict(attrs):
+            raise ConflictingRequestError("the member was deleted or changed during the "
+                                          "request; ask again")
+        return credential
 
     async def issue_credential(self, subject: Identity, *, now: int | None = None
                                ) -> CredentialAndPurposeKey:
         """A credential for ``subject`` (the caller's verified identity) with its attributes,
         valid for the configured TTL (never beyond the signing key's attestation)."""
         t = _now(now)
+        seen = self._revocations_made
         return await self._issue(subject, await self.credential_attributes(subject.identifier),
-                                 t)
+                                 t, seen)
 
     async def enroll(self, subject: Identity, code: bytes | OneTimeCode, *,
                      now: int | None = None) -> tuple[Redemption, CredentialAndPurposeKey]:
         """Redeem the ticket as ``subject`` and issue its credential at once (from the member
         record just written: no second lookup)."""
         t = _now(now)
+        seen = self._revocations_made
         result = await self.redeem_ticket(subject.identifier, code, now=t)
         attrs = self._credential_attributes(subject.identifier, result.member)
-        return result, await self._issue(subject, attrs, t)
+        return result, await self._issue(subject, attrs, t, seen)
 
     # -- audit and revocation ---------------------------------------------------------------
     async def _delete(self, identifier: str, audit: AuditRecord, at: int) -> Member | None:
