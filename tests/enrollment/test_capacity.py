@@ -99,3 +99,15 @@ def test_limits_must_be_sensible() -> None:
 
     with pytest.raises(UsageError):
         Authority(None, None, 0)  # type: ignore[arg-type]
+
+
+async def test_a_client_keeps_within_its_share_however_many_requests_it_makes() -> None:
+    """``AuthorityClient`` holds back requests beyond :data:`IN_FLIGHT` (the authority's default
+    share per peer) instead of getting ``too_many_requests`` (e.g. a benchmark's gather)."""
+    from trust.enrollment.client import IN_FLIGHT
+
+    w = world()
+    async with running() as run:
+        admin = await run.connect(w.admin)
+        lists = await asyncio.gather(*[admin.revocation_list() for _ in range(3 * IN_FLIGHT)])
+        assert len(lists) == 3 * IN_FLIGHT

@@ -13,6 +13,7 @@ or :class:`~trust.node.errors.ReceiveTimeoutError` when none comes in time.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from trust.enrollment.authority import (
     ACCEPTOR,
     AUTHENTICATOR,
     CREDENTIAL_ISSUER,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_PEER_SHARE,
     ISSUER,
     REVOCATION_LIST,
 )
@@ -46,10 +49,13 @@ if TYPE_CHECKING:
     from trust.channels.workers import SecureChannel
     from trust.node.node import Node
 
-__all__ = ["DEFAULT_TIMEOUT", "AuthorityClient"]
+__all__ = ["DEFAULT_TIMEOUT", "IN_FLIGHT", "AuthorityClient"]
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a request waits for the authority's answer."""
+IN_FLIGHT = DEFAULT_MAX_IN_FLIGHT // DEFAULT_PEER_SHARE
+"""Requests one client has in progress at most (more wait their turn here): an authority's
+default share per peer, beyond which it refuses requests with ``too_many_requests``."""
 
 
 class AuthorityClient:
@@ -64,6 +70,7 @@ class AuthorityClient:
         self.authority = channel.peer.identifier
         self.timeout = timeout
         self._owns_channel = owns_channel
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     @classmethod
     async def connect(cls, node: Node, identity: Any, route: RouteLike,
@@ -97,8 +104,9 @@ class AuthorityClient:
                       body: bytes | None = None) -> bytes | None:
         """Send one request to ``service``; return the body of a 200 answer (or ``None``)."""
         req = Request.of(method, path, body)
-        reply = await self.node.ctx.request(self.route / service, req.encode(),
-                                            timeout=self.timeout)
+        async with self._in_flight:  # (within the authority's share per peer)
+            reply = await self.node.ctx.request(self.route / service, req.encode(),
+                                                timeout=self.timeout)
         info = channel_info(reply)
         if info is None or info.identifier != self.authority:
             raise RemoteProtocolError("the answer did not come through the authority's channel")
