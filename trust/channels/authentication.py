@@ -32,6 +32,7 @@ from trust.channels.trust_policies import Trust, TrustEveryone
 from trust.credentials.verification import VerifiedCredential, verify_credential
 from trust.errors import RemoteProtocolError, UntrustedError, UsageError, VerificationError
 from trust.identities.identity import Comparison, Identity, verify_change_history
+from trust.identities.known_histories import KnownHistories
 from trust.identities.purpose_keys import check_attestation_claims, verify_purpose_key_attestation
 from trust.models.credential import CredentialAndPurposeKey
 from trust.models.memo import ENTRY_OVERHEAD, BoundedCache, CacheInfo
@@ -59,13 +60,16 @@ class PeerAuthenticator:
     """Authenticates the peer of a handshake: ``trust`` (default :class:`TrustEveryone`),
     ``authorities`` (verified identities whose credentials are accepted),
     ``require_credential`` (a valid credential from one of them is required),
-    ``ockam_strict`` (attestations must name the subject's latest change, as Ockam requires)."""
+    ``ockam_strict`` (attestations must name the subject's latest change, as Ockam requires),
+    ``histories`` (the newest change history seen of each peer: an older or conflicting one is
+    refused, as Ockam does; a node's channels share the node's)."""
 
-    __slots__ = ("_authorities", "cache", "ockam_strict", "require_credential", "trust")
+    __slots__ = ("_authorities", "cache", "histories", "ockam_strict", "require_credential",
+                 "trust")
 
     def __init__(self, trust: Trust | None = None, *, authorities: Iterable[Identity] = (),
                  require_credential: bool = False, cache: bool = True,
-                 ockam_strict: bool = False) -> None:
+                 ockam_strict: bool = False, histories: KnownHistories | None = None) -> None:
         self.trust = TrustEveryone() if trust is None else trust
         if not isinstance(self.trust, Trust):
             raise UsageError(f"trust must be a trust policy, not {type(self.trust).__name__}")
@@ -80,6 +84,7 @@ class PeerAuthenticator:
         self.require_credential = require_credential
         self.cache = cache
         self.ockam_strict = ockam_strict
+        self.histories = histories
 
     @property
     def authorities(self) -> tuple[Identity, ...]:
@@ -110,6 +115,9 @@ class PeerAuthenticator:
             IdentityAndCredentials.decode(payload)
         identity = verify_change_history(message.change_history_raw, cache=self.cache,
                                          decoded=message.change_history)
+        histories = self.histories
+        if histories is not None:
+            histories.check(identity)
         data = self._attestation(identity, message.purpose_key_attestation, t)
         if data.public_key.x25519 != static_key:
             raise VerificationError("the attested secure-channel key is not the key the peer "
@@ -117,6 +125,8 @@ class PeerAuthenticator:
         peer = VerifiedPeer(identity, static_key, data,
                             self._credentials(message.credentials, identity, t))
         self.trust.check(peer, now=t)
+        if histories is not None:
+            histories.accept(identity)
         return peer
 
     def _credentials(self, presented: tuple[CredentialAndPurposeKey, ...], identity: Identity,
@@ -158,7 +168,12 @@ class PeerAuthenticator:
         if relation is Comparison.CONFLICT:
             raise VerificationError(f"the refreshed history of {identity.identifier} conflicts "
                                     "with the one the channel was opened with")
+        histories = self.histories
+        if histories is not None:
+            histories.check(identity)
         updated = VerifiedPeer(identity, peer.static_key, peer.attestation,
                                self._credentials(message.credentials, identity, t))
         self.trust.check(updated, now=t)
+        if histories is not None:
+            histories.accept(identity)
         return updated

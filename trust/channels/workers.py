@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from trust.channels.records import RecordSession
 from trust.channels.trust_policies import Trust
 from trust.errors import RemoteProtocolError, TrustError, UsageError
 from trust.identities.identity import Identity
+from trust.identities.known_histories import KnownHistories
 from trust.logsafe import safe_text, warn_limited
 from trust.models.credential import CredentialAndPurposeKey
 from trust.node.errors import NodeStoppedError
@@ -67,6 +69,7 @@ __all__ = [
     "channel_identity",
     "create_secure_channel",
     "create_secure_channel_listener",
+    "known_histories",
 ]
 
 log = logging.getLogger("trust.channels")
@@ -144,12 +147,25 @@ async def channel_identity(identity: ChannelIdentity | Identity, *, identities: 
         identity.export(), attestation, creds))
 
 
-def _authenticator(trust: Trust | None, authorities: Iterable[Identity],
+_HISTORIES: weakref.WeakKeyDictionary[Node, KnownHistories] = weakref.WeakKeyDictionary()
+
+
+def known_histories(node: Node) -> KnownHistories:
+    """The newest change history seen of each peer of ``node``'s channels (its channels'
+    default authenticators share it: an older or conflicting history is refused)."""
+    histories = _HISTORIES.get(node)
+    if histories is None:
+        histories = _HISTORIES[node] = KnownHistories()
+    return histories
+
+
+def _authenticator(node: Node, trust: Trust | None, authorities: Iterable[Identity],
                    require_credential: bool, authenticator: PeerAuthenticator | None
                    ) -> PeerAuthenticator:
     if authenticator is not None:
         return authenticator
-    return PeerAuthenticator(trust, authorities=authorities, require_credential=require_credential)
+    return PeerAuthenticator(trust, authorities=authorities, require_credential=require_credential,
+                             histories=known_histories(node))
 
 
 # -- one open channel ------------------------------------------------------------------------------
@@ -590,7 +606,7 @@ async def create_secure_channel(node: Node, identity: ChannelIdentity, route: Ro
                                 authenticator: PeerAuthenticator | None = None,
                                 timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> SecureChannel:
     """Open a channel to the listener at the end of ``route`` (see :meth:`Node.create_secure_channel`)."""
-    auth = _authenticator(trust, authorities, require_credential, authenticator)
+    auth = _authenticator(node, trust, authorities, require_credential, authenticator)
     addrs = ChannelAddresses.random()
     worker = _DecryptorWorker(node, addrs, Initiator(identity, auth), identity, auth)
     ctx = await node.start_worker(addrs.decryptor, worker)
@@ -694,7 +710,7 @@ async def create_secure_channel_listener(
     """Start a listener (see :meth:`Node.create_secure_channel_listener`)."""
     if max_handshakes < 1 or handshake_timeout <= 0:
         raise UsageError("max_handshakes and handshake_timeout must be positive")
-    auth = _authenticator(trust, authorities, require_credential, authenticator)
+    auth = _authenticator(node, trust, authorities, require_credential, authenticator)
     addr = Address.parse(address)
     flow = node.flow_controls.new_id()
     listener = SecureChannelListener(node, addr, identity, auth, flow, max_handshakes,
