@@ -25,7 +25,11 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from struct import Struct
 from typing import Any, Final, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from trust.channels import (
     ChannelIdentity,
@@ -42,6 +46,7 @@ from trust.channels import (
 from trust.channels.errors import DecryptionError, ReplayError
 from trust.channels.messages.padded import decode_message
 from trust.channels.messages.payload import encode_payload
+from trust.channels.records import KEY_RENEWAL_INTERVAL, MAX_NONCE, rekey
 from trust.errors import DecodeError, NotFoundError, RemoteProtocolError, TrustError, UsageError
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import dumps, loads
@@ -59,7 +64,18 @@ HANDSHAKE_3: Final = 3
 RECORD: Final = 4
 ID_SIZE: Final = 16
 HEADER: Final = 1 + ID_SIZE
-STATE_VERSION: Final = 1
+STATE_VERSION: Final = 2
+"""Version 2 saves the encryptor's current key (after its rekeys) with its next nonce, so a
+channel resumes at any nonce; version 1 saved the first key (resumable up to nonce 2^20)."""
+SKIP_SLACK: Final = 1 << 16
+"""On resume, how far past its saved nonce (plus one per record read) a record of this side may
+lie: records lost by failed pushes leave gaps, an attacker's record with a huge nonce costs no
+rekeys beyond this."""
+MAX_OPENING_SKIPS: Final = 1000
+"""How many bad opening records :meth:`StreamChannel.accept` and :meth:`StreamChannel.initiate`
+skip before giving up."""
+_NONCE: Final = Struct(">Q")
+_ZERO4: Final = bytes(4)
 _EMPTY = Route()
 
 
@@ -93,6 +109,37 @@ class Received:
     """The decryptor in that state (a copy of the channel's: it takes over on commit)."""
 
 
+class _OwnKeys:
+    """This side's own record keys from its saved encryptor state on (``key`` is the key of
+    ``nonce - 1``, or the first key when ``nonce`` is 0), to recognise its own records."""
+
+    def __init__(self, key: bytes, nonce: int) -> None:
+        self.nonce = nonce
+        self._first_epoch = (nonce - 1) // KEY_RENEWAL_INTERVAL if nonce else 0
+        self._keys = [key]  # the keys of epochs _first_epoch, _first_epoch + 1, ...
+
+    def key_for(self, n: int) -> bytes:
+        """The key of nonce ``n`` (``n`` at least ``nonce - 1``)."""
+        i = n // KEY_RENEWAL_INTERVAL - self._first_epoch
+        while len(self._keys) <= i:
+            self._keys.append(rekey(self._keys[-1]))
+        return self._keys[i]
+
+    def authentic_nonce(self, record: bytes, *, limit: int) -> int | None:
+        """The nonce of ``record`` when it is a record of nonce ``nonce`` .. ``limit`` that
+        authenticates under this side's key; else None."""
+        if len(record) < 8 + 16:
+            return None
+        n = _NONCE.unpack_from(record)[0]
+        if not self.nonce <= n <= min(limit, MAX_NONCE):
+            return None
+        try:
+            AESGCM(self.key_for(n)).decrypt(_ZERO4 + record[:8], record[8:], None)
+        except InvalidTag:
+            return None
+        return n
+
+
 def _frame(kind: int, channel_id: bytes, body: bytes) -> bytes:
     return bytes((kind,)) + channel_id + body
 
@@ -109,7 +156,7 @@ class StreamChannel:
 
     def __init__(self, client: StreamClient, states: ChannelStates, name: str, *,
                  channel_id: bytes, out_stream: str, in_stream: str, peer_identifier: str,
-                 peer_attributes: dict[str, str], encrypt_key: bytes, encrypt_nonce: int,
+                 peer_attributes: dict[str, str], encryptor: Encryptor,
                  out_index: int, decryptor: Decryptor, in_index: int, initiator: bool,
                  backoff: Backoff | None = None) -> None:
         self.client = client
@@ -121,8 +168,7 @@ class StreamChannel:
         self.peer_identifier = peer_identifier
         self.peer_attributes = peer_attributes
         self.initiator = initiator
-        self._key0 = encrypt_key
-        self._encryptor = Encryptor(encrypt_key, nonce=encrypt_nonce)
+        self._encryptor = encryptor
         self.out_index = out_index
         self._decryptor = decryptor
         self.in_index = in_index
@@ -136,9 +182,10 @@ class StreamChannel:
     # -- state -----------------------------------------------------------------------------------
     def _state(self, decryptor: Decryptor, in_index: int) -> bytes:
         key, prev, start, current, bitmap = decryptor.snapshot()
+        enc_key, enc_nonce = self._encryptor.state
         return dumps([STATE_VERSION, self.initiator, self.channel_id, self.out_stream,
                       self.in_stream, self.peer_identifier, dict(sorted(self.peer_attributes.items())),
-                      self._key0, self._encryptor.nonce, self.out_index,
+                      enc_key, enc_nonce, self.out_index,
                       [key, prev, start, current, bitmap], in_index, self.closed])
 
     @classmethod
@@ -146,18 +193,38 @@ class StreamChannel:
                     data: bytes) -> StreamChannel:
         try:
             v = loads(data, "stream_channel_state")
-            (version, initiator, channel_id, out_stream, in_stream, peer, attrs, key0, nonce,
+            if not isinstance(v, list) or len(v) != 13:
+                raise ValueError("not a list of 13 fields")
+            (version, initiator, channel_id, out_stream, in_stream, peer, attrs, enc_key, nonce,
              out_index, dec, in_index, closed) = v
-            if version != STATE_VERSION or not isinstance(initiator, bool) or \
+            if version not in (1, STATE_VERSION) or type(version) is not int:
+                raise ValueError(f"unknown version {safe_text(repr(version))[:40]}")
+            if not isinstance(initiator, bool) or not isinstance(closed, bool) or \
                     not isinstance(channel_id, bytes) or len(channel_id) != ID_SIZE:
-                raise ValueError("version")
+                raise ValueError("bad header fields")
+            if not isinstance(enc_key, bytes) or len(enc_key) != 32 or type(nonce) is not int or \
+                    not 0 <= nonce <= MAX_NONCE + 1:
+                raise ValueError("bad encryptor state")
+            for i in (out_index, in_index):
+                if type(i) is not int or not 0 <= i < 1 << 63:
+                    raise ValueError("bad stream index")
+            if not isinstance(peer, str) or not isinstance(attrs, dict) or \
+                    not all(isinstance(k, str) and isinstance(x, str) for k, x in attrs.items()):
+                raise ValueError("bad peer")
+            if not isinstance(dec, list) or len(dec) != 5:
+                raise ValueError("bad decryptor state")
+            if not isinstance(dec[0], bytes) or not all(type(x) is int for x in dec[2:]):
+                raise ValueError("bad decryptor state")
             decryptor = Decryptor.restore(*dec)
+            if version == 1:  # the first key: rebuilt by rekeys (refused past nonce 2^20)
+                encryptor = Encryptor(enc_key, nonce=nonce)
+            else:  # the current key (the key of nonce - 1)
+                encryptor = Encryptor.resume(enc_key, nonce) if nonce else Encryptor(enc_key)
             channel = cls(client, states, name, channel_id=channel_id, out_stream=check_name(out_stream),
-                          in_stream=check_name(in_stream), peer_identifier=str(peer),
-                          peer_attributes={str(k): str(x) for k, x in dict(attrs).items()},
-                          encrypt_key=key0, encrypt_nonce=int(nonce), out_index=int(out_index),
-                          decryptor=decryptor, in_index=int(in_index), initiator=initiator)
-            channel.closed = bool(closed)
+                          in_stream=check_name(in_stream), peer_identifier=peer,
+                          peer_attributes=dict(attrs), encryptor=encryptor, out_index=out_index,
+                          decryptor=decryptor, in_index=in_index, initiator=initiator)
+            channel.closed = closed
             return channel
         except (ValueError, TypeError, UsageError, DecodeError) as e:
             raise DecodeError(f"the saved state of stream channel {name} is not valid ({e})",
@@ -192,7 +259,7 @@ class StreamChannel:
         channel = cls(client, states, name, channel_id=channel_id, out_stream=out_stream,
                       in_stream=in_stream, peer_identifier=done.peer.identifier,
                       peer_attributes=dict(done.peer.attributes),
-                      encrypt_key=done.keys.encrypt_key, encrypt_nonce=0, out_index=out_index,
+                      encryptor=Encryptor(done.keys.encrypt_key), out_index=out_index,
                       decryptor=Decryptor(done.keys.decrypt_key), in_index=in_index,
                       initiator=initiator)
         await states.save(name, channel._state(channel._decryptor, in_index))
@@ -232,21 +299,35 @@ class StreamChannel:
 
     async def _skip_sent(self) -> None:
         """Move the encryptor past every record this side pushed after its last save (a push
-        whose save was lost), so a nonce is never used twice."""
+        whose save was lost), so a nonce is never used twice. Only records that authenticate
+        under this side's own key count: anyone who can push to the stream can write a record
+        with this channel's id (it is in clear) and any nonce, and such a record is skipped
+        (counted in :attr:`rejected`), never moving the nonce."""
         index = self.out_index
-        nonce = self._encryptor.nonce
+        keys = _OwnKeys(*self._encryptor.state)
+        nonce = keys.nonce
+        seen = 0
         while True:
             pulled = await self.client.pull(self.out_stream, index, limit=MAX_BATCH_RECORDS)
             for _, rec in pulled.records:
+                seen += 1
                 parsed = _parse(rec)
-                if parsed and parsed[0] == RECORD and parsed[1] == self.channel_id and \
-                        len(parsed[2]) >= 8:
-                    nonce = max(nonce, int.from_bytes(parsed[2][:8], "big") + 1)
+                if not parsed or parsed[0] != RECORD or parsed[1] != self.channel_id:
+                    continue
+                n = keys.authentic_nonce(parsed[2], limit=keys.nonce + seen + SKIP_SLACK)
+                if n is None:
+                    self.rejected += 1
+                    warn_limited(log, "skip-foreign", "stream channel %s: a record on %s with its "
+                                 "id is not its own (skipped)", safe_text(self.name),
+                                 safe_text(self.out_stream))
+                elif n >= nonce:
+                    nonce = n + 1
             if not pulled.records:
                 break
             index = pulled.next_index
         if nonce != self._encryptor.nonce or index != self.out_index:
-            self._encryptor = Encryptor(self._key0, nonce=nonce)
+            if nonce != self._encryptor.nonce:
+                self._encryptor = Encryptor.resume(keys.key_for(nonce - 1), nonce)
             self.out_index = index
             await self.states.save(self.name, self._state(self._decryptor, self.in_index))
 

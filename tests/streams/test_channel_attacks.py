@@ -1,0 +1,135 @@
+"""Stream channels against a hostile producer on their streams (the attacker review): forged
+records with the channel's id, channels past 2^20 records, poisoned openings, hostile saved
+states."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.channels.node_helpers import live
+from tests.streams.helpers import aio
+from trust.channels import PeerAuthenticator
+from trust.channels.records import Encryptor
+from trust.errors import DecodeError
+from trust.models.cbor import dumps
+from trust.node import Node
+from trust.storage.sql import database
+from trust.storage.stream_channels import SqlChannelStates
+from trust.streams.channel import RECORD, StreamChannel
+from trust.streams.client import StreamClient
+from trust.streams.memory import MemoryStreams
+from trust.streams.service import StreamService
+
+
+@pytest.fixture(autouse=True)
+def _parties() -> None:
+    live()
+
+
+async def _open(node: Node, tmp: Path) -> tuple[StreamClient, StreamChannel, StreamChannel,
+                                                SqlChannelStates]:
+    w = live()
+    await node.start_worker("stream_service", StreamService(MemoryStreams()))
+    client = StreamClient(node, "stream_service", timeout=5)
+    await client.create("ab")
+    await client.create("ba")
+    a_states = SqlChannelStates(database(f"sqlite:///{tmp / 'a.sqlite'}"))
+    b_states = SqlChannelStates(database(f"sqlite:///{tmp / 'b.sqlite'}"))
+    alice, bob = await asyncio.gather(
+        StreamChannel.initiate(client, w.alice, PeerAuthenticator(), a_states, "to-bob",
+                               out_stream="ab", in_stream="ba", timeout=5),
+        StreamChannel.accept(client, w.bob, PeerAuthenticator(), b_states, "from-alice",
+                             in_stream="ab", out_stream="ba", timeout=5))
+    return client, alice, bob, a_states
+
+
+@pytest.mark.parametrize("jump", [1000, (1 << 64) - 1])
+@aio()
+async def test_a_forged_record_with_the_channel_id_does_not_move_the_senders_nonce(
+        jump: int, tmp_path: Path) -> None:
+    node = await Node.create("streams-forged-nonce")
+    try:
+        client, alice, bob, a_states = await _open(node, tmp_path)
+        await alice.send([b"m1"])
+        r = await bob.receive(timeout=0.5)
+        await bob.commit(r)
+        assert r.messages == [b"m1"]
+        await client.push("ab", [bytes([RECORD]) + alice.channel_id + jump.to_bytes(8, "big")
+                                 + b"x" * 16])
+        alice2 = await StreamChannel.resume(client, a_states, "to-bob")  # after a restart
+        assert alice2.rejected == 1
+        await alice2.send([b"m2", b"m3"])
+        r = await bob.receive(timeout=0.5)
+        assert r.messages == [b"m2", b"m3"]
+    finally:
+        await node.stop()
+
+
+@aio()
+async def test_resume_skips_this_sides_own_records_pushed_after_its_last_save(tmp_path: Path) -> None:
+    node = await Node.create("streams-own-skip")
+    try:
+        client, alice, bob, a_states = await _open(node, tmp_path)
+        await alice.send([b"m1", b"m2", b"m3"])  # pushed, never saved (killed before a save)
+        alice2 = await StreamChannel.resume(client, a_states, "to-bob")
+        assert alice2.rejected == 0
+        await alice2.send([b"m4"])
+        r = await bob.receive(timeout=0.5)
+        assert r.messages == [b"m1", b"m2", b"m3", b"m4"] and r.duplicates == 0
+    finally:
+        await node.stop()
+
+
+@aio()
+async def test_a_channel_past_2_20_records_resumes(tmp_path: Path) -> None:
+    node = await Node.create("streams-big-nonce")
+    try:
+        client, alice, _bob, a_states = await _open(node, tmp_path)
+        key0, _ = alice._encryptor.state
+        # a stand-in for 2^20 records sent over the channel's life
+        alice._encryptor = Encryptor(key0, nonce=1 << 20)
+        await alice.send([b"one more"])
+        await a_states.save("to-bob", alice._state(alice._decryptor, alice.in_index))
+        await alice.send([b"and one more"])  # pushed after the save
+        want = alice._encryptor.state
+        alice2 = await StreamChannel.resume(client, a_states, "to-bob")
+        assert alice2._encryptor.state == want
+        reference = Encryptor(key0, nonce=1 << 20)
+        reference.encrypt(b"1")
+        reference.encrypt(b"2")
+        assert alice2._encryptor.encrypt(b"x") == reference.encrypt(b"x")
+    finally:
+        await node.stop()
+
+
+@pytest.mark.parametrize("state", [
+    b"", b"\xa0", dumps([2]), dumps([9] + [0] * 12), dumps("x" * 10),
+    dumps([2, True, bytes(16), "ab", "ba", "p", {}, bytes(31), 0, 0, [bytes(32), None, 0, 0, 0], 0,
+           False]),
+    dumps([2, True, bytes(16), "ab", "ba", "p", {}, bytes(32), -1, 0, [bytes(32), None, 0, 0, 0], 0,
+           False]),
+    dumps([2, True, bytes(16), "ab", "ba", "p", {}, bytes(32), 0, 0, [bytes(32), None, 0, 0, 0], 0,
+           1]),
+    dumps([2, True, bytes(16), "ab", "ba", "p", {1: 2}, bytes(32), 0, 0, [bytes(32), None, 0, 0, 0],
+           0, False]),
+    dumps([2, True, bytes(16), "ab", "ba", "p", {}, bytes(32), 0, -5, [bytes(32), None, 0, 0, 0], 0,
+           False]),
+    dumps([1, True, bytes(16), "ab", "ba", "p", {}, bytes(32), (1 << 20) + 1, 0,
+           [bytes(32), None, 0, 0, 0], 0, False]),
+])
+@aio()
+async def test_a_hostile_saved_state_is_a_decode_error(state: bytes, tmp_path: Path) -> None:
+    node = await Node.create("streams-bad-state")
+    try:
+        await node.start_worker("stream_service", StreamService(MemoryStreams()))
+        client = StreamClient(node, "stream_service", timeout=5)
+        states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'a.sqlite'}"))
+        await states.save("x", state)
+        with pytest.raises(DecodeError):
+            await StreamChannel.resume(client, states, "x")
+    finally:
+        await node.stop()
+
