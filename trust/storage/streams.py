@@ -110,25 +110,28 @@ class SqlStreams:
 
     async def read(self, name: str, partition: int, from_index: int, limit: int,
                    max_bytes: int) -> list[tuple[int, bytes]]:
-        rows = await self.db.fetch_all(
-            "SELECT idx, data FROM stream_record WHERE stream = ? AND part = ? AND idx >= ? "
-            "ORDER BY idx LIMIT ?", (name, partition, from_index, limit))
-        if not rows:
+        # The sizes first (length() reads no record data in SQLite or PostgreSQL), then only
+        # the records that fit: a pull reads about max_bytes, not limit records of any size.
+        sizes = await self.db.fetch_all(
+            "SELECT idx, length(data) FROM stream_record WHERE stream = ? AND part = ? "
+            "AND idx >= ? ORDER BY idx LIMIT ?", (name, partition, from_index, limit))
+        if not sizes:
             exists = await self.db.fetch_value(
                 "SELECT next_index FROM stream_partition WHERE stream = ? AND part = ?",
                 (name, partition))
             if exists is None:
                 raise await self._missing(name, partition)
             return []
-        out: list[tuple[int, bytes]] = []
-        total = 0
-        for idx, data in rows:
-            data = bytes(data)
-            if out and total + len(data) > max_bytes:
+        count = total = 0
+        for _, size in sizes:
+            if count and total + int(size) > max_bytes:
                 break
-            out.append((int(idx), data))
-            total += len(data)
-        return out
+            count += 1
+            total += int(size)
+        rows = await self.db.fetch_all(
+            "SELECT idx, data FROM stream_record WHERE stream = ? AND part = ? AND idx >= ? "
+            "AND idx <= ? ORDER BY idx", (name, partition, from_index, int(sizes[count - 1][0])))
+        return [(int(idx), bytes(data)) for idx, data in rows]
 
     async def get_index(self, name: str, group: str, partition: int) -> int | None:
         row = await self.db.fetch_one(
