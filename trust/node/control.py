@@ -186,6 +186,9 @@ def error_from_wire(error: Any) -> Exception:
 def decode_response(line: bytes, req_id: int) -> dict[str, Any]:
     """The ``result`` of a response line, or raise the error it carries."""
     obj = _parse(line, "response")
+    if obj.get("id") is None and obj.get("ok") is False:
+        # an error about the connection rather than a request (e.g. too many connections)
+        raise error_from_wire(obj.get("error"))
     if obj.get("id") != req_id:
         raise RemoteProtocolError("control response does not answer the request")
     if obj.get("ok") is True:

@@ -75,10 +75,16 @@ class ControlClient:
         data = encode_request(req_id, method, params, self.token)
         s = self._connect(timeout)
         try:
-            s.sendall(data)
+            try:
+                s.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused at once (e.g. too many connections): its answer is read below
             buf = bytearray()
             while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
                 if not chunk:
                     break
                 buf += chunk

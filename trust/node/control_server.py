@@ -9,8 +9,17 @@ refused like a wrong one).
 
 Input is bounded: a request line is at most :data:`~trust.node.control.MAX_LINE` bytes and
 :data:`~trust.node.control.MAX_DEPTH` levels deep, at most :data:`MAX_CONNECTIONS` connections
-are served at once (more are answered with an error and closed) and a connection that sends no
-complete line for :data:`IDLE_TIMEOUT` seconds is closed.
+are served at once (more are answered with an error and closed), a connection that sends no
+complete line for :data:`IDLE_TIMEOUT` seconds is closed, and so is one whose answer cannot be
+written within that time (a client that does not read).
+
+On a TCP endpoint, which any local user can reach, a connection is *unauthenticated* until one
+of its requests carries the token: it must do so within :data:`AUTH_TIMEOUT` seconds of
+connecting (requests without it are answered with an error meanwhile), or it is closed.
+Unauthenticated connections have their own, smaller share of the slots
+(:data:`MAX_UNAUTHENTICATED`; when it is full the oldest of them is closed to make room), so
+connections without the token never take the :data:`MAX_CONNECTIONS` slots of those with it.
+A Unix socket is reachable only by the node's owner: its connections count as authenticated.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import hmac
 import logging
 import os
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +38,8 @@ from typing import Any
 from trust.errors import NotFoundError, RemoteProtocolError, UntrustedError
 from trust.node.control import MAX_LINE, decode_request, encode_error, encode_result
 
-__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "ControlHandler", "ControlServer", "token_matches"]
+__all__ = ["AUTH_TIMEOUT", "IDLE_TIMEOUT", "MAX_CONNECTIONS", "MAX_UNAUTHENTICATED", "ControlHandler",
+           "ControlServer", "token_matches"]
 
 log = logging.getLogger("trust.node.control")
 
@@ -38,6 +49,10 @@ ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_CONNECTIONS = 64
 #: Seconds a control connection may wait between complete request lines.
 IDLE_TIMEOUT = 60.0
+#: TCP connections without the token yet, served at once (besides the :data:`MAX_CONNECTIONS`).
+MAX_UNAUTHENTICATED = 16
+#: Seconds a TCP connection has, from connecting, to send a request that carries the token.
+AUTH_TIMEOUT = 5.0
 _LEFT_CHECK = 0.25
 """Seconds between checks, while a request runs, that its client is still connected."""
 
@@ -53,9 +68,14 @@ class ControlServer:
     """Serves the control protocol; register handlers, then :meth:`start_unix` or :meth:`start_tcp`."""
 
     def __init__(self, *, max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, max_unauthenticated: int = MAX_UNAUTHENTICATED,
+                 auth_timeout: float = AUTH_TIMEOUT) -> None:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        self.max_unauthenticated = max_unauthenticated
+        self.auth_timeout = auth_timeout
+        self._authenticated: set[asyncio.Task[None]] = set()
+        self._unauthenticated: OrderedDict[asyncio.Task[None], asyncio.StreamWriter] = OrderedDict()
         self.handlers: dict[str, ControlHandler] = {}
         self.token: str | None = None
         self.endpoint: dict[str, Any] = {}
@@ -112,38 +132,110 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._tasks) >= self.max_connections:
-            with contextlib.suppress(ConnectionError, OSError):
-                writer.write(encode_error(None, RemoteProtocolError(
-                    f"too many control connections (at most {self.max_connections})")))
-                writer.close()
-            return
+        if self.token is None:
+            if len(self._authenticated) >= self.max_connections:
+                self._too_many(writer, None)
+                return
+            self._authenticated.add(task)
+        else:
+            while len(self._unauthenticated) >= self.max_unauthenticated:
+                oldest, oldest_writer = self._unauthenticated.popitem(last=False)
+                oldest_writer.transport.abort()
+                oldest.cancel()
+            self._unauthenticated[task] = writer
         self._tasks.add(task)
         self._writers.add(writer)
         try:
+            line: bytes | None = None
+            if self.token is not None:
+                line = await self._authenticate(reader, writer)
+                del self._unauthenticated[task]
+                if line is None:
+                    return
+                if len(self._authenticated) >= self.max_connections:
+                    req_id = decode_request(line)[0]
+                    self._too_many(writer, req_id)
+                    return
+                self._authenticated.add(task)
             while True:
-                try:
-                    async with asyncio.timeout(self.idle_timeout):
-                        line = await reader.readline()
-                except TimeoutError:
-                    break
-                except (asyncio.LimitOverrunError, ValueError):
-                    writer.write(encode_error(None, RemoteProtocolError(
-                        f"control request longer than {MAX_LINE} bytes")))
-                    break
-                if not line:
-                    break
+                if line is None:
+                    line = await self._read_line(reader, writer, self.idle_timeout)
+                    if line is None:
+                        break
                 answer = await self._answer_unless_left(line, reader)
+                line = None
                 if answer is None:
                     break
                 writer.write(answer)
-                await writer.drain()
+                if not await self._drained(writer, self.idle_timeout):
+                    break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._unauthenticated.pop(task, None)
+            self._authenticated.discard(task)
             self._writers.discard(writer)
-            writer.close()
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()  # what is left unwritten would hold the connection open
+            else:
+                writer.close()
             self._tasks.discard(task)
+
+    def _too_many(self, writer: asyncio.StreamWriter, req_id: int | None) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            writer.write(encode_error(req_id, RemoteProtocolError(
+                f"too many control connections (at most {self.max_connections})")))
+            writer.close()
+
+    async def _read_line(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         timeout: float | None) -> bytes | None:
+        """The next request line; ``None`` at its end, after ``timeout`` or an over-long line."""
+        try:
+            async with asyncio.timeout(timeout):
+                line = await reader.readline()
+        except TimeoutError:
+            return None
+        except (asyncio.LimitOverrunError, ValueError):
+            writer.write(encode_error(None, RemoteProtocolError(
+                f"control request longer than {MAX_LINE} bytes")))
+            return None
+        return line or None
+
+    @staticmethod
+    async def _drained(writer: asyncio.StreamWriter, timeout: float | None) -> bool:
+        """Whether what was written could be sent within ``timeout`` (else the client does not
+        read, and its connection is to be closed)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+        except TimeoutError:
+            return False
+        return True
+
+    def _has_token(self, line: bytes) -> bool:
+        assert self.token is not None
+        try:
+            token = decode_request(line)[3]
+        except RemoteProtocolError:
+            return False
+        return token_matches(token, self.token)
+
+    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                            ) -> bytes | None:
+        """The first request line of a TCP connection that carries the token, or ``None`` when
+        none came within :attr:`auth_timeout` (or the connection ended); the requests before it
+        are answered with their errors."""
+        try:
+            async with asyncio.timeout(self.auth_timeout):
+                while True:
+                    line = await self._read_line(reader, writer, self.idle_timeout)
+                    if line is None or self._has_token(line):
+                        return line
+                    writer.write(await self._answer(line))
+                    if not await self._drained(writer, self.idle_timeout):
+                        return None
+        except TimeoutError:
+            return None
 
     async def _answer_unless_left(self, line: bytes, reader: asyncio.StreamReader
                                   ) -> bytes | None:
