@@ -52,13 +52,18 @@ from trust.streams.messages import (
 from trust.streams.messages.common import MAX_BATCH_RECORDS
 from trust.streams.messages.envelope import MAX_ID
 from trust.streams.messages.index_get import decode_index_reply
+from trust.streams.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_SHARE
 from trust.transports import ConnectionFailedError
 
-__all__ = ["RETRYABLE", "Backoff", "StreamClient", "StreamConsumer", "StreamProducer", "retrying"]
+__all__ = ["IN_FLIGHT", "RETRYABLE", "Backoff", "StreamClient", "StreamConsumer", "StreamProducer",
+           "retrying"]
 
 log = logging.getLogger("trust.streams.client")
 
 DEFAULT_TIMEOUT: Final = 10.0
+IN_FLIGHT: Final = DEFAULT_MAX_IN_FLIGHT // DEFAULT_PEER_SHARE
+"""Requests one client has in progress at most (more wait their turn here): a stream service's
+default share per peer, beyond which it answers ``busy``."""
 _ids = itertools.count(1)
 
 
@@ -86,9 +91,16 @@ class StreamClient:
         self.node = node
         self.route = Route.of(route)
         self.timeout = timeout
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def request(self, operation: Operation) -> Reader:
-        """Send ``operation``; return a reader at the reply body (status 0), or raise."""
+        """Send ``operation``; return a reader at the reply body (status 0), or raise. At most
+        :data:`IN_FLIGHT` requests of this client are in progress (the others wait their turn,
+        before their timeout starts), within the service's share per peer."""
+        async with self._in_flight:
+            return await self._request(operation)
+
+    async def _request(self, operation: Operation) -> Reader:
         req_id = next(_ids) % (MAX_ID + 1)
         ctx = self.node.context(mailbox_size=4)
         try:

@@ -2,8 +2,11 @@
 stream protocol (:mod:`trust.streams.messages`) from a :class:`~trust.streams.backend.StreamBackend`.
 
 Each request runs in a task of its own, so a long poll never holds up other callers; at most
-``max_in_flight`` requests run at once (more are answered ``busy`` at once). Replies are sent
-without waiting on a full peer (dropped and counted instead: the client retries). Malformed
+``max_in_flight`` requests run at once, and at most ``max_per_peer`` of one peer (by default
+``max_in_flight // 8``; a peer is the identity at the other end of the secure channel the
+request came through, or without one the transport connection; this node's own callers count as
+one): more are answered ``busy`` at once, so no peer can hold the capacity every peer shares.
+Replies are sent without waiting on a full peer (dropped and counted instead: the client retries). Malformed
 requests get a ``malformed`` error reply and change nothing. Access to the service is a policy
 resource like any other (type ``stream-service``): start it with the node's access control.
 """
@@ -15,7 +18,15 @@ import logging
 import time
 from typing import Final
 
-from trust.errors import ConflictError, DecodeError, NotFoundError, StorageError, TrustError
+from trust.channels.local_info import channel_info
+from trust.errors import (
+    ConflictError,
+    DecodeError,
+    NotFoundError,
+    StorageError,
+    TrustError,
+    UsageError,
+)
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import Reader, head
 from trust.node.context import Context
@@ -41,7 +52,8 @@ from trust.streams.messages.common import MAX_BATCH_BYTES
 from trust.streams.messages.envelope import MAX_ID
 from trust.streams.messages.index_get import encode_index_reply
 
-__all__ = ["DEFAULT_ADDRESS", "RESOURCE_TYPE", "StreamService"]
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_PEER_SHARE", "RESOURCE_TYPE",
+           "StreamService"]
 
 log = logging.getLogger("trust.streams.service")
 
@@ -49,15 +61,22 @@ DEFAULT_ADDRESS: Final = "stream_service"
 RESOURCE_TYPE: Final = "stream-service"
 POLL_INTERVAL: Final = 0.05
 """How often a long poll looks again when another process may have appended."""
+DEFAULT_MAX_IN_FLIGHT: Final = 256
+DEFAULT_PEER_SHARE: Final = 8
+"""By default one peer may have ``max_in_flight // DEFAULT_PEER_SHARE`` requests in progress."""
 
 
 class StreamService(Worker):
     """Serve ``backend`` to callers; see the module docstring."""
 
-    def __init__(self, backend: StreamBackend, *, max_in_flight: int = 256,
-                 poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, backend: StreamBackend, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 max_per_peer: int = 0, poll_interval: float = POLL_INTERVAL) -> None:
+        if max_in_flight < 1 or max_per_peer < 0:
+            raise UsageError("max_in_flight must be positive and max_per_peer not negative")
         self.backend = backend
         self.max_in_flight = max_in_flight
+        self.max_per_peer = max_per_peer or max(1, max_in_flight // DEFAULT_PEER_SHARE)
+        self._per_peer: dict[str | None, int] = {}
         self.poll_interval = poll_interval
         self.in_flight = 0
         self.served = 0
@@ -74,15 +93,34 @@ class StreamService(Worker):
             req_id = _id_of(msg.payload)
             await self._reply(ctx, msg, req_id, 1, ErrorReply(1, str(e)).encode())
             return
+        peer = _peer_of(msg)
+        if self._per_peer.get(peer, 0) >= self.max_per_peer:
+            self.refused += 1
+            warn_limited(log, "peer-busy", "stream service: %s has %d requests in flight, its "
+                         "limit; refused", "this node's callers" if peer is None else
+                         safe_text(peer), self.max_per_peer)
+            await self._reply(ctx, msg, request.id, 4, ErrorReply(
+                4, f"too many stream requests in flight from this peer (at most "
+                   f"{self.max_per_peer})").encode())
+            return
         if self.in_flight >= self.max_in_flight:
             self.refused += 1
             await self._reply(ctx, msg, request.id, 4,
                               ErrorReply(4, "too many stream requests in flight").encode())
             return
         self.in_flight += 1
+        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         task = asyncio.create_task(self._serve(ctx, msg, request.id, request.operation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._finished(peer))
+
+    def _finished(self, peer: str | None) -> None:
+        n = self._per_peer.get(peer, 0) - 1
+        if n > 0:
+            self._per_peer[peer] = n
+        else:
+            self._per_peer.pop(peer, None)
 
     async def shutdown(self, ctx: Context) -> None:
         for task in list(self._tasks):
@@ -166,6 +204,18 @@ class StreamService(Worker):
                 pass
         next_index = records[-1][0] + 1 if records else op.from_index
         return Pulled(next_index, tuple(records)).encode()
+
+
+def _peer_of(msg: LocalMessage) -> str | None:
+    """Whose share a request counts against: the identity at the other end of its secure
+    channel; without a channel, the transport connection it came through (the first hop of a
+    longer return route); ``None`` for this node's own callers."""
+    info = channel_info(msg)
+    if info is not None:
+        return info.identifier
+    if len(msg.return_route) > 1:
+        return f"connection {msg.return_route.next()}"
+    return None
 
 
 def _id_of(payload: bytes) -> int:
