@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from trust.cli.common import emit, emit_table, output_option
+from trust.cli.common import emit, emit_table, output_option, terminal_safe
 
 
 @click.group("node")
@@ -395,6 +395,11 @@ def list_(output: str) -> None:
     nodes = list_nodes()
     emit_table(output, nodes, ["name", "status", "pid", "listeners"],
                formats={"listeners": lambda v: ",".join(v or []) or "-"})
+    if output != "json":
+        for node in nodes:
+            if node.get("error"):
+                click.echo(f"warning: node {node['name']}: {terminal_safe(node['error'])}",
+                           err=True)
 
 
 @cli.command("show")

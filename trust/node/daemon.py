@@ -29,6 +29,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from trust.errors import (
@@ -42,7 +43,7 @@ from trust.errors import (
 from trust.node.control import encode_error
 from trust.node.control_server import ControlServer
 from trust.node.errors import ReceiveTimeoutError
-from trust.node.files import NodePaths, write_json
+from trust.node.files import NodePaths, open_append, write_json
 from trust.node.node import Node
 from trust.node.resolve import (
     close_channels,
@@ -156,7 +157,7 @@ class NodeRuntime:
         self._lock_fd = paths.acquire_lock()
         if self._lock_fd is None:
             raise ConflictError(f"node {self.name} is already running")
-        paths.pid.write_text(f"{os.getpid()}\n")
+        paths.write_pid(os.getpid())
         self.started_at = int(now())
         limit = raise_open_files_limit()
         max_connections = self.node.tcp_options["max_connections"]
@@ -619,6 +620,15 @@ class _NodeLogHandler(logging.handlers.RotatingFileHandler):
                          encoding="utf-8", errors="backslashreplace")
         self.follow_stderr = follow_stderr
         self._redirect()
+
+    def _open(self) -> Any:
+        # never through a symbolic link or into a FIFO planted at node.log (StorageError: an
+        # OSError is what logging expects here)
+        try:
+            fd = open_append(Path(self.baseFilename))
+        except TrustError as e:
+            raise OSError(str(e)) from None
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def _redirect(self) -> None:
         if self.follow_stderr and self.stream is not None:

@@ -26,11 +26,14 @@ Unknown fields are kept, so newer records can add some.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,11 +49,13 @@ __all__ = [
     "NodePaths",
     "list_node_names",
     "nodes_dir",
+    "open_append",
     "pid_alive",
     "read_json",
     "read_record",
     "validate_node_name",
     "write_json",
+    "write_private",
 ]
 
 UNIX_PATH_LIMIT = 107
@@ -213,19 +218,51 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return doc
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` atomically (temp file + rename), mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600: into a new temp file of an unpredictable
+    name next to it (created with ``O_EXCL | O_NOFOLLOW``, so nothing planted there is written
+    through or keeps its mode), then renamed over ``path`` (a symbolic link at ``path`` is
+    replaced, not followed). :class:`StorageError` naming the file when that fails."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+    except OSError as e:
+        raise StorageError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(data)
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise StorageError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` atomically, mode 0600 (see :func:`write_private`)."""
+    write_private(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def open_append(path: Path) -> int:
+    """A descriptor appending to regular file ``path`` (created with mode 0600 when absent),
+    opened without following a symbolic link or blocking on a FIFO; :class:`StorageError`
+    naming the file otherwise."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StorageError(f"{path} is a symbolic link; refusing to write to it") from None
+        if e.errno == errno.ENXIO:  # a FIFO without a reader (or a device)
+            raise StorageError(f"{path} is not a regular file; refusing to write to it") from None
+        raise StorageError(f"cannot write {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StorageError(f"{path} is not a regular file; refusing to write to it")
+    os.set_blocking(fd, True)
+    return fd
 
 
 class NodePaths:
@@ -292,10 +329,14 @@ class NodePaths:
             raise StorageError(f"{self.pid} does not hold a process id")
         return pid
 
+    def write_pid(self, pid: int) -> None:
+        """Record ``pid`` in ``pid`` (atomically, mode 0600, never through a symbolic link)."""
+        write_private(self.pid, f"{pid}\n".encode("ascii"))
+
     def is_running(self) -> bool:
         """True while a node process holds the lock."""
         try:
-            fd = os.open(self.lock, os.O_RDONLY)
+            fd = os.open(self.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return False
         try:
@@ -308,7 +349,11 @@ class NodePaths:
 
     def acquire_lock(self) -> int | None:
         """Take the node's lock for this process (``None`` when another process has it)."""
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise StorageError(f"cannot open {self.lock}: {e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

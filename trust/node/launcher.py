@@ -21,7 +21,14 @@ from typing import Any
 from trust.errors import ConflictError, NotFoundError, TrustError, UsageError
 from trust.node.control import error_from_wire
 from trust.node.control_client import ControlClient, NodeNotRunningError
-from trust.node.files import NodePaths, list_node_names, pid_alive, read_json, write_json
+from trust.node.files import (
+    NodePaths,
+    list_node_names,
+    open_append,
+    pid_alive,
+    read_json,
+    write_json,
+)
 from trust.node.node import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STALL_TIMEOUT
 from trust.transports.tcp import check_hop_allow, split_host_port
 
@@ -188,12 +195,26 @@ def _spawn(paths: NodePaths, timeout: float) -> dict[str, Any]:
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "trust.node", "run", paths.name, "--home", str(paths.home),
            "--ready-fd", str(write_fd)]
-    with open(paths.log, "ab") as log:
+    try:
+        log = open_append(paths.log)
+    except TrustError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, pass_fds=(write_fd,),
                                 start_new_session=True, close_fds=True)
-    os.close(write_fd)
-    paths.pid.write_text(f"{proc.pid}\n")
+    finally:
+        os.close(log)
+        os.close(write_fd)
+    try:
+        paths.write_pid(proc.pid)
+    except TrustError:
+        _kill(proc.pid)
+        proc.wait(timeout=5)
+        os.close(read_fd)
+        raise
     try:
         message = _read_ready(read_fd, proc, timeout)
     finally:
@@ -268,18 +289,25 @@ def node_status(name: str, home: str | os.PathLike[str] | None = None) -> dict[s
 
 
 def list_nodes(home: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Every node's name, status, pid, listeners and identifier. A node whose files cannot be
+    read (e.g. a ``pid`` that is a symbolic link) is listed with status ``error`` and the reason
+    in ``error``; the others are listed as usual."""
     out = []
     for name in list_node_names(home):
         paths = NodePaths(name, home)
-        config = read_json(paths.config)
-        if config is None:
-            continue
-        running = paths.is_running()
-        state = read_json(paths.state) if running else None
-        out.append({"name": name, "status": "running" if running else "stopped",
-                    "pid": paths.read_pid() if running else None,
-                    "listeners": (state or {}).get("listeners", []),
-                    "identifier": (state or {}).get("identifier") or config.get("identifier")})
+        try:
+            config = read_json(paths.config)
+            if config is None:
+                continue
+            running = paths.is_running()
+            state = read_json(paths.state) if running else None
+            out.append({"name": name, "status": "running" if running else "stopped",
+                        "pid": paths.read_pid() if running else None,
+                        "listeners": (state or {}).get("listeners", []),
+                        "identifier": (state or {}).get("identifier") or config.get("identifier")})
+        except TrustError as e:
+            out.append({"name": name, "status": "error", "pid": None, "listeners": [],
+                        "identifier": None, "error": str(e)})
     return out
 
 
