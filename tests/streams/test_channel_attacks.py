@@ -5,20 +5,21 @@ states."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.channels.node_helpers import live
 from tests.streams.helpers import aio
-from trust.channels import PeerAuthenticator
+from trust.channels import Initiator, PeerAuthenticator, Responder, SendMessage, TrustIdentifier
 from trust.channels.records import Encryptor
 from trust.errors import DecodeError
 from trust.models.cbor import dumps
 from trust.node import Node
 from trust.storage.sql import database
 from trust.storage.stream_channels import SqlChannelStates
-from trust.streams.channel import RECORD, StreamChannel
+from trust.streams.channel import HANDSHAKE_1, HANDSHAKE_2, RECORD, StreamChannel
 from trust.streams.client import StreamClient
 from trust.streams.memory import MemoryStreams
 from trust.streams.service import StreamService
@@ -29,19 +30,26 @@ def _parties() -> None:
     live()
 
 
-async def _open(node: Node, tmp: Path) -> tuple[StreamClient, StreamChannel, StreamChannel,
-                                                SqlChannelStates]:
-    w = live()
+async def _streams(node: Node) -> StreamClient:
     await node.start_worker("stream_service", StreamService(MemoryStreams()))
     client = StreamClient(node, "stream_service", timeout=5)
     await client.create("ab")
     await client.create("ba")
+    return client
+
+
+async def _open(node: Node, tmp: Path, *, bob_trusts: str | None = None
+                ) -> tuple[StreamClient, StreamChannel, StreamChannel, SqlChannelStates]:
+    w = live()
+    client = await _streams(node) if bob_trusts is None else StreamClient(node, "stream_service",
+                                                                          timeout=5)
     a_states = SqlChannelStates(database(f"sqlite:///{tmp / 'a.sqlite'}"))
     b_states = SqlChannelStates(database(f"sqlite:///{tmp / 'b.sqlite'}"))
     alice, bob = await asyncio.gather(
         StreamChannel.initiate(client, w.alice, PeerAuthenticator(), a_states, "to-bob",
                                out_stream="ab", in_stream="ba", timeout=5),
-        StreamChannel.accept(client, w.bob, PeerAuthenticator(), b_states, "from-alice",
+        StreamChannel.accept(client, w.bob, PeerAuthenticator(
+            TrustIdentifier(bob_trusts) if bob_trusts else None), b_states, "from-alice",
                              in_stream="ab", out_stream="ba", timeout=5))
     return client, alice, bob, a_states
 
@@ -133,3 +141,78 @@ async def test_a_hostile_saved_state_is_a_decode_error(state: bytes, tmp_path: P
     finally:
         await node.stop()
 
+
+
+@pytest.mark.parametrize("body", [b"junk", b"", bytes(32), os.urandom(200)])
+@aio()
+async def test_a_bad_opening_record_does_not_block_accept(body: bytes, tmp_path: Path) -> None:
+    node = await Node.create("streams-accept-poison")
+    try:
+        client = await _streams(node)
+        await client.push("ab", [bytes([HANDSHAKE_1]) + os.urandom(16) + body])  # hostile
+        _, alice, bob, _ = await _open(node, tmp_path, bob_trusts=live().alice.identifier)
+        await alice.send([b"hi"])
+        assert (await bob.receive(timeout=1)).messages == [b"hi"]
+    finally:
+        await node.stop()
+
+
+@aio()
+async def test_openings_never_finished_or_refused_do_not_block_accept(tmp_path: Path) -> None:
+    node = await Node.create("streams-accept-pending")
+    try:
+        client = await _streams(node)
+        w = live()
+        # an opening that never sends message 3, and an untrusted initiator (refused), first
+        await client.push("ab", [bytes([HANDSHAKE_1]) + os.urandom(16)
+                                 + Initiator(w.carol, PeerAuthenticator()).start()])
+        carol_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'c.sqlite'}"))
+        b_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'b.sqlite'}"))
+        a_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'a.sqlite'}"))
+        bob_task = asyncio.create_task(StreamChannel.accept(
+            client, w.bob, PeerAuthenticator(TrustIdentifier(w.alice.identifier)), b_states,
+            "from-alice", in_stream="ab", out_stream="ba", timeout=5))
+        # carol's handshake completes on her side (she trusts anyone); bob refuses her
+        carol = await StreamChannel.initiate(client, w.carol, PeerAuthenticator(), carol_states,
+                                             "c", out_stream="ab", in_stream="ba", timeout=5)
+        alice = await StreamChannel.initiate(client, w.alice, PeerAuthenticator(), a_states,
+                                             "to-bob", out_stream="ab", in_stream="ba", timeout=5)
+        bob = await bob_task
+        assert bob.peer_identifier == w.alice.identifier
+        r = await carol.receive(timeout=1)
+        assert carol.closed and r.messages == []
+        await alice.send([b"hi"])
+        assert (await bob.receive(timeout=1)).messages == [b"hi"]
+    finally:
+        await node.stop()
+
+
+@aio()
+async def test_a_forged_message_2_does_not_break_initiate(tmp_path: Path) -> None:
+    node = await Node.create("streams-initiate-forged")
+    try:
+        client = await _streams(node)
+        w = live()
+        a_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'a.sqlite'}"))
+        b_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'b.sqlite'}"))
+        alice_task = asyncio.create_task(StreamChannel.initiate(
+            client, w.alice, PeerAuthenticator(TrustIdentifier(w.bob.identifier)), a_states,
+            "to-bob", out_stream="ab", in_stream="ba", timeout=5))
+        while not (records := (await client.pull("ab", 0)).records):
+            await asyncio.sleep(0.01)
+        cid = records[0][1][1:17]
+        # an attacker answers first: garbage, a record, and a real message 2 from carol (whom
+        # alice does not trust), all under alice's channel id
+        carol = Responder(w.carol, PeerAuthenticator())
+        [m2] = [e.data for e in carol.receive(records[0][1][17:]) if isinstance(e, SendMessage)]
+        await client.push("ba", [bytes([HANDSHAKE_2]) + cid + b"junk",
+                                 bytes([RECORD]) + cid + bytes(40),
+                                 bytes([HANDSHAKE_2]) + cid + m2])
+        bob = await StreamChannel.accept(client, w.bob, PeerAuthenticator(), b_states,
+                                         "from-alice", in_stream="ab", out_stream="ba", timeout=5)
+        alice = await alice_task
+        assert alice.peer_identifier == w.bob.identifier
+        await alice.send([b"hi"])
+        assert (await bob.receive(timeout=1)).messages == [b"hi"]
+    finally:
+        await node.stop()

@@ -44,6 +44,7 @@ from trust.channels import (
     SendMessage,
 )
 from trust.channels.errors import DecryptionError, ReplayError
+from trust.channels.keys import X25519KeyPair
 from trust.channels.messages.padded import decode_message
 from trust.channels.messages.payload import encode_payload
 from trust.channels.records import KEY_RENEWAL_INTERVAL, MAX_NONCE, rekey
@@ -71,9 +72,8 @@ SKIP_SLACK: Final = 1 << 16
 """On resume, how far past its saved nonce (plus one per record read) a record of this side may
 lie: records lost by failed pushes leave gaps, an attacker's record with a huge nonce costs no
 rekeys beyond this."""
-MAX_OPENING_SKIPS: Final = 1000
-"""How many bad opening records :meth:`StreamChannel.accept` and :meth:`StreamChannel.initiate`
-skip before giving up."""
+MAX_PENDING: Final = 64
+"""Handshakes :meth:`StreamChannel.accept` keeps waiting for their message 3 at once."""
 _NONCE: Final = Struct(">Q")
 _ZERO4: Final = bytes(4)
 _EMPTY = Route()
@@ -240,16 +240,38 @@ class StreamChannel:
         ``in_stream`` (from ``from_index``), message 3 back; the peer must pass
         ``authenticator`` (its trust policy, authorities, credentials)."""
         channel_id = os.urandom(ID_SIZE)
-        machine = Initiator(identity, authenticator)
-        await client.push(out_stream, [_frame(HANDSHAKE_1, channel_id, machine.start())])
-        body, index = await _await_record(client, in_stream, from_index, channel_id,
-                                          HANDSHAKE_2, timeout)
-        events = machine.receive(body)
-        m3 = next(e.data for e in events if isinstance(e, SendMessage))
-        done = next(e for e in events if isinstance(e, HandshakeComplete))
-        pushed = await client.push(out_stream, [_frame(HANDSHAKE_3, channel_id, m3)])
-        return await cls._opened(client, states, name, done, channel_id, out_stream, in_stream,
-                                 pushed.first_index + 1, index, initiator=True)
+        # Anyone who can push to in_stream can answer message 1 first (its channel id is in
+        # clear): a message 2 that fails (malformed, or a peer the authenticator refuses) is
+        # skipped, and the next one is tried on a new handshake from the same message 1 (the
+        # same ephemeral key); only the one that passes gets message 3.
+        ephemeral = X25519KeyPair.generate()
+        first = Initiator(identity, authenticator, ephemeral=ephemeral)
+        await client.push(out_stream, [_frame(HANDSHAKE_1, channel_id, first.start())])
+        machine: Initiator | None = first
+        skipped = _Skipped(name, "message 2")
+        async for i, got, cid, body in _framed(client, in_stream, from_index, timeout,
+                                               "handshake message 2", skipped):
+            if cid != channel_id:
+                continue
+            if got != HANDSHAKE_2:
+                skipped.add(f"a record of kind {got} before message 2")
+                continue
+            if machine is None:
+                fresh = Initiator(identity, authenticator, ephemeral=ephemeral)
+                fresh.start()
+                machine = fresh
+            try:
+                events = machine.receive(body)
+            except (TrustError, ValueError) as e:
+                machine = None
+                skipped.add(str(e))
+                continue
+            m3 = next(e.data for e in events if isinstance(e, SendMessage))
+            done = next(e for e in events if isinstance(e, HandshakeComplete))
+            pushed = await client.push(out_stream, [_frame(HANDSHAKE_3, channel_id, m3)])
+            return await cls._opened(client, states, name, done, channel_id, out_stream,
+                                     in_stream, pushed.first_index + 1, i + 1, initiator=True)
+        raise AssertionError("unreachable: _framed ends by raising")
 
     @classmethod
     async def _opened(cls, client: StreamClient, states: ChannelStates, name: str,
@@ -270,21 +292,41 @@ class StreamChannel:
                      authenticator: PeerAuthenticator, states: ChannelStates, name: str, *,
                      in_stream: str, out_stream: str, timeout: float = 30.0,
                      from_index: int = 0) -> StreamChannel:
-        """Accept the next channel opened on ``in_stream`` (from ``from_index``)."""
-        body, index, channel_id = await _await_any_opening(client, in_stream, from_index, timeout)
-        machine = Responder(identity, authenticator)
-        [m2] = [e.data for e in machine.receive(body) if isinstance(e, SendMessage)]
-        pushed = await client.push(out_stream, [_frame(HANDSHAKE_2, channel_id, m2)])
-        body, index = await _await_record(client, in_stream, index, channel_id, HANDSHAKE_3,
-                                          timeout)
-        try:
-            done = next(e for e in machine.receive(body) if isinstance(e, HandshakeComplete))
-        except TrustError:
-            if machine.refusal is not None:  # tell the initiator: a Close under the keys
-                await client.push(out_stream, [_frame(RECORD, channel_id, machine.refusal)])
-            raise
-        return await cls._opened(client, states, name, done, channel_id, out_stream, in_stream,
-                                 pushed.first_index + 1, index, initiator=False)
+        """Accept the next channel opened on ``in_stream`` (from ``from_index``): the first
+        whose handshake completes and whose initiator passes ``authenticator``. Openings that
+        fail (a malformed message 1 or 3, a refused initiator: it gets a Close) or never finish
+        are skipped (logged), so anyone who can push to ``in_stream`` cannot block the next
+        channel; at most :data:`MAX_PENDING` handshakes wait for their message 3 at once."""
+        pending: dict[bytes, tuple[Responder, int]] = {}  # channel id -> (machine, out index)
+        skipped = _Skipped(name, "opening")
+        async for i, got, cid, body in _framed(client, in_stream, from_index, timeout,
+                                               "channel opened", skipped):
+            if got == HANDSHAKE_1:
+                if cid in pending:
+                    continue  # a duplicate (a producer's retried push)
+                machine = Responder(identity, authenticator)
+                try:
+                    [m2] = [e.data for e in machine.receive(body) if isinstance(e, SendMessage)]
+                except (TrustError, ValueError) as e:
+                    skipped.add(str(e))
+                    continue
+                pushed = await client.push(out_stream, [_frame(HANDSHAKE_2, cid, m2)])
+                if len(pending) >= MAX_PENDING:
+                    del pending[next(iter(pending))]  # the oldest gives up
+                    skipped.add("an opening without message 3")
+                pending[cid] = (machine, pushed.first_index + 1)
+            elif got == HANDSHAKE_3 and cid in pending:
+                machine, out_index = pending.pop(cid)
+                try:
+                    done = next(e for e in machine.receive(body) if isinstance(e, HandshakeComplete))
+                except (TrustError, ValueError) as e:
+                    if machine.refusal is not None:  # tell the initiator: a Close under the keys
+                        await client.push(out_stream, [_frame(RECORD, cid, machine.refusal)])
+                    skipped.add(str(e))
+                    continue
+                return await cls._opened(client, states, name, done, cid, out_stream, in_stream,
+                                         out_index, i + 1, initiator=False)
+        raise AssertionError("unreachable: _framed ends by raising")
 
     @classmethod
     async def resume(cls, client: StreamClient, states: ChannelStates,
@@ -402,44 +444,37 @@ class StreamChannel:
         self.in_index = received.next_index
 
 
+class _Skipped:
+    """Bad handshake records an opening skipped: counted, logged (rate-limited, escaped)."""
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name = name
+        self.what = what
+        self.count = 0
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        warn_limited(log, "skip-opening", "stream channel %s: a bad %s was skipped: %s",
+                     safe_text(self.name), self.what, safe_text(reason[:200]))
+
+
 async def _framed(client: StreamClient, stream: str, index: int, timeout: float,
-                  waiting_for: str) -> AsyncIterator[tuple[int, int, bytes, bytes]]:
+                  waiting_for: str, skipped: _Skipped) -> AsyncIterator[tuple[int, int, bytes, bytes]]:
     """``(index, kind, channel id, body)`` of each framed record of ``stream`` from ``index`` on,
     waiting for more until ``timeout``; then :class:`RemoteProtocolError` naming
-    ``waiting_for``. Records that are not framed are skipped."""
+    ``waiting_for`` (and how many bad records were skipped). Records that are not framed are
+    skipped."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         left = deadline - loop.time()
         if left <= 0:
-            raise RemoteProtocolError(f"no {waiting_for} on stream {stream} within {timeout:g}s")
+            extra = f" ({skipped.count} bad records skipped)" if skipped.count else ""
+            raise RemoteProtocolError(f"no {waiting_for} on stream {stream} within "
+                                      f"{timeout:g}s{extra}")
         pulled = await client.pull(stream, index, limit=MAX_BATCH_RECORDS, timeout=min(left, 5))
         for i, rec in pulled.records:
             parsed = _parse(rec)
             if parsed is not None:
                 yield (i, *parsed)
         index = pulled.next_index
-
-
-async def _await_record(client: StreamClient, stream: str, index: int, channel_id: bytes,
-                        kind: int, timeout: float) -> tuple[bytes, int]:
-    """The body of the first ``kind`` record of ``channel_id`` at or after ``index``, and the
-    index after it."""
-    async for i, got, cid, body in _framed(client, stream, index, timeout,
-                                           f"handshake message {kind}"):
-        if cid == channel_id:
-            if got == kind:
-                return body, i + 1
-            if got == RECORD and kind == HANDSHAKE_2:
-                raise RemoteProtocolError("the peer refused the channel")
-    raise AssertionError("unreachable: _framed ends by raising")
-
-
-async def _await_any_opening(client: StreamClient, stream: str, index: int,
-                             timeout: float) -> tuple[bytes, int, bytes]:
-    """The first handshake message 1 at or after ``index``: its body, the index after it, and
-    its channel id."""
-    async for i, got, cid, body in _framed(client, stream, index, timeout, "channel opened"):
-        if got == HANDSHAKE_1:
-            return body, i + 1, cid
-    raise AssertionError("unreachable: _framed ends by raising")
