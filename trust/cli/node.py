@@ -25,21 +25,36 @@ def cli() -> None:
     """
 
 
+#: ``node logs`` reads (and prints) at most the last this many bytes of the log.
+LOG_TAIL_BYTES = 1024 * 1024
+
+
 def _listeners(state: dict[str, Any]) -> str:
-    return ", ".join(state.get("listeners") or []) or "-"
+    listeners = state.get("listeners") or []
+    if not isinstance(listeners, list):
+        listeners = [listeners]
+    return ", ".join(terminal_safe(v) for v in listeners) or "-"
 
 
 def _show_plain(state: dict[str, Any]) -> str:
-    lines = [f"Node: {state['name']}",
-             f"Status: {state['status']}",
-             f"PID: {state.get('pid') or '-'}",
-             f"Listeners: {_listeners(state)}",
-             f"Identity: {state.get('identity') or '-'}",
-             f"Identifier: {state.get('identifier') or '-'}"]
+    def t(value: Any) -> str:
+        return terminal_safe(value) if value not in (None, "") else "-"
+
+    def joined(values: Any) -> str:
+        if not isinstance(values, list):
+            return t(values)
+        return ", ".join(t(v) for v in values) or "-"
+
+    lines = [f"Node: {t(state.get('name'))}",
+             f"Status: {t(state.get('status'))}",
+             f"PID: {t(state.get('pid'))}",
+             f"Listeners: {joined(state.get('listeners') or [])}",
+             f"Identity: {t(state.get('identity'))}",
+             f"Identifier: {t(state.get('identifier'))}"]
     if state.get("authorities"):
-        lines.append(f"Authorities: {', '.join(state['authorities'])}")
+        lines.append(f"Authorities: {joined(state['authorities'])}")
     if state.get("workers"):
-        lines.append(f"Workers: {', '.join(state['workers'])}")
+        lines.append(f"Workers: {joined(state['workers'])}")
     lines.extend(_portal_lines(state))
     return "\n".join(lines)
 
@@ -472,15 +487,20 @@ def logs(name: str, lines: int | None) -> None:
     Example:
       truststack node logs n1 --lines 20
     """
-    from trust.node.files import NodePaths
+    from trust.node.files import NodePaths, read_tail
 
     paths = NodePaths(name)
     paths.require()
-    try:
-        text = paths.log.read_text(errors="replace")
-    except FileNotFoundError:
-        text = ""
+    data, cut = read_tail(paths.log, LOG_TAIL_BYTES)
+    if cut:  # the first line read is likely a piece of one
+        data = data[data.find(b"\n") + 1:]
+    text_lines = data.split(b"\n")
+    if text_lines and not text_lines[-1]:
+        text_lines.pop()
     if lines is not None:
-        text = "\n".join(text.splitlines()[-lines:])
-    if text:
-        click.echo(text.rstrip("\n"))
+        text_lines = text_lines[-lines:]
+    if cut and (lines is None or len(text_lines) < lines):
+        click.echo(f"note: only the last {LOG_TAIL_BYTES // 1024} KiB of the log are shown", err=True)
+    for line in text_lines:
+        # untrusted text: control characters escaped; the log's own escapes are kept as they are
+        click.echo(terminal_safe(line, backslash=False))

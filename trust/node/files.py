@@ -53,6 +53,7 @@ __all__ = [
     "pid_alive",
     "read_json",
     "read_record",
+    "read_tail",
     "validate_node_name",
     "write_json",
     "write_private",
@@ -263,6 +264,38 @@ def open_append(path: Path) -> int:
         raise StorageError(f"{path} is not a regular file; refusing to write to it")
     os.set_blocking(fd, True)
     return fd
+
+
+def read_tail(path: Path, limit: int) -> tuple[bytes, bool]:
+    """At most the last ``limit`` bytes of regular file ``path`` (opened without following a
+    symbolic link or blocking on a FIFO) and whether earlier bytes were left out; ``(b"",
+    False)`` when it does not exist, :class:`StorageError` naming the file otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return b"", False
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StorageError(f"{path} is a symbolic link; refusing to read it") from None
+        raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StorageError(f"{path} is not a regular file; refusing to read it")
+        start = max(0, st.st_size - limit)
+        chunks: list[bytes] = []
+        got = 0
+        while got < limit:
+            chunk = os.pread(fd, min(1 << 20, limit - got), start + got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks), start > 0
+    except OSError as e:
+        raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
 
 
 class NodePaths:
