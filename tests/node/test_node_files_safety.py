@@ -112,3 +112,15 @@ def test_one_node_with_a_linked_pid_file_does_not_break_node_list(cli: Cli, tmp_
     r = cli("node", "list")
     assert "n2\tstopped" in r.stdout and "n1\terror" in r.stdout
     assert "warning: node n1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_bad_hop_allow_in_node_json_is_reported_by_node_start(cli: Cli) -> None:
+    cli("node", "create", "n1")
+    cli("node", "stop", "n1")
+    config_path = NodePaths("n1", cli.home).config
+    config = json.loads(config_path.read_text())
+    config["hop_allow"] = ["not a host:port"]
+    config_path.write_text(json.dumps(config))
+    r = cli("node", "start", "n1", ok=False)
+    assert_one_line_error(r, "hop")
+    assert "exited" not in r.stderr and "internal" not in r.stderr

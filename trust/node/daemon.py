@@ -670,13 +670,15 @@ async def run_node(paths: NodePaths, *, report: Callable[[dict[str, Any]], None]
                    foreground: bool = False) -> int:
     """Run node ``paths.name`` until it is told to stop. ``report`` gets one readiness message:
     ``{"ok": true, "state": {...}}`` or ``{"ok": false, "error": {...}}``."""
-    config = paths.require()
-    runtime = NodeRuntime(paths, config)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, runtime.request_stop)
+    runtime: NodeRuntime | None = None
     try:
         try:
+            # the configuration is checked here too (e.g. a bad hop_allow in node.json), so that
+            # its error reaches the CLI in the readiness message like any other start-up error
+            runtime = NodeRuntime(paths, paths.require())
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.request_stop)
             state = await runtime.start()
         except Exception as e:
             if not isinstance(e, TrustError):
@@ -687,7 +689,8 @@ async def run_node(paths: NodePaths, *, report: Callable[[dict[str, Any]], None]
         await runtime.wait()
         return 0
     finally:
-        await runtime.shutdown()
+        if runtime is not None:
+            await runtime.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
