@@ -6,9 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.streams.helpers import aio
+from trust.errors import StorageError
+from trust.node import Node
 from trust.storage.sql import Database, database
-from trust.storage.streams import SqlStreams
+from trust.storage.streams import MIGRATIONS, SqlStreams
+from trust.streams.client import StreamClient
+from trust.streams.memory import MemoryStreams
+from trust.streams.messages import StreamInfo
+from trust.streams.service import StreamService
 
 
 class _Counting:
@@ -45,5 +53,80 @@ async def test_a_pull_over_large_records_reads_about_max_bytes(tmp_path: Path) -
         got = await streams.read("big", 0, 5, 100, 1)
         assert [i for i, _ in got] == [5] and counting.bytes_read == len(record)
         assert await streams.read("big", 0, 100, 100, 1) == []
+    finally:
+        await db.close()
+
+
+@aio()
+async def test_sql_streams_have_the_memory_backends_limits(tmp_path: Path) -> None:
+    db = database(f"sqlite:///{tmp_path / 's.sqlite'}")
+    try:
+        streams = SqlStreams(db, max_streams=3, max_bytes=1000, max_groups=2)
+        for name in ("a", "b", "c"):
+            await streams.create(name, 1)
+        await streams.create("a", 1)  # (exists: counts nothing)
+        with pytest.raises(StorageError):
+            await streams.create("d", 1)
+        assert await streams.info("d") is None
+        # bytes: a batch past the limit stores nothing, takes no index
+        assert await streams.append("a", 0, (bytes(600),)) == 0
+        with pytest.raises(StorageError):
+            await streams.append("b", 0, (bytes(300), bytes(200)))
+        assert await streams.read("b", 0, 0, 10, 10_000) == []
+        assert await streams.append("b", 0, (bytes(400),)) == 0
+        # saved indexes (group, partition pairs)
+        await streams.save_index("a", "g1", 0, 1)
+        await streams.save_index("b", "g2", 0, 1)
+        await streams.save_index("a", "g1", 0, 2)  # (an update)
+        with pytest.raises(StorageError):
+            await streams.save_index("c", "g3", 0, 1)
+        assert await streams.usage() == (1000, 3, 2)
+        # a deleted stream gives back its room
+        await streams.delete("a")
+        assert await streams.usage() == (400, 2, 1)
+        await streams.create("d", 1)
+        assert await streams.append("d", 0, (bytes(600),)) == 0
+        await streams.save_index("c", "g3", 0, 1)
+        # the counts live in the database: another SqlStreams on it sees them
+        again = SqlStreams(db, max_streams=3)
+        with pytest.raises(StorageError):
+            await again.create("e", 1)
+    finally:
+        await db.close()
+
+
+class _ManyStreams(MemoryStreams):
+    async def streams(self) -> list[StreamInfo]:
+        return [StreamInfo(f"{i:06d}" + "x" * 194, 64, "k" * 200) for i in range(21_000)]
+
+
+@aio()
+async def test_a_list_of_many_streams_fits_in_one_reply() -> None:
+    node = await Node.create("streams-many")
+    try:
+        await node.start_worker("stream_service", StreamService(_ManyStreams()))
+        got = await StreamClient(node, "stream_service", timeout=5).streams()
+        assert 10_000 <= len(got) < 21_000
+        assert [i.name for i in got] == [f"{i:06d}" + "x" * 194 for i in range(len(got))]
+    finally:
+        await node.stop()
+
+
+@aio()
+async def test_the_usage_of_an_older_database_is_counted_when_it_is_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    old = database(url)
+    try:
+        old.require(MIGRATIONS[:2])  # the schema before the limits
+        await old.execute("INSERT INTO stream (name, partitions, created_at) VALUES ('a', 1, 0)")
+        await old.execute("INSERT INTO stream_partition (stream, part, next_index) VALUES ('a', 0, 2)")
+        await old.execute("INSERT INTO stream_record (stream, part, idx, data) VALUES "
+                          "('a', 0, 0, ?), ('a', 0, 1, ?)", (bytes(100), bytes(23)))
+        await old.execute("INSERT INTO stream_index (stream, grp, part, idx) VALUES ('a', 'g', 0, 1)")
+    finally:
+        await old.close()
+    db = database(url)
+    try:
+        assert await SqlStreams(db).usage() == (123, 1, 1)
     finally:
         await db.close()

@@ -4,14 +4,21 @@ layer: SQLite (the embedded default, on the node's database) and PostgreSQL alik
 Appends are atomic and ordered: each partition keeps its next index in ``stream_partition``,
 advanced by one conditional ``UPDATE … RETURNING`` inside the transaction that inserts the
 records, so concurrent producers (in one process or many) never get the same index.
+
+The backend has the memory backend's limits (:class:`~trust.errors.StorageError` beyond them):
+at most ``max_streams`` streams, ``max_bytes`` of record data and ``max_groups`` saved indexes
+(group and partition pairs) in all. One row of ``stream_usage`` counts them, changed by
+conditional ``UPDATE … RETURNING`` in the transaction that changes the streams, so the limits
+hold across processes too.
 """
 
 from __future__ import annotations
 
 import time
 
-from trust.errors import ConflictError, NotFoundError
-from trust.storage.sql import Database, IntegrityViolation, Migration
+from trust.errors import ConflictError, NotFoundError, StorageError, UsageError
+from trust.storage.sql import Database, IntegrityViolation, Migration, Transaction
+from trust.streams.memory import DEFAULT_MAX_BYTES, MAX_GROUPS, MAX_STREAMS
 from trust.streams.messages.stream_info import StreamInfo
 
 __all__ = ["MIGRATIONS", "SqlStreamLocations", "SqlStreams"]
@@ -42,6 +49,14 @@ MIGRATIONS = [
     ),
     Migration("streams", 2, both=["CREATE TABLE stream_location (name TEXT PRIMARY KEY, "
                                   "url TEXT NOT NULL)"]),
+    Migration(
+        "streams", 3,
+        both=["CREATE TABLE stream_usage (id INTEGER PRIMARY KEY, n_bytes BIGINT NOT NULL, "
+              "n_streams BIGINT NOT NULL, n_indexes BIGINT NOT NULL)",
+              "INSERT INTO stream_usage (id, n_bytes, n_streams, n_indexes) SELECT 0, "
+              "(SELECT COALESCE(SUM(length(data)), 0) FROM stream_record), "
+              "(SELECT COUNT(*) FROM stream), (SELECT COUNT(*) FROM stream_index)"],
+    ),
 ]
 
 
@@ -50,18 +65,41 @@ class SqlStreams:
 
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_streams: int = MAX_STREAMS, max_groups: int = MAX_GROUPS) -> None:
+        if min(max_bytes, max_streams, max_groups) < 1:
+            raise UsageError("the stream limits must be positive")
         self.db = db
+        self.max_bytes = max_bytes
+        self.max_streams = max_streams
+        self.max_groups = max_groups
         db.require(MIGRATIONS)
 
     @property
     def description(self) -> str:
         return self.db.dialect
 
+    async def usage(self) -> tuple[int, int, int]:
+        """``(bytes of record data, streams, saved indexes)`` stored, what the limits bound."""
+        row = await self.db.fetch_one("SELECT n_bytes, n_streams, n_indexes FROM stream_usage "
+                                      "WHERE id = 0")
+        assert row is not None  # (inserted by the migration)
+        return int(row[0]), int(row[1]), int(row[2])
+
+    @staticmethod
+    async def _take(tx: Transaction, column: str, amount: int, limit: int, what: str) -> None:
+        """Count ``amount`` more in ``column`` of the usage row, or StorageError past ``limit``."""
+        got = await tx.fetch_value(
+            f"UPDATE stream_usage SET {column} = {column} + ? WHERE id = 0 AND "
+            f"{column} + ? <= ? RETURNING {column}", (amount, amount, limit))
+        if got is None:
+            raise StorageError(f"the stream storage is full (at most {limit} {what})")
+
     async def create(self, name: str, partitions: int) -> StreamInfo:
         async with self.db.transaction() as tx:
             row = await tx.fetch_one("SELECT partitions FROM stream WHERE name = ?", (name,))
             if row is None:
+                await self._take(tx, "n_streams", 1, self.max_streams, "streams")
                 try:
                     await tx.execute("INSERT INTO stream (name, partitions, created_at) "
                                      "VALUES (?, ?, ?)", (name, partitions, int(time.time())))
@@ -86,6 +124,13 @@ class SqlStreams:
         async with self.db.transaction() as tx:
             if not await tx.execute("DELETE FROM stream WHERE name = ?", (name,)):
                 raise NotFoundError(f"no stream named {name}")
+            size = await tx.fetch_value("SELECT COALESCE(SUM(length(data)), 0) FROM stream_record "
+                                        "WHERE stream = ?", (name,))
+            indexes = await tx.fetch_value("SELECT COUNT(*) FROM stream_index WHERE stream = ?",
+                                           (name,))
+            await tx.execute("UPDATE stream_usage SET n_streams = n_streams - 1, "
+                             "n_bytes = n_bytes - ?, n_indexes = n_indexes - ? WHERE id = 0",
+                             (int(size), int(indexes)))
             for table in ("stream_partition", "stream_record", "stream_index"):
                 await tx.execute(f"DELETE FROM {table} WHERE stream = ?", (name,))
 
@@ -103,6 +148,8 @@ class SqlStreams:
             if nxt is None:
                 raise await self._missing(name, partition)
             first = int(nxt) - n
+            await self._take(tx, "n_bytes", sum(len(r) for r in records), self.max_bytes,
+                             "bytes of records")
             await tx.execute_many(
                 "INSERT INTO stream_record (stream, part, idx, data) VALUES (?, ?, ?, ?)",
                 [(name, partition, first + i, rec) for i, rec in enumerate(records)])
@@ -149,6 +196,9 @@ class SqlStreams:
             if await tx.fetch_value("SELECT next_index FROM stream_partition WHERE stream = ? "
                                     "AND part = ?", (name, partition)) is None:
                 raise await self._missing(name, partition)
+            if await tx.fetch_value("SELECT idx FROM stream_index WHERE stream = ? AND grp = ? "
+                                    "AND part = ?", (name, group, partition)) is None:
+                await self._take(tx, "n_indexes", 1, self.max_groups, "saved indexes")
             await tx.execute(
                 "INSERT INTO stream_index (stream, grp, part, idx) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (stream, grp, part) DO UPDATE SET idx = excluded.idx",

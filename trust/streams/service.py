@@ -45,10 +45,11 @@ from trust.streams.messages import (
     Pulled,
     Push,
     Pushed,
+    StreamInfo,
     decode_request,
     encode_response,
 )
-from trust.streams.messages.common import MAX_BATCH_BYTES
+from trust.streams.messages.common import MAX_BATCH_BYTES, MAX_MESSAGE
 from trust.streams.messages.envelope import MAX_ID
 from trust.streams.messages.index_get import encode_index_reply
 
@@ -177,8 +178,7 @@ class StreamService(Worker):
             await b.save_index(op.name, op.group, op.partition, op.index)
             return b"\x80"
         if isinstance(op, ListStreams):
-            infos = await b.streams()
-            return head(4, len(infos)) + b"".join(i.encode() for i in infos)
+            return _list_reply(await b.streams())
         if isinstance(op, DeleteStream):
             await b.delete(op.name)
             return b"\x80"
@@ -204,6 +204,22 @@ class StreamService(Worker):
                 pass
         next_index = records[-1][0] + 1 if records else op.from_index
         return Pulled(next_index, tuple(records)).encode()
+
+
+def _list_reply(infos: list[StreamInfo]) -> bytes:
+    """The reply to a list: the streams in order, as many as fit in one reply (a backend with
+    its limits fits; a catalog over large Kafka clusters may not: the rest is left out, logged)."""
+    parts: list[bytes] = []
+    room = MAX_MESSAGE - 1024  # (the response envelope and the array head)
+    for info in infos:
+        encoded = info.encode()
+        if len(encoded) > room:
+            warn_limited(log, "list", "stream service: a list of %d streams was cut to the %d "
+                         "that fit in one reply", len(infos), len(parts))
+            break
+        room -= len(encoded)
+        parts.append(encoded)
+    return head(4, len(parts)) + b"".join(parts)
 
 
 def _peer_of(msg: LocalMessage) -> str | None:
