@@ -19,6 +19,14 @@ from trust.streams.messages import StreamInfo
 from trust.streams.service import StreamService
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database (SQLite, or on the session's PostgreSQL server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 's.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 class _Counting:
     """The database, counting the record bytes its queries return."""
 
@@ -36,8 +44,8 @@ class _Counting:
 
 
 @aio()
-async def test_a_pull_over_large_records_reads_about_max_bytes(tmp_path: Path) -> None:
-    db = database(f"sqlite:///{tmp_path / 's.sqlite'}")
+async def test_a_pull_over_large_records_reads_about_max_bytes(url: str) -> None:
+    db = database(url)
     try:
         streams = SqlStreams(db)
         await streams.create("big", 1)
@@ -58,8 +66,8 @@ async def test_a_pull_over_large_records_reads_about_max_bytes(tmp_path: Path) -
 
 
 @aio()
-async def test_sql_streams_have_the_memory_backends_limits(tmp_path: Path) -> None:
-    db = database(f"sqlite:///{tmp_path / 's.sqlite'}")
+async def test_sql_streams_have_the_memory_backends_limits(url: str) -> None:
+    db = database(url)
     try:
         streams = SqlStreams(db, max_streams=3, max_bytes=1000, max_groups=2)
         for name in ("a", "b", "c"):
@@ -113,8 +121,7 @@ async def test_a_list_of_many_streams_fits_in_one_reply() -> None:
 
 
 @aio()
-async def test_the_usage_of_an_older_database_is_counted_when_it_is_upgraded(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+async def test_the_usage_of_an_older_database_is_counted_when_it_is_upgraded(url: str) -> None:
     old = database(url)
     try:
         old.require(MIGRATIONS[:2])  # the schema before the limits
