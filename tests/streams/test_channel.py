@@ -55,7 +55,7 @@ async def _service(node: Node, kind: str = "memory", where: Path | None = None,
 BACKENDS = ("sqlite", "kafka")
 
 
-async def _open(node: Node, tmp: Path, *, bob_trusts: str | None = None
+async def _open(node: Node, tmp: Path, *, bob_trusts: str | None = None, timeout: float = 5
                 ) -> tuple[StreamChannel, StreamChannel, SqlChannelStates, SqlChannelStates]:
     w = live()
     client = StreamClient(node, "stream_service", timeout=5)
@@ -66,9 +66,9 @@ async def _open(node: Node, tmp: Path, *, bob_trusts: str | None = None
     bob_auth = PeerAuthenticator(TrustIdentifier(bob_trusts) if bob_trusts else None)
     alice, bob = await asyncio.gather(
         StreamChannel.initiate(client, w.alice, PeerAuthenticator(), a_states, "to-bob",
-                               out_stream="ab", in_stream="ba", timeout=5),
+                               out_stream="ab", in_stream="ba", timeout=timeout),
         StreamChannel.accept(client, w.bob, bob_auth, b_states, "from-alice",
-                             in_stream="ab", out_stream="ba", timeout=5),
+                             in_stream="ab", out_stream="ba", timeout=timeout),
         return_exceptions=True)
     if isinstance(bob, BaseException):
         assert isinstance(alice, StreamChannel)
@@ -126,8 +126,8 @@ async def test_refused_initiator_gets_close_and_no_channel(tmp_path: Path) -> No
     node = await Node.create("streams-refuse")
     try:
         await _service(node)
-        with pytest.raises(TrustError):
-            await _open(node, tmp_path, bob_trusts=live().carol.identifier)
+        with pytest.raises(TrustError):  # (bob refuses alice, then finds no other opening)
+            await _open(node, tmp_path, bob_trusts=live().carol.identifier, timeout=1)
         states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'bob.sqlite'}"))
         assert await states.load("from-alice") is None
         resumed = await StreamChannel.resume(StreamClient(node, "stream_service"),
