@@ -118,13 +118,18 @@ class ControlServer:
             self._server.close()
             await self._server.wait_closed()
         for w in list(self._writers):
-            w.close()
+            w.transport.abort()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
-        for t in tasks:
-            t.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # their connections are closed under them: each task sees the end of its stream (a
+            # running request is abandoned within _LEFT_CHECK) and ends; those that do not are
+            # cancelled (which asyncio's stream server logs as an error)
+            _, pending = await asyncio.wait(tasks, timeout=_LEFT_CHECK * 4)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
         if self._unix_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._unix_path.unlink()
@@ -139,9 +144,10 @@ class ControlServer:
             self._authenticated.add(task)
         else:
             while len(self._unauthenticated) >= self.max_unauthenticated:
-                oldest, oldest_writer = self._unauthenticated.popitem(last=False)
+                # closed under it: its task sees the end of the stream and ends (not cancelled,
+                # which asyncio's stream server would log as an error)
+                _, oldest_writer = self._unauthenticated.popitem(last=False)
                 oldest_writer.transport.abort()
-                oldest.cancel()
             self._unauthenticated[task] = writer
         self._tasks.add(task)
         self._writers.add(writer)
@@ -149,9 +155,8 @@ class ControlServer:
             line: bytes | None = None
             if self.token is not None:
                 line = await self._authenticate(reader, writer)
-                del self._unauthenticated[task]
-                if line is None:
-                    return
+                if self._unauthenticated.pop(task, None) is None or line is None:
+                    return  # made room for a newer connection, or no token in time
                 if len(self._authenticated) >= self.max_connections:
                     req_id = decode_request(line)[0]
                     self._too_many(writer, req_id)
