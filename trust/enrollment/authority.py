@@ -60,9 +60,10 @@ from trust.enrollment.messages.one_time_code import OneTimeCode
 from trust.enrollment.repositories import AuthorityRepository, Member
 from trust.enrollment.service import AuthorityOptions, AuthorityService
 from trust.enrollment.signer import AuthoritySigner
-from trust.errors import ConflictError, DecodeError, StorageError, TrustError, UsageError
+from trust.errors import ConflictError, DecodeError, StorageError, TrustError
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import Reader
+from trust.node.peer_shares import DEFAULT_PEER_SHARE, PeerShares, default_share
 from trust.node.worker import Worker
 
 if TYPE_CHECKING:
@@ -96,8 +97,6 @@ REVOCATION_LIST: Final = "revocation_list"
 SERVICES: Final = (AUTHENTICATOR, ISSUER, ACCEPTOR, CREDENTIAL_ISSUER, REVOCATION_LIST)
 """The authority's worker addresses (Ockam's, plus ``revocation_list``)."""
 DEFAULT_MAX_IN_FLIGHT: Final = 256
-DEFAULT_PEER_SHARE: Final = 8
-"""By default one peer may have ``max_in_flight // DEFAULT_PEER_SHARE`` requests in progress."""
 HOUSEKEEPING_INTERVAL: Final = 60.0
 
 
@@ -276,7 +275,7 @@ class _ServiceWorker(Worker):
         a = self.authority
         info = channel_info(msg)
         peer = None if info is None else info.peer.identifier
-        if a._per_peer.get(peer, 0) >= a.max_per_peer:
+        if a._per_peer.full(peer):
             # (refused before taking a slot: a peer's flood waits for nothing)
             a.stats["refused_busy"] += 1
             warn_limited(log, "busy", "%s: %s has %d requests in progress, its limit; refused",
@@ -285,7 +284,7 @@ class _ServiceWorker(Worker):
             await self._reply(ctx, msg, _busy(msg.payload, a.max_per_peer))
             return
         await a._slots.acquire()
-        a._per_peer[peer] = a._per_peer.get(peer, 0) + 1
+        a._per_peer.take(peer)
         try:
             task = asyncio.get_running_loop().create_task(self._serve(ctx, msg))
         except BaseException:
@@ -335,7 +334,7 @@ class Authority:
     max_per_peer: int = 0
     """Requests one peer may have in progress (0: ``max_in_flight // DEFAULT_PEER_SHARE``)."""
     _slots: asyncio.Semaphore = field(init=False)
-    _per_peer: dict[str | None, int] = field(default_factory=dict)
+    _per_peer: PeerShares = field(init=False)
     """Requests in progress by peer identifier (``None``: no channel); bounded by the slots."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _routes: _Routes = field(init=False)
@@ -343,10 +342,8 @@ class Authority:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
-        if self.max_in_flight < 1 or self.max_per_peer < 0:
-            raise UsageError("max_in_flight must be positive and max_per_peer not negative")
-        if self.max_per_peer == 0:
-            self.max_per_peer = max(1, self.max_in_flight // DEFAULT_PEER_SHARE)
+        self.max_per_peer = default_share(self.max_in_flight, self.max_per_peer)
+        self._per_peer = PeerShares(self.max_per_peer)
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._routes = _Routes(self.service)
 
@@ -355,11 +352,7 @@ class Authority:
         return self.service.identifier
 
     def _finished(self, peer: str | None) -> None:
-        n = self._per_peer.get(peer, 0) - 1
-        if n > 0:
-            self._per_peer[peer] = n
-        else:
-            self._per_peer.pop(peer, None)
+        self._per_peer.give(peer)
         self._slots.release()
 
     def _done(self, task: asyncio.Task[None], peer: str | None) -> None:

@@ -25,11 +25,11 @@ from trust.errors import (
     NotFoundError,
     StorageError,
     TrustError,
-    UsageError,
 )
 from trust.logsafe import safe_text, warn_limited
 from trust.models.cbor import Reader, head
 from trust.node.context import Context
+from trust.node.peer_shares import DEFAULT_PEER_SHARE, PeerShares, default_share
 from trust.node.worker import Worker
 from trust.routing import LocalMessage
 from trust.streams.backend import StreamBackend
@@ -63,8 +63,6 @@ RESOURCE_TYPE: Final = "stream-service"
 POLL_INTERVAL: Final = 0.05
 """How often a long poll looks again when another process may have appended."""
 DEFAULT_MAX_IN_FLIGHT: Final = 256
-DEFAULT_PEER_SHARE: Final = 8
-"""By default one peer may have ``max_in_flight // DEFAULT_PEER_SHARE`` requests in progress."""
 
 
 class StreamService(Worker):
@@ -72,12 +70,10 @@ class StreamService(Worker):
 
     def __init__(self, backend: StreamBackend, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
                  max_per_peer: int = 0, poll_interval: float = POLL_INTERVAL) -> None:
-        if max_in_flight < 1 or max_per_peer < 0:
-            raise UsageError("max_in_flight must be positive and max_per_peer not negative")
         self.backend = backend
         self.max_in_flight = max_in_flight
-        self.max_per_peer = max_per_peer or max(1, max_in_flight // DEFAULT_PEER_SHARE)
-        self._per_peer: dict[str | None, int] = {}
+        self.max_per_peer = default_share(max_in_flight, max_per_peer)
+        self._per_peer = PeerShares(self.max_per_peer)
         self.poll_interval = poll_interval
         self.in_flight = 0
         self.served = 0
@@ -95,7 +91,7 @@ class StreamService(Worker):
             await self._reply(ctx, msg, req_id, 1, ErrorReply(1, str(e)).encode())
             return
         peer = _peer_of(msg)
-        if self._per_peer.get(peer, 0) >= self.max_per_peer:
+        if self._per_peer.full(peer):
             self.refused += 1
             warn_limited(log, "peer-busy", "stream service: %s has %d requests in flight, its "
                          "limit; refused", "this node's callers" if peer is None else
@@ -110,18 +106,11 @@ class StreamService(Worker):
                               ErrorReply(4, "too many stream requests in flight").encode())
             return
         self.in_flight += 1
-        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        self._per_peer.take(peer)
         task = asyncio.create_task(self._serve(ctx, msg, request.id, request.operation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _: self._finished(peer))
-
-    def _finished(self, peer: str | None) -> None:
-        n = self._per_peer.get(peer, 0) - 1
-        if n > 0:
-            self._per_peer[peer] = n
-        else:
-            self._per_peer.pop(peer, None)
+        task.add_done_callback(lambda _: self._per_peer.give(peer))
 
     async def shutdown(self, ctx: Context) -> None:
         for task in list(self._tasks):
