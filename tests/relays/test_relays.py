@@ -4,6 +4,7 @@ registrations, limits, and the client's recovery when the relay node restarts.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -411,5 +412,30 @@ def test_a_relay_address_from_a_hostile_relay_node_is_checked_before_it_is_used(
                 await client.stop()
         finally:
             await hub.stop()
+
+    arun(main(), timeout=30)
+
+
+def test_a_busy_link_is_not_taken_for_a_dead_one() -> None:
+    """Relayed traffic can queue the relay node's echo replies for seconds (a slow host): while
+    the link keeps delivering records, unanswered pings do not make the client drop it (which
+    broke the portal connections through it); once nothing comes, they do."""
+    p = parties()
+
+    async def main() -> None:
+        async with relay_node(p.relay) as r, client_node("bank", p.bank) as bank:
+            client = RelayClient(bank, "bank", channel_to(bank, p.bank, r.address),
+                                 ping_interval=0.1, ping_timeout=0.1, max_missed=2)
+            await client.start(wait=5)
+            await r.node.stop_worker("echo")  # (no ping is answered from now on)
+            to_bank = Route(["forward_to_bank", "echo"])
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:  # traffic through the relay, to bank's echo
+                await r.node.send(to_bank, b"relayed")
+                await asyncio.sleep(0.03)
+            assert client.state == "registered" and client.registrations == 1
+            await eventually(lambda: client.state != "registered")  # quiet: pings decide
+            assert client.last_error == "the relay node stopped answering pings"
+            await client.stop()
 
     arun(main(), timeout=30)

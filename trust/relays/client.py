@@ -6,7 +6,9 @@ from its own address (``main_remote``) to ``static_forwarding_service`` (a name)
 ``forwarding_service`` (``"register"``: ephemeral), and waits for the relay's notification
 (its address, ``forward_to_NAME``). It then checks liveness by pinging the relay node's
 ``echo`` through the link (a CBOR unsigned integer, as Ockam's sessions do, §7): after
-``max_missed`` pings without an answer, or when the link cannot be opened or the
+``max_missed`` pings without an answer (a ping counts as answered when the link received
+records meanwhile: a busy link's echo may wait behind relayed traffic), or when the link
+cannot be opened or the
 registration is not confirmed, it closes the link and starts again after a back-off
 (``backoff`` doubling up to ``max_backoff``). The same identity registering the same name
 replaces the route at the relay node, so a client that lost its link simply registers again.
@@ -134,6 +136,7 @@ class RelayClient:
         self.link: Any = None
         self._ctx: Context | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._pending: asyncio.Future[str] | None = None
         self._registered = asyncio.Event()
         self._pings = 0
@@ -147,6 +150,7 @@ class RelayClient:
         self._ctx = await self.node.start_worker([self.main_remote, self.main_internal],
                                                  _ClientWorker(self))
         self.state = "connecting"
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(),
                                                             name=f"relay client {self.name}")
         if wait is not None:
@@ -176,11 +180,13 @@ class RelayClient:
         """Stop re-registering and close the link (the relay node forgets the relay when it
         notices the link is gone, or when told: ``relay delete --at``)."""
         self.state = "stopped"
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            task.cancel()  # (and the loop ends at its next turn, should a cancel be lost:
+            # Python 3.11's asyncio.timeout may turn a cancel that meets its deadline into
+            # TimeoutError)
+            await asyncio.wait((task,), timeout=self.ping_timeout + 5)
         await self._close_link()
         if self.node.has_address(self.main_remote):
             with contextlib.suppress(TrustError):
@@ -206,7 +212,7 @@ class RelayClient:
     # -- the loop ------------------------------------------------------------------------------
     async def _run(self) -> None:
         delay = self.backoff
-        while True:
+        while not self._stopping:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     self.link = await self.connect()
@@ -226,6 +232,8 @@ class RelayClient:
                 self.last_error = safe_text(e, 400)
                 log.exception("relay client %s failed", self.name)
             self._registered.clear()
+            if self._stopping:
+                return
             self.state = "reconnecting" if self.registrations else "connecting"
             warn_limited(log, f"relay_client:{self.name}", "relay %s: %s; trying again in %.1fs",
                          self.name or "(ephemeral)", self.last_error, delay)
@@ -300,12 +308,16 @@ class RelayClient:
                 return
             self._pings += 1
             ping = encode_ping(self._pings)
+            received = getattr(self.link, "records_received", None)
             try:
                 reply = await self.node.send_and_receive(Route.of(self.link.route) / "echo", ping,
                                                          timeout=self.ping_timeout)
                 ok = reply == ping
             except TrustError:
                 ok = False
+            if not ok and received is not None and \
+                    getattr(self.link, "records_received", received) != received:
+                ok = True  # busy, not gone: records came meanwhile (relayed traffic queued ahead)
             missed = 0 if ok else missed + 1
             if missed >= self.max_missed:
                 self.last_error = "the relay node stopped answering pings"
