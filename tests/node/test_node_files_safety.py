@@ -104,14 +104,22 @@ def test_one_node_with_a_linked_pid_file_does_not_break_node_list(cli: Cli, tmp_
     cli("node", "create", "n2")
     cli("node", "stop", "n2")
     paths = NodePaths("n1", cli.home)
+    pid = int(paths.pid.read_text())
     paths.pid.unlink()
     paths.pid.symlink_to(tmp_path / "elsewhere")
-    rows = {row["name"]: row for row in cli.json("node", "list")}
-    assert rows["n2"]["status"] == "stopped"
-    assert rows["n1"]["status"] == "error" and "pid" in rows["n1"]["error"]
-    r = cli("node", "list")
-    assert "n2\tstopped" in r.stdout and "n1\terror" in r.stdout
-    assert "warning: node n1" in r.stderr and "Traceback" not in r.stderr
+    try:
+        rows = {row["name"]: row for row in cli.json("node", "list")}
+        assert rows["n2"]["status"] == "stopped"
+        assert rows["n1"]["status"] == "error" and "pid" in rows["n1"]["error"]
+        r = cli("node", "list")
+        assert "n2\tstopped" in r.stdout and "n1\terror" in r.stdout
+        assert "warning: node n1" in r.stderr and "Traceback" not in r.stderr
+    finally:  # (the node runs on: with its pid file a link, `node delete --all` cannot stop it)
+        paths.pid.unlink()
+        paths.pid.write_text(f"{pid}\n")
+        cli("node", "stop", "n1", ok=None)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
 
 
 def test_a_bad_hop_allow_in_node_json_is_reported_by_node_start(cli: Cli) -> None:
