@@ -41,12 +41,13 @@ class KnownHistories:
     def check(self, identity: Identity) -> None:
         """Raise :class:`VerificationError` when ``identity``'s history is older than the one
         seen of it, or conflicts with it; change nothing."""
+        self._check(identity, tuple(c.change_hash for c in identity.changes))
+
+    def _check(self, identity: Identity, mine: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
+        """:meth:`check` of the change hashes ``mine``; return the known ones (``None``)."""
         known = self._known.get(identity.identifier_bytes)
-        if known is None:
-            return
-        mine = tuple(c.change_hash for c in identity.changes)
-        if mine[:len(known)] == known:  # equal or newer
-            return
+        if known is None or mine[:len(known)] == known:  # new, equal or newer
+            return known
         if known[:len(mine)] == mine:
             raise VerificationError(f"the change history of {identity.identifier} is older than "
                                     "one seen before (a rotated-away key cannot speak for it)")
@@ -55,10 +56,9 @@ class KnownHistories:
 
     def accept(self, identity: Identity) -> None:
         """:meth:`check` ``identity``, then remember its history if it is newer (or new)."""
-        self.check(identity)
-        key = identity.identifier_bytes
         mine = tuple(c.change_hash for c in identity.changes)
-        known = self._known.get(key)
+        known = self._check(identity, mine)
+        key = identity.identifier_bytes
         if known is None or len(mine) > len(known):
             self._known[key] = mine
         self._known.move_to_end(key)
