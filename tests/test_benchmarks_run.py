@@ -47,3 +47,30 @@ def test_portal_bench_names_its_loop_and_scales_its_bytes(tmp_path: Path) -> Non
         assert figures[f"{config}_cpu_s_per_gb"] > 0
     assert set(ratios) >= {"portal_bulk/stunnel_bulk", "portal_rtt/stunnel_rtt",
                            "relay_portal_bulk/stunnel_bulk", "relay_portal_rtt/stunnel_rtt"}
+
+
+def test_portal_bench_target_finds_lost_repeated_and_reordered_bytes() -> None:
+    """The bulk check compares every byte with the client's stream at its offset: a byte
+    changed, lost, repeated, or two pieces swapped are each found (here on the stream as the
+    target receives it, in reads of any size)."""
+    script = """
+import bench.portal as p
+stream = (p._BLOCK * 4)[:3 * p.PERIOD + 1000]
+
+def check(data, read=65536):
+    return all(p.matches(data[i:i + read], i) for i in range(0, len(data), read))
+
+assert check(stream)
+assert check(stream, 3 * p.PERIOD)  # (a read longer than the block)
+changed = bytearray(stream)
+changed[p.PERIOD + 5] ^= 1
+assert not check(bytes(changed))
+assert not check(stream[:100000] + stream[100001:])  # one byte lost
+assert not check(stream[:100000] + stream[99999:])  # one byte repeated
+a, b = stream[:49152], stream[49152:98304]
+assert not check(b + a + stream[98304:])  # two 48 KiB chunks swapped
+print("ok")
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
