@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -23,6 +24,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BIN_DIR = Path(sys.executable).parent
 TRUSTSTACK = str(BIN_DIR / "truststack")
+
+_SIGINT_DEFAULT_THEN_EXEC = ("import os, signal, sys; signal.signal(signal.SIGINT, "
+                             "signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def popen_interruptible(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """``subprocess.Popen(args, text=True, **kwargs)`` for a process the test interrupts with
+    SIGINT (Ctrl-C). A process started with SIGINT ignored keeps it ignored, and Python then
+    installs no KeyboardInterrupt handler: a test worker's SIGINT may be ignored (set so by a
+    library an earlier test in the same worker used), so the Ctrl-C a test sends would do
+    nothing, in some runs only. A small exec wrapper restores the default first (a preexec_fn
+    would run Python in a forked child of this multi-threaded process, where gRPC's fork
+    hooks, from the GCP KMS tests, abort it)."""
+    return subprocess.Popen([sys.executable, "-c", _SIGINT_DEFAULT_THEN_EXEC, *args],
+                            text=True, **kwargs)
 
 
 SLOW_FILES_FIRST = (

@@ -10,11 +10,10 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
+from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error, popen_interruptible
 
 
 def _processes_under(path: Path) -> list[str]:
@@ -167,19 +166,11 @@ def test_a_failing_demo_still_stops_its_nodes(cli: Cli, tmp_path: Path) -> None:
     assert _processes_under(home) == []
 
 
-_SIGINT_DEFAULT_THEN_EXEC = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-                             "os.execv(sys.argv[1], sys.argv[1:])")
-
-
 def test_ctrl_c_stops_the_nodes(tmp_path: Path) -> None:
     home = tmp_path / "interrupted"
-    # Ctrl-C needs SIGINT's default disposition, which a test worker may have set to ignored.
-    # A small exec wrapper restores it: a preexec_fn would run Python in a forked child of this
-    # multi-threaded process, where gRPC's fork hooks (from the GCP KMS tests) abort it.
-    p = subprocess.Popen([sys.executable, "-c", _SIGINT_DEFAULT_THEN_EXEC, TRUSTSTACK, "demo",
-                          "--home", str(home)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "TRUSTSTACK_HOME": str(tmp_path / "unused")})
+    p = popen_interruptible([TRUSTSTACK, "demo", "--home", str(home)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            env={**os.environ, "TRUSTSTACK_HOME": str(tmp_path / "unused")})
     try:
         deadline = time.monotonic() + 60
         while not _processes_under(home):  # interrupted once the first node runs

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error
+from tests.conftest import TRUSTSTACK, Cli, assert_one_line_error, popen_interruptible
 from tests.fixtures.nodes import stop_all_nodes as _stop_all
 from trust.errors import UsageError
 from trust.node.control_client import ControlClient
@@ -194,10 +194,10 @@ def test_ctrl_c_on_relay_create_leaves_no_relay_behind(hub_and_bank: Cli) -> Non
     the node abandons the request when its client leaves (before, the relay kept retrying
     until the timeout)."""
     cli = hub_and_bank
-    proc = subprocess.Popen([TRUSTSTACK, "relay", "create", "slow", "--to", "bank", "--at",
-                             "/ip4/127.0.0.1/tcp/1", "--timeout", "60s"],
-                            env=cli.env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = popen_interruptible([TRUSTSTACK, "relay", "create", "slow", "--to", "bank", "--at",
+                                "/ip4/127.0.0.1/tcp/1", "--timeout", "60s"],
+                               env=cli.env(None), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
     try:
         _wait(lambda: [r["name"] for r in cli.json("relay", "list", "--at", "bank")] == ["slow"])
         proc.send_signal(signal.SIGINT)
