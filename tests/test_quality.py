@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -58,6 +59,28 @@ def test_heavy_backends_not_imported_at_startup() -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "HEAVY=", p.stdout
 
+
+
+def test_node_file_commands_start_without_the_runtime(tmp_path: Path) -> None:
+    """Commands that read a node's files or send it one control request (most of what users
+    type) do not import the node runtime, asyncio or the credential verifiers: each would add
+    30-70 ms to every such command's start."""
+    code = (
+        "import sys, trust.cli.main as m\n"
+        "for args in (['node', 'list'], ['node', 'stop', 'nope'], ['tcp-inlet', 'list', '--at',"
+        " 'nope'], ['relay', 'list', '--at', 'nope']):\n"
+        "    try:\n"
+        "        m.cli.main(args, standalone_mode=False)\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "heavy = [n for n in ('asyncio', 'trust.node.node', 'trust.transports.tcp',"
+        " 'trust.credentials.verification', 'cryptography') if n in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "TRUSTSTACK_HOME": str(tmp_path)})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "HEAVY=", p.stdout
 
 # A capability the help, README or package metadata may name only once a command provides it.
 _CLAIMS = {"secure channel": "secure-channel", "relay": "relay", "portal": "tcp-inlet",

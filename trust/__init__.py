@@ -7,8 +7,7 @@ The common names are importable from here (loaded on first use, so the CLI start
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trust.lazy_exports import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -31,10 +30,4 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trust' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

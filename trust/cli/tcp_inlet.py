@@ -83,7 +83,7 @@ def create(node: str, from_: str, to: str | None, via: str | None,
     from trust.errors import UsageError
     from trust.relays.messages import check_relay_name
     from trust.routing import parse_multiaddr
-    from trust.transports.tcp import split_host_port
+    from trust.transports.addresses import split_host_port
 
     if (to is None) == (via is None):
         raise UsageError("give exactly one of --to ROUTE and --via RELAY")

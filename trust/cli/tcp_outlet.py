@@ -68,7 +68,7 @@ def create(node: str, to: str, from_: str, allow: str | None, silence: str | Non
     Examples:
       truststack tcp-outlet create --at bank --to 127.0.0.1:5432
     """
-    from trust.transports.tcp import split_host_port
+    from trust.transports.addresses import split_host_port
 
     check_flag("--to", split_host_port, to)
     params: dict[str, Any] = {"to": to, "from": from_}

@@ -31,7 +31,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 from collections.abc import Callable
@@ -224,7 +223,7 @@ def write_private(path: Path, data: bytes) -> None:
     name next to it (created with ``O_EXCL | O_NOFOLLOW``, so nothing planted there is written
     through or keeps its mode), then renamed over ``path`` (a symbolic link at ``path`` is
     replaced, not followed). :class:`StorageError` naming the file when that fails."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)

@@ -29,8 +29,8 @@ from trust.node.files import (
     read_json,
     write_json,
 )
-from trust.node.node import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STALL_TIMEOUT
-from trust.transports.tcp import check_hop_allow, split_host_port
+from trust.node.limits import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STALL_TIMEOUT
+from trust.transports.addresses import check_hop_allow, split_host_port
 
 __all__ = [
     "START_TIMEOUT",
@@ -63,6 +63,9 @@ def check_authorities(authorities: Iterable[str], credential: str | None = None,
     """Validate ``node create --authority`` change histories (hex; each must verify) and the
     ``--credential`` the node presents (hex; it must verify against one of them); return them
     normalized (lowercase hex, duplicates left out)."""
+    authorities = list(authorities)
+    if not authorities and credential is None:
+        return [], None  # (the common case: without importing the verifiers, ~70 ms)
     from trust.credentials.verification import verify_credential
     from trust.errors import DecodeError, VerificationError
     from trust.identities.identity import verify_change_history

@@ -25,6 +25,12 @@ from trust.node.access_control import AccessControl, RelayMessage
 from trust.node.context import DEFAULT_TIMEOUT, Context
 from trust.node.errors import NodeStoppedError, UnknownAddressError
 from trust.node.flow_control import FLOW_CONTROL_LOCAL_INFO, FlowControlId, FlowControls
+from trust.node.limits import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_STALL_TIMEOUT,
+)
 from trust.node.mailbox import DEFAULT_MAILBOX_SIZE, Mailbox, MailboxClosedError
 from trust.node.worker import FunctionWorker, InlineWorker, Processor, Worker
 from trust.routing import LOCAL, TCP, Address, LocalInfoItem, LocalMessage, Route, RouteLike
@@ -55,14 +61,6 @@ _YIELD_EVERY = 64
 _INLINE_DEPTH = 8
 """How many inline workers may run nested (e.g. hop → hop → echo) before messages queue."""
 
-DEFAULT_MAX_CONNECTIONS = 10_000
-"""Open TCP connections a node accepts (in and out); more are closed at once and counted."""
-DEFAULT_IDLE_TIMEOUT = 300.0
-"""A TCP connection with no bytes in either direction for this long is closed (seconds)."""
-DEFAULT_STALL_TIMEOUT = 60.0
-"""A TCP connection whose full write buffer drains nothing for this long is closed (seconds)."""
-DEFAULT_CONNECT_TIMEOUT = 10.0
-"""Seconds an outgoing TCP connection may take to open."""
 
 PENDING_PER_DESTINATION = 64
 """Messages a shared worker (``hop``) queues for one destination while it is being connected."""

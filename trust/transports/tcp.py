@@ -54,6 +54,7 @@ from trust.routing.tcp_frame import (
     pack_u32,
     routes_prefix,
 )
+from trust.transports.addresses import check_hop_allow, split_host_port
 from trust.transports.stream import (
     KEEPALIVE,
     WRITE_BUFFER_HIGH,
@@ -90,39 +91,6 @@ _ZERO_COPY_SIZE: Final = 8 * 1024
 
 class ConnectionFailedError(TrustError):
     """A TCP connection could not be opened (refused, unreachable, name not resolved)."""
-
-
-def split_host_port(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:4000"`` → ``("127.0.0.1", 4000)``; ``"[::1]:4000"`` → ``("::1", 4000)``.
-
-    The port is 0-65535 in ASCII digits (0: a free port, for listeners)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or len(text) > 300:
-        raise UsageError(f"invalid TCP address '{safe_text(text, 80)}' (expected HOST:PORT)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
-        raise UsageError(f"invalid TCP address '{safe_text(text, 80)}': bad port "
-                         f"'{safe_text(port, 20)}' (0-65535)")
-    if not host or not host.isprintable() or any(c.isspace() for c in host):
-        raise UsageError(f"invalid TCP address '{safe_text(text, 80)}': bad host")
-    return host, int(port)
-
-
-def check_hop_allow(entries: Iterable[str]) -> list[str]:
-    """Validate ``hop_allow`` entries: ``HOST:PORT`` or ``*`` (any destination)."""
-    out = []
-    for e in entries:
-        if not isinstance(e, str):
-            raise UsageError("a hop-allow entry is HOST:PORT or *")
-        if e != "*":
-            try:
-                split_host_port(e)
-            except UsageError:
-                raise UsageError(f"invalid hop-allow entry '{safe_text(e, 80)}' (expected "
-                                 "HOST:PORT or *)") from None
-        out.append(e)
-    return out
 
 
 def release_free_memory() -> None:
