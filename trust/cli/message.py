@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -134,6 +133,8 @@ async def _ephemeral_identity(needed: bool) -> AsyncIterator[tuple[Any, Any]]:
     if not needed:
         yield None, None
         return
+    import tempfile
+
     from trust.services import open_identities
 
     with tempfile.TemporaryDirectory(prefix="truststack-message-") as tmp:
