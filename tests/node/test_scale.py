@@ -44,7 +44,7 @@ def test_thousand_workers_in_a_ring_then_clean_stop(loop: str) -> None:
         assert len(node.workers()) == WORKERS + 1
         await node.stop()
         assert other_tasks() == set()
-        assert open_sockets() == before
+        assert open_sockets() <= before
 
     arun(main(), loop=loop, timeout=60)
 
@@ -84,7 +84,7 @@ def test_thousand_workers_talking_over_tcp_then_clean_stop() -> None:
         await a.stop()
         await b.stop()
         assert other_tasks() == set()
-        assert open_sockets() == before
+        assert open_sockets() <= before
         assert len(a.flow_controls) == 0 and len(b.flow_controls) == 0
 
     arun(main(), timeout=60)
