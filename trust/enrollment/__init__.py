@@ -9,13 +9,36 @@ revocation list, an audit log (see ``docs/enrollment.md``).
 * :mod:`.repositories` — the storage Protocol and an in-memory implementation.
 """
 
-from trust.enrollment.authority import SERVICES, Authority, start_authority
-from trust.enrollment.client import AuthorityClient
-from trust.enrollment.repositories import AuthorityRepository, MemoryAuthorityRepository
-from trust.enrollment.revocation import verify_revocation_list
-from trust.enrollment.service import AuthorityOptions, AuthorityService, Role
-from trust.enrollment.signer import AuthoritySigner
-from trust.enrollment.ticket import EnrollmentTicket
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trust.lazy_exports import lazy_getattr
+
+if TYPE_CHECKING:
+    from trust.enrollment.authority import SERVICES, Authority, start_authority
+    from trust.enrollment.client import AuthorityClient
+    from trust.enrollment.repositories import AuthorityRepository, MemoryAuthorityRepository
+    from trust.enrollment.revocation import verify_revocation_list
+    from trust.enrollment.service import AuthorityOptions, AuthorityService, Role
+    from trust.enrollment.signer import AuthoritySigner
+    from trust.enrollment.ticket import EnrollmentTicket
+
+_EXPORTS = {
+    **dict.fromkeys(("SERVICES", "Authority", "start_authority"), "trust.enrollment.authority"),
+    "AuthorityClient": "trust.enrollment.client",
+    **dict.fromkeys(("AuthorityRepository", "MemoryAuthorityRepository"),
+                    "trust.enrollment.repositories"),
+    "verify_revocation_list": "trust.enrollment.revocation",
+    **dict.fromkeys(("AuthorityOptions", "AuthorityService", "Role"), "trust.enrollment.service"),
+    "AuthoritySigner": "trust.enrollment.signer",
+    "EnrollmentTicket": "trust.enrollment.ticket",
+}
+"""Loaded on first use (:mod:`trust.lazy_exports`): a member node, which needs only the
+credential refresher and the revocation client, does not import the authority (~60 ms of
+its start)."""
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 __all__ = [
     "SERVICES",

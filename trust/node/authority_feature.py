@@ -264,6 +264,9 @@ async def authority_signer(manager: Any, identity: Any, repository: Any, *,
 
 async def start(runtime: Any) -> None:
     """Serve the authority when the node's record says it is one (else do nothing)."""
+    options = authority_options(runtime.config)
+    if options is None:
+        return  # (before the imports: a member node starts ~60 ms sooner without them)
     import time
 
     from trust.enrollment.authority import start_authority
@@ -272,9 +275,6 @@ async def start(runtime: Any) -> None:
     from trust.storage import open_storage
     from trust.storage.authority import SqlAuthorityRepository
 
-    options = authority_options(runtime.config)
-    if options is None:
-        return
     url = options.database or default_database_url(runtime.paths.dir.resolve())
     storage = open_storage(url)
     try:
