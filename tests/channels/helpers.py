@@ -17,7 +17,7 @@ from trust.channels import (
     X25519KeyPair,
 )
 from trust.credentials.issuance import issue_credential
-from trust.identities.creation import create_identity
+from trust.identities.creation import create_identity, rotate_identity
 from trust.identities.identity import Identity
 from trust.identities.purpose_keys import attest_purpose_key
 from trust.models.credential import CredentialAndPurposeKey
@@ -128,3 +128,18 @@ async def _world() -> World:
 @cache
 def world() -> World:
     return asyncio.run(_world())
+
+
+def alice_rotations() -> tuple[Identity, Identity]:
+    """Two different rotations of alice (a fork): each alone is newer than her history."""
+    w = world()
+
+    async def rotate() -> tuple[Identity, Identity]:
+        out = []
+        for _ in range(2):
+            new = await w.vault.generate_key(KeyType.ED25519)
+            out.append(await rotate_identity(w.alice.identity, w.vault, w.alice.key, w.vault, new,
+                                             now=NOW - 20_000))
+        return out[0], out[1]
+
+    return asyncio.run(rotate())

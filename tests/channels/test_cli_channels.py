@@ -213,3 +213,31 @@ def test_create_as_another_local_identity(two_nodes: tuple[Cli, str, str]) -> No
     assert_one_line_error(r, "no identity named 'nobody'")
     assert [row[0] for row in _rows(cli, "secure-channel", "list", "--at", "n1")] == \
         [route.removeprefix("/service/")]
+
+
+def test_the_peers_change_histories_seen_are_kept_in_the_homes_database(
+        two_nodes: tuple[Cli, str, str], home: Path) -> None:
+    """A node keeps the newest change history of each channel peer in the home's database
+    (saved while it runs and when it stops, loaded when it starts): a restart does not let a
+    peer go back to a key it rotated away from (tests/storage/test_known_histories.py)."""
+    import asyncio
+
+    from trust.storage import open_storage
+    from trust.storage.known_histories import SqlKnownHistories
+
+    cli, id1, id2 = two_nodes
+    cli("secure-channel", "create", "--from", "n1", "--to", "/node/n2/service/api")
+    cli("node", "stop", "n1")
+    cli("node", "stop", "n2")
+
+    async def stored() -> set[str]:
+        storage = open_storage(home=home)
+        try:
+            entries, skipped = await storage.repository(SqlKnownHistories).load(100)
+        finally:
+            await storage.close()
+        assert skipped == 0
+        return {"I" + identifier.hex() for identifier, _ in entries}
+
+    assert asyncio.run(stored()) == {id1, id2}  # each saw the other
+    cli("node", "start", "n1")  # (a node starts with the table it left)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.channels.helpers import NOW, world
+from tests.channels.helpers import NOW, alice_rotations, world
 from tests.channels.node_helpers import nodes, party
 from trust.channels import (
     ChannelIdentity,
@@ -31,21 +31,6 @@ from vaults.keys import KeyType
 from vaults.software import SoftwareVault
 
 
-def _rotations() -> tuple[Identity, Identity]:
-    """Two different rotations of alice (a fork): each alone is newer than her history."""
-    w = world()
-
-    async def rotate() -> tuple[Identity, Identity]:
-        out = []
-        for _ in range(2):
-            new = await w.vault.generate_key(KeyType.ED25519)
-            out.append(await rotate_identity(w.alice.identity, w.vault, w.alice.key, w.vault, new,
-                                             now=NOW - 20_000))
-        return out[0], out[1]
-
-    return asyncio.run(rotate())
-
-
 def _open(auth: PeerAuthenticator, history: Identity) -> object:
     w = world()
     payload = IdentityAndCredentials.of(history.export(), w.alice.attestation)
@@ -54,7 +39,7 @@ def _open(auth: PeerAuthenticator, history: Identity) -> object:
 
 def test_an_older_or_conflicting_history_is_refused_once_a_newer_one_was_seen() -> None:
     w = world()
-    rotated, fork = _rotations()
+    rotated, fork = alice_rotations()
     auth = PeerAuthenticator(histories=KnownHistories())
     _open(auth, w.alice.identity)          # new to it
     _open(auth, rotated)                   # newer: replaces it
@@ -75,7 +60,7 @@ def test_an_older_or_conflicting_history_is_refused_once_a_newer_one_was_seen() 
 
 def test_the_store_is_bounded_and_refusals_change_nothing() -> None:
     w = world()
-    rotated, fork = _rotations()
+    rotated, fork = alice_rotations()
     known = KnownHistories(capacity=1)
     known.accept(rotated)
     with pytest.raises(VerificationError):

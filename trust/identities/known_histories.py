@@ -7,12 +7,15 @@ otherwise a key the identity rotated away from (say, after it leaked) could spea
 with the history as it was before the rotation. A newer history replaces the known one.
 
 The store is bounded (:data:`DEFAULT_CAPACITY` identities, least recently seen dropped first)
-and held in memory: a node keeps it for its lifetime.
+and held in memory; a node process keeps it in its database too
+(:mod:`trust.node.known_histories_store`: loaded at start, each new or grown history saved), so
+it outlives a restart.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from trust.errors import UsageError, VerificationError
@@ -27,13 +30,26 @@ DEFAULT_CAPACITY: Final = 100_000
 class KnownHistories:
     """Identifier -> the change hashes of the newest history seen (see the module docstring)."""
 
-    __slots__ = ("_known", "capacity")
+    __slots__ = ("_known", "capacity", "on_change")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise UsageError("a history store holds at least one identity")
         self.capacity = capacity
         self._known: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
+        self.on_change: Callable[[bytes, tuple[bytes, ...]], object] | None = None
+        """Called with (identifier, change hashes) when a new or newer history is accepted."""
+
+    def load(self, entries: Iterable[tuple[bytes, tuple[bytes, ...]]]) -> None:
+        """Remember stored histories (least recently seen first), without :attr:`on_change`;
+        one known already is kept when it is as long or longer."""
+        for key, hashes in entries:
+            known = self._known.get(key)
+            if known is None or len(hashes) > len(known):
+                self._known[key] = hashes
+            self._known.move_to_end(key)
+        while len(self._known) > self.capacity:
+            self._known.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._known)
@@ -61,6 +77,8 @@ class KnownHistories:
         key = identity.identifier_bytes
         if known is None or len(mine) > len(known):
             self._known[key] = mine
+            if self.on_change is not None:
+                self.on_change(key, mine)
         self._known.move_to_end(key)
         while len(self._known) > self.capacity:
             self._known.popitem(last=False)

@@ -139,6 +139,8 @@ class NodeRuntime:
         self.access: Any = None
         """The node's enforcement point (:class:`trust.channels.access.NodeAccess`)."""
         self.policies: Any = None
+        self.storage: Any = None
+        self.history_store: Any = None
         self.credential: Any = None
         """The credential the node presents (``node create --credential``), when it verifies."""
         self.started_at = 0
@@ -177,6 +179,7 @@ class NodeRuntime:
         self.identity = own_authority or await self._load_identity()
         self.node.identity = self.identity
         self.credential = self._load_credential()
+        await self._open_known_histories()
         await self._start_channel_listener()
         for module in NODE_FEATURES:
             feature = importlib.import_module(module)
@@ -207,7 +210,8 @@ class NodeRuntime:
         from trust.node.services import Echo, Hop
         from trust.storage import open_storage
 
-        self.policies = open_storage(home=self.paths.home).policies
+        self.storage = open_storage(home=self.paths.home)
+        self.policies = self.storage.policies
         self.access = NodeAccess(self.name, authorities=[a.identifier for a in self.authorities])
         count = await self.access.reload(self.policies)
         log.info("node %s: %d policies loaded%s", self.name, count,
@@ -215,6 +219,15 @@ class NodeRuntime:
                  if self.access.authorities else "")
         await self.node.start_worker("echo", Echo(), incoming=self.access.access_control("echo"))
         await self.node.start_worker("hop", Hop(), incoming=self.access.access_control("hop"))
+
+    async def _open_known_histories(self) -> None:
+        """The peers' newest change histories its channels saw before (in the home's database),
+        before any channel accepts a peer: a restart does not let a peer go back to a key it
+        rotated away from."""
+        from trust.channels.workers import known_histories
+        from trust.node.known_histories_store import HistoryStore
+
+        self.history_store = await HistoryStore.open(known_histories(self.node), self.storage)
 
     async def _start_channel_listener(self) -> None:
         """The secure-channel listener at ``api``, as the node's identity, presenting its
@@ -303,6 +316,11 @@ class NodeRuntime:
             self._started_features.clear()
         finally:
             await self.node.stop()
+            if self.history_store is not None:
+                try:
+                    await self.history_store.close()
+                except Exception:
+                    log.exception("the peers' change histories were not saved")
             for p in (self.paths.state, self.paths.pid, self.paths.control_tcp):
                 with contextlib.suppress(OSError):
                     p.unlink()
