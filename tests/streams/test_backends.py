@@ -128,3 +128,31 @@ def test_sqlite_streams_survive_reopen(tmp_path: Path) -> None:
             assert await b.get_index("keep", "g", 0) == 1
             assert await b.append("keep", 0, (b"three",)) == 2
     run()
+
+
+def test_kafka_appends_waiting_their_turn_do_not_time_out(broker: Broker) -> None:
+    """Many appends to one partition at once: each is delivered, in one piece. (aiokafka's
+    ``send_batch`` counts its wait for the partition's pending batch against its timeout
+    wrongly; appends waiting inside it together failed with KafkaTimeoutError long before the
+    timeout, on a loaded machine in the suite: the streams take turns before it.)"""
+
+    @aio()
+    async def run() -> None:
+        b = KafkaStreams(broker.bootstrap, prefix=unique_prefix(), request_timeout_ms=2_000)
+        try:
+            await b.create("many", 1)
+
+            async def producer(k: int) -> list[int]:
+                return [await b.append("many", 0, (b"%d-%d" % (k, i), b"%d-%d'" % (k, i)))
+                        for i in range(10)]
+
+            firsts = [f for fs in await asyncio.gather(*(producer(k) for k in range(40)))
+                      for f in fs]
+            assert sorted(firsts) == list(range(0, 800, 2))
+            records = await b.read("many", 0, 0, 1000, 1 << 20)
+            assert len(records) == 800
+            for i in range(0, 800, 2):
+                assert records[i + 1][1] == records[i][1] + b"'"
+        finally:
+            await b.close()
+    run()

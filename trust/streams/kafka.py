@@ -40,6 +40,16 @@ class _Reader:
         self.position = -1
 
 
+class _Enqueuing:
+    """The appends of one partition taking turns to hand their batches to the producer."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class KafkaStreams:
     """Streams as topics of the cluster at ``bootstrap`` (``host:port[,host:port]``)."""
 
@@ -57,6 +67,9 @@ class KafkaStreams:
         self._known: dict[str, int] = {}
         """Partition counts of streams seen to exist (bounded; forgotten on delete)."""
         self._start_lock = asyncio.Lock()
+        self._enqueuing: dict[tuple[str, int], _Enqueuing] = {}
+        """A lock per partition being appended to (see :meth:`_enqueue`): as many entries as
+        partitions with appends in progress."""
 
     @property
     def description(self) -> str:
@@ -172,26 +185,48 @@ class KafkaStreams:
         await self._check(name, partition)
         producer = self._producer
         topic = self._topic(name)
-        futures = []
-        batch = producer.create_batch()
+        if any(len(rec) > MAX_RECORD for rec in records):
+            raise StorageError("record too large")
+        key = (topic, partition)
+        entry = self._enqueuing.get(key)
+        if entry is None:
+            entry = self._enqueuing[key] = _Enqueuing()
+        entry.users += 1
         try:
-            for rec in records:
-                if len(rec) > MAX_RECORD:
-                    raise StorageError("record too large")
-                if batch.append(key=None, value=rec, timestamp=None) is None:
-                    batch.close()
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    if batch.append(key=None, value=rec, timestamp=None) is None:
-                        raise StorageError("a record does not fit a Kafka batch")
-            batch.close()
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            async with entry.lock:
+                futures = await self._enqueue(producer, topic, partition, records)
             metas = await asyncio.gather(*futures)
         except StorageError:
             raise
         except Exception as e:
             raise StorageError(f"Kafka at {self.bootstrap}: cannot append to {name}: {e}") from None
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and self._enqueuing.get(key) is entry:
+                del self._enqueuing[key]
         return int(metas[0].offset)
+
+    @staticmethod
+    async def _enqueue(producer: Any, topic: str, partition: int,
+                       records: tuple[bytes, ...]) -> list[Any]:
+        """Hand ``records`` to the producer as batches for ``topic``/``partition``; the futures
+        of their delivery. The caller holds that partition's lock: aiokafka's ``send_batch``
+        waits while a batch of the partition is pending and counts that wait against its
+        timeout wrongly (the time since it began, again at every turn), so with several
+        appends waiting their turn inside it one failed with ``KafkaTimeoutError`` after about
+        a second on a loaded machine; taking turns here, each waits for one batch at most."""
+        futures = []
+        batch = producer.create_batch()
+        for rec in records:
+            if batch.append(key=None, value=rec, timestamp=None) is None:
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=None, value=rec, timestamp=None) is None:
+                    raise StorageError("a record does not fit a Kafka batch")
+        batch.close()
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def _reader(self, name: str, partition: int) -> _Reader:
         key = (name, partition)
