@@ -68,7 +68,9 @@ def test_node_file_commands_start_without_the_runtime(tmp_path: Path) -> None:
     code = (
         "import sys, trust.cli.main as m\n"
         "for args in (['node', 'list'], ['node', 'stop', 'nope'], ['tcp-inlet', 'list', '--at',"
-        " 'nope'], ['relay', 'list', '--at', 'nope']):\n"
+        " 'nope'], ['relay', 'list', '--at', 'nope'], ['relay', 'create', 'r', '--to', 'nope',"
+        " '--at', '/node/x'], ['tcp-inlet', 'create', '--at', 'nope', '--from', '127.0.0.1:0',"
+        " '--via', 'r']):\n"
         "    try:\n"
         "        m.cli.main(args, standalone_mode=False)\n"
         "    except Exception:\n"

@@ -9,16 +9,34 @@
 See ``docs/relays.md``.
 """
 
-from trust.relays.client import RelayClient
-from trust.relays.messages import (
-    EPHEMERAL,
-    PREFIX,
-    SERVICE,
-    STATIC_SERVICE,
-    decode_registration,
-    encode_registration,
-)
-from trust.relays.service import Relay, RelayService, start_relay_service
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trust.lazy_exports import lazy_getattr
+
+if TYPE_CHECKING:
+    from trust.relays.client import RelayClient
+    from trust.relays.messages import (
+        EPHEMERAL,
+        PREFIX,
+        SERVICE,
+        STATIC_SERVICE,
+        decode_registration,
+        encode_registration,
+    )
+    from trust.relays.service import Relay, RelayService, start_relay_service
+
+_EXPORTS = {
+    "RelayClient": "trust.relays.client",
+    **dict.fromkeys(("EPHEMERAL", "PREFIX", "SERVICE", "STATIC_SERVICE", "decode_registration",
+                     "encode_registration"), "trust.relays.messages"),
+    **dict.fromkeys(("Relay", "RelayService", "start_relay_service"), "trust.relays.service"),
+}
+"""Loaded on first use (:mod:`trust.lazy_exports`): the CLI checks relay names with
+:mod:`trust.relays.messages` without importing the service and the client (~190 ms)."""
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 __all__ = [
     "EPHEMERAL",
