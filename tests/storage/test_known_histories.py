@@ -11,13 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.channels.helpers import alice_rotations, world
+from tests.channels.helpers import NOW, alice_rotations, world
 from tests.storage.conftest import SHARED, Run
 from trust.errors import VerificationError
+from trust.identities.creation import create_identity
 from trust.identities.known_histories import KnownHistories
 from trust.node.known_histories_store import HistoryStore
 from trust.storage import Storage, open_storage
 from trust.storage.known_histories import SqlKnownHistories
+from vaults.keys import KeyType
+from vaults.software import SoftwareVault
 
 A, B, C = b"a" * 32, b"b" * 32, b"c" * 32
 H1, H2, H3 = b"1" * 32, b"2" * 32, b"3" * 32
@@ -110,5 +113,43 @@ def test_close_saves_what_waits(tmp_path: Path, run: Run[Any]) -> None:
         assert entries == [(w.alice.identity.identifier_bytes,
                             tuple(c.change_hash for c in w.alice.identity.changes))]
         await storage.close()
+
+    run(go())
+
+
+class _FailingTable:
+    """A table whose saves fail (a full disk, a locked database)."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    async def load(self, limit: int) -> tuple[list[Any], int]:
+        return [], 0
+
+    async def save(self, *args: Any, **kwargs: Any) -> None:
+        self.tries += 1
+        raise OSError("disk full")
+
+
+def test_while_saves_fail_what_waits_stays_bounded_and_the_node_goes_on(run: Run[Any]) -> None:
+    class Storage:
+        def repository(self, cls: type) -> _FailingTable:
+            return table
+
+    table = _FailingTable()
+
+    async def go() -> None:
+        vault = SoftwareVault()
+        peers = [await create_identity(vault, await vault.generate_key(KeyType.ED25519),
+                                       now=NOW) for _ in range(10)]
+        store = await HistoryStore.open(KnownHistories(capacity=3), Storage())
+        for peer in peers:
+            store.histories.accept(peer)  # each handshake goes on
+            await asyncio.sleep(0)
+        await store.flush()
+        assert table.tries >= 1 and store.failures >= 1
+        assert store.waiting == 3 and len(store.histories) == 3
+        await store.close()  # the last try fails too: logged, not raised
+        assert store.waiting == 3
 
     run(go())

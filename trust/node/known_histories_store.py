@@ -22,8 +22,7 @@ log = logging.getLogger("trust.node")
 
 class HistoryStore:
     """The link between one :class:`KnownHistories` and its table (see the module docstring).
-    What waits is at most one entry per identity the store remembers (bounded by its
-    capacity)."""
+    What waits is at most one entry per identity, and at most the store's capacity."""
 
     def __init__(self, histories: KnownHistories, table: SqlKnownHistories) -> None:
         self.histories = histories
@@ -46,9 +45,22 @@ class HistoryStore:
         store._task = asyncio.get_running_loop().create_task(store._run())
         return store
 
+    @property
+    def waiting(self) -> int:
+        """Histories accepted and not saved yet."""
+        return len(self._waiting)
+
     def _changed(self, identifier: bytes, hashes: tuple[bytes, ...]) -> None:
+        self._waiting.pop(identifier, None)  # (re-inserted last: the oldest go first below)
         self._waiting[identifier] = hashes
+        self._bound()
         self._wake.set()
+
+    def _bound(self) -> None:
+        """While saves fail, keep at most as many waiting as the store remembers (the oldest
+        are dropped: the in-memory store has forgotten them too)."""
+        while len(self._waiting) > self.histories.capacity:
+            del self._waiting[next(iter(self._waiting))]
 
     async def _run(self) -> None:
         while True:
@@ -65,8 +77,8 @@ class HistoryStore:
             await self.table.save(batch.items(), int(time.time()), keep=self.histories.capacity)
             self.saved += len(batch)
         except BaseException as e:  # (a full disk, a locked database: the node goes on)
-            for key, hashes in batch.items():
-                self._waiting.setdefault(key, hashes)  # (newer ones that came meanwhile win)
+            self._waiting = {**batch, **self._waiting}  # (newer ones that came meanwhile win)
+            self._bound()
             if not isinstance(e, Exception):  # cancelled (close): close saves them
                 raise
             self.failures += 1
