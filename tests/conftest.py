@@ -42,37 +42,50 @@ def popen_interruptible(args: list[str], **kwargs: Any) -> subprocess.Popen[str]
 
 
 SLOW_FILES_FIRST = (
-    "tests/test_docs.py",  # 86 s
-    "tests/vaults/test_cli_backends.py",  # 53 s
-    "tests/node/test_enforcement.py",  # 49 s
-    "tests/credentials/test_cli.py",  # 40 s
-    "tests/relays/test_cli_relays.py",  # 34 s
-    "tests/credentials/test_tamper.py",  # 34 s
-    "tests/node/test_cli.py",  # 34 s
-    "tests/enrollment_cli/test_cli_flow.py",  # 29 s
-    "tests/channels/test_cli_channels.py",  # 29 s
-    "tests/identities/test_cli.py",  # 29 s
-    "tests/policies/test_cli.py",  # 27 s
-    "tests/test_benchmarks_run.py",  # 25 s
-    "tests/node/test_saved_resources.py",  # 19 s
-    "tests/test_demo.py",  # 18 s
-    "tests/cli/test_conventions.py",  # 18 s
-    "tests/test_self_contained.py",  # 17 s
-    "tests/portals/test_cli.py",  # 17 s
-    "tests/node/test_cli_limits.py",  # 16 s
-    "tests/streams/test_cli.py",  # 15 s
-    "tests/policies/test_properties.py",  # 15 s
-    "tests/test_file_fuzz.py",  # 14 s
-    "tests/enrollment_cli/test_cli_lifecycle.py",  # 14 s
-    "tests/enrollment_client/test_e2e_cli.py",  # 12 s
+    "tests/test_docs.py",  # 114 s
+    "tests/vaults/test_cli_backends.py",  # 68 s
+    "tests/node/test_enforcement.py",  # 60 s
+    "tests/relays/test_cli_relays.py",  # 54 s
+    "tests/credentials/test_cli.py",  # 54 s
+    "tests/enrollment_cli/test_cli_flow.py",  # 42 s
+    "tests/channels/test_cli_channels.py",  # 39 s
+    "tests/node/test_cli.py",  # 37 s
+    "tests/credentials/test_tamper.py",  # 36 s
+    "tests/identities/test_cli.py",  # 35 s
+    "tests/policies/test_cli.py",  # 34 s
+    "tests/test_benchmarks_run.py",  # 33 s
+    "tests/portals/test_cli_relay.py",  # 27 s
+    "tests/portals/test_cli.py",  # 25 s
+    "tests/test_self_contained.py",  # 23 s
+    "tests/node/test_saved_resources.py",  # 23 s
+    "tests/streams/test_cli.py",  # 22 s
+    "tests/cli/test_conventions.py",  # 22 s
+    "tests/test_demo.py",  # 21 s
+    "tests/test_file_fuzz.py",  # 18 s
+    "tests/relays/test_cli_authority_relays.py",  # 17 s
+    "tests/node/test_saved_resources_entries.py",  # 15 s
+    "tests/node/test_cli_limits.py",  # 15 s
+    "tests/enrollment_cli/test_review_cli.py",  # 15 s
+    "tests/enrollment_cli/test_cli_lifecycle.py",  # 15 s
+    "tests/policies/test_properties.py",  # 14 s
+    "tests/enrollment_client/test_e2e_cli.py",  # 14 s
+    "tests/relays/test_relays.py",  # 13 s
+    "tests/policies/test_hostile.py",  # 13 s
+    "tests/node/test_cli_untrusted_output.py",  # 13 s
+    "tests/storage/test_policies.py",  # 12 s
+    "tests/portals/test_portal.py",  # 12 s
     "tests/enrollment_cli/test_replicas.py",  # 12 s
-    "tests/enrollment_client/test_cli_ticket.py",  # 11 s
-    "tests/policies/test_docs.py",  # 11 s
-    "tests/portals/test_cli_relay.py",  # 11 s
+    "tests/portals/test_liveness.py",  # 11 s
+    "tests/identities/test_negative.py",  # 11 s
+    "tests/test_postgres_portal_example.py",  # 10 s
+    "tests/node/test_node_files_safety.py",  # 10 s
+    "tests/models/test_decode_caches.py",  # 10 s
+    "tests/enrollment_client/test_cli_ticket.py",  # 10 s
 )
-"""The files that take longest (10 s or more, measured with 3 workers on 2 cores), longest
-first: with several workers (pytest-xdist, one file per worker at a time) a long file started
-last would make everyone wait for it at the end."""
+"""The files that take longest (10 s or more, measured with 3 workers on 2 cores; all of them:
+one of 15 s left to the default order may start last), longest first: with several workers
+(pytest-xdist, one file per worker at a time) a long file started last would make everyone
+wait for it at the end."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
