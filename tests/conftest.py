@@ -89,13 +89,19 @@ wait for it at the end."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Compile the packages' bytecode once, before any test (in the controller, not in each
-    xdist worker). The suite starts some thousand ``truststack`` and node processes; where
-    ``PYTHONDONTWRITEBYTECODE`` is set (as in many CI images) no process writes its ``.pyc``
-    files, so each compiled every module it imported from source again: ``identity create``
-    took 0.50 s instead of 0.25, ``node create`` 1.15 s instead of 0.68 (about 0.8 s here)."""
+    """Schedule files in :data:`SLOW_FILES_FIRST` order; compile the packages' bytecode once,
+    before any test (in the controller, not in each xdist worker). The suite starts some
+    thousand ``truststack`` and node processes; where ``PYTHONDONTWRITEBYTECODE`` is set (as
+    in many CI images) no process writes its ``.pyc`` files, so each compiled every module it
+    imported from source again: ``identity create`` took 0.50 s instead of 0.25, ``node
+    create`` 1.15 s instead of 0.68 (compiling once takes about 0.8 s)."""
     if hasattr(config, "workerinput"):
         return
+    # pytest-xdist >= 3.6 hands out --dist loadfile's files by their number of tests, most
+    # first, unless told to keep the collection order: then test_docs.py (2 tests, 100 s) ran
+    # last and the whole run waited for it. Keep SLOW_FILES_FIRST's order.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     import compileall
 
     root = Path(str(config.rootpath))
