@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vaults.errors import InsecureKeyFileError, KeyNotFoundError, VaultError, WrongPassphraseError
-from vaults.safe_files import FileRefused, read_bounded_file
+from vaults.safe_files import FileRefused, read_bounded_file, write_private_file
 from vaults.software import SigningPrivateKey, SoftwareVault, public_key_of, signing_handle
 
 FORMAT_VERSION = 1
@@ -146,29 +144,6 @@ def check_kdf_params(params: dict[str, Any], where: str = "key-derivation parame
     if out["memory_kib"] < 8 * out["lanes"]:
         raise VaultError(f"{where}: memory_kib must be at least 8 per lane")
     return out
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600: temp file in the same directory,
-    fsync, rename over the target, fsync the directory. The temp file is removed on error."""
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def check_private(path: Path, *, directory: bool = False) -> None:

@@ -25,21 +25,18 @@ Unknown fields are kept, so newer records can add some.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import fcntl
 import json
 import os
 import re
 import shutil
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trust.errors import NotFoundError, StorageError, UsageError
 from trust.home import ensure_dir, ensure_home, home_dir
-from vaults.safe_files import FileRefused, read_bounded_file
+from vaults.safe_files import FileRefused, open_regular_file, read_bounded_file, write_private_file
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -219,24 +216,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0600: into a new temp file of an unpredictable
-    name next to it (created with ``O_EXCL | O_NOFOLLOW``, so nothing planted there is written
-    through or keeps its mode), then renamed over ``path`` (a symbolic link at ``path`` is
-    replaced, not followed). :class:`StorageError` naming the file when that fails."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    """Write ``data`` to ``path`` atomically, mode 0600, never through a symbolic link or a file
+    planted in the temp file's place (:func:`vaults.safe_files.write_private_file`; a node's
+    records are rewritten at run time, so not fsynced); :class:`StorageError` naming the file
+    when that fails."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
+        write_private_file(path, data, durable=False)
     except OSError as e:
-        raise StorageError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise StorageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
@@ -247,41 +233,32 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def open_append(path: Path) -> int:
     """A descriptor appending to regular file ``path`` (created with mode 0600 when absent),
-    opened without following a symbolic link or blocking on a FIFO; :class:`StorageError`
-    naming the file otherwise."""
+    opened without following a symbolic link or blocking on a FIFO
+    (:func:`vaults.safe_files.open_regular_file`); :class:`StorageError` naming the file
+    otherwise."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                     | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise StorageError(f"{path} is a symbolic link; refusing to write to it") from None
-        if e.errno == errno.ENXIO:  # a FIFO without a reader (or a device)
-            raise StorageError(f"{path} is not a regular file; refusing to write to it") from None
-        raise StorageError(f"cannot write {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise StorageError(f"{path} is not a regular file; refusing to write to it")
+        fd = open_regular_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except FileRefused as e:
+        if e.reason == "unreadable":
+            raise StorageError(f"cannot write {path}: {e.detail}") from None
+        raise StorageError(e.message) from None
     os.set_blocking(fd, True)
     return fd
 
 
 def read_tail(path: Path, limit: int) -> tuple[bytes, bool]:
     """At most the last ``limit`` bytes of regular file ``path`` (opened without following a
-    symbolic link or blocking on a FIFO) and whether earlier bytes were left out; ``(b"",
-    False)`` when it does not exist, :class:`StorageError` naming the file otherwise."""
+    symbolic link or blocking on a FIFO: :func:`vaults.safe_files.open_regular_file`) and
+    whether earlier bytes were left out; ``(b"", False)`` when it does not exist,
+    :class:`StorageError` naming the file otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return b"", False
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise StorageError(f"{path} is a symbolic link; refusing to read it") from None
-        raise StorageError(f"cannot read {path}: {e.strerror or e}") from None
+        fd = open_regular_file(path)
+    except FileRefused as e:
+        if e.reason == "missing":
+            return b"", False
+        raise StorageError(e.message) from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StorageError(f"{path} is not a regular file; refusing to read it")
-        start = max(0, st.st_size - limit)
+        start = max(0, os.fstat(fd).st_size - limit)
         chunks: list[bytes] = []
         got = 0
         while got < limit:
