@@ -29,32 +29,34 @@ def cli() -> None:
 LOG_TAIL_BYTES = 1024 * 1024
 
 
+def _text(value: Any) -> str:
+    """A value from a node's record as shown (escaped; ``-`` for none)."""
+    return terminal_safe(value) if value not in (None, "") else "-"
+
+
+def _joined(values: Any) -> str:
+    """A list from a node's record as shown: its values escaped, comma-separated."""
+    if not isinstance(values, list):
+        return _text(values)
+    return ", ".join(_text(v) for v in values) or "-"
+
+
 def _listeners(state: dict[str, Any]) -> str:
-    listeners = state.get("listeners") or []
-    if not isinstance(listeners, list):
-        listeners = [listeners]
-    return ", ".join(terminal_safe(v) for v in listeners) or "-"
+    return _joined(state.get("listeners") or [])
 
 
 def _show_plain(state: dict[str, Any]) -> str:
-    def t(value: Any) -> str:
-        return terminal_safe(value) if value not in (None, "") else "-"
-
-    def joined(values: Any) -> str:
-        if not isinstance(values, list):
-            return t(values)
-        return ", ".join(t(v) for v in values) or "-"
-
+    t = _text
     lines = [f"Node: {t(state.get('name'))}",
              f"Status: {t(state.get('status'))}",
              f"PID: {t(state.get('pid'))}",
-             f"Listeners: {joined(state.get('listeners') or [])}",
+             f"Listeners: {_listeners(state)}",
              f"Identity: {t(state.get('identity'))}",
              f"Identifier: {t(state.get('identifier'))}"]
     if state.get("authorities"):
-        lines.append(f"Authorities: {joined(state['authorities'])}")
+        lines.append(f"Authorities: {_joined(state['authorities'])}")
     if state.get("workers"):
-        lines.append(f"Workers: {joined(state['workers'])}")
+        lines.append(f"Workers: {_joined(state['workers'])}")
     lines.extend(_portal_lines(state))
     return "\n".join(lines)
 
