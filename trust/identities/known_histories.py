@@ -48,6 +48,10 @@ class KnownHistories:
             if known is None or len(hashes) > len(known):
                 self._known[key] = hashes
             self._known.move_to_end(key)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Forget the least recently seen beyond :attr:`capacity`."""
         while len(self._known) > self.capacity:
             self._known.popitem(last=False)
 
@@ -80,5 +84,4 @@ class KnownHistories:
             if self.on_change is not None:
                 self.on_change(key, mine)
         self._known.move_to_end(key)
-        while len(self._known) > self.capacity:
-            self._known.popitem(last=False)
+        self._trim()
