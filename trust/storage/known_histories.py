@@ -62,9 +62,7 @@ class SqlKnownHistories:
             (limit,))
         out = []
         skipped = 0
-        for identifier, hashes in reversed(rows):
-            identifier = bytes(identifier) if isinstance(identifier, memoryview) else identifier
-            hashes = bytes(hashes) if isinstance(hashes, memoryview) else hashes
+        for identifier, hashes in reversed(rows):  # (BLOB and BYTEA columns read as bytes)
             if not _valid(identifier, hashes):
                 skipped += 1
                 continue
@@ -76,8 +74,9 @@ class SqlKnownHistories:
                    *, keep: int) -> None:
         """Record ``histories`` (a stored one is replaced only by a longer one), then keep the
         ``keep`` most recently seen rows; one transaction."""
-        rows = [(identifier, b"".join(hashes), seen_at) for identifier, hashes in histories
-                if _valid(identifier, b"".join(hashes))]
+        joined = [(identifier, b"".join(hashes)) for identifier, hashes in histories]
+        rows = [(identifier, data, seen_at) for identifier, data in joined
+                if _valid(identifier, data)]
         if not rows:
             return
         async with self.db.transaction() as tx:
@@ -86,9 +85,9 @@ class SqlKnownHistories:
                 "ON CONFLICT (identifier) DO UPDATE SET seen_at = excluded.seen_at, hashes = "
                 "CASE WHEN length(excluded.hashes) > length(peer_history.hashes) "
                 "THEN excluded.hashes ELSE peer_history.hashes END", rows)
-            count = await tx.fetch_one("SELECT count(*) FROM peer_history")
-            if count is not None and count[0] > keep:
+            count = int(await tx.fetch_value("SELECT count(*) FROM peer_history"))
+            if count > keep:
                 await tx.execute(
                     "DELETE FROM peer_history WHERE identifier IN (SELECT identifier FROM "
                     "peer_history ORDER BY seen_at ASC, identifier ASC LIMIT ?)",
-                    (count[0] - keep,))
+                    (count - keep,))
