@@ -1,11 +1,16 @@
-"""Running the stream tests' coroutines (the suite uses plain asyncio, no plugin)."""
+"""Running the stream tests' coroutines (the suite uses plain asyncio, no plugin); a party's
+channel states in a file of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
+
+from trust.storage.sql import database
+from trust.storage.stream_channels import SqlChannelStates
 
 
 def aio(timeout: float = 30.0) -> Callable[[Callable[..., Coroutine[Any, Any, None]]],
@@ -17,3 +22,8 @@ def aio(timeout: float = 30.0) -> Callable[[Callable[..., Coroutine[Any, Any, No
             asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
         return test
     return wrap
+
+
+def channel_states(directory: Path, name: str) -> SqlChannelStates:
+    """Channel states in ``directory/name.sqlite`` (one file per party)."""
+    return SqlChannelStates(database(f"sqlite:///{directory / f'{name}.sqlite'}"))

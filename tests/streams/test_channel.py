@@ -17,7 +17,7 @@ import pytest
 from tests.channels.node_helpers import live
 from tests.fixtures.kafka import Broker
 from tests.streams.conftest import unique_prefix
-from tests.streams.helpers import aio
+from tests.streams.helpers import aio, channel_states
 from trust.channels import PeerAuthenticator, TrustIdentifier
 from trust.errors import TrustError
 from trust.node import Node
@@ -61,8 +61,8 @@ async def _open(node: Node, tmp: Path, *, bob_trusts: str | None = None, timeout
     client = StreamClient(node, "stream_service", timeout=5)
     await client.create("ab")
     await client.create("ba")
-    a_states = SqlChannelStates(database(f"sqlite:///{tmp / 'alice.sqlite'}"))
-    b_states = SqlChannelStates(database(f"sqlite:///{tmp / 'bob.sqlite'}"))
+    a_states = channel_states(tmp, "alice")
+    b_states = channel_states(tmp, "bob")
     bob_auth = PeerAuthenticator(TrustIdentifier(bob_trusts) if bob_trusts else None)
     alice, bob = await asyncio.gather(
         StreamChannel.initiate(client, w.alice, PeerAuthenticator(), a_states, "to-bob",
@@ -128,11 +128,10 @@ async def test_refused_initiator_gets_close_and_no_channel(tmp_path: Path) -> No
         await _service(node)
         with pytest.raises(TrustError):  # (bob refuses alice, then finds no other opening)
             await _open(node, tmp_path, bob_trusts=live().carol.identifier, timeout=1)
-        states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'bob.sqlite'}"))
+        states = channel_states(tmp_path, "bob")
         assert await states.load("from-alice") is None
         resumed = await StreamChannel.resume(StreamClient(node, "stream_service"),
-                                             SqlChannelStates(database(
-                                                 f"sqlite:///{tmp_path / 'alice.sqlite'}")),
+                                             channel_states(tmp_path, "alice"),
                                              "to-bob")
         r = await resumed.receive(timeout=1)
         assert resumed.closed and r.messages == []

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.channels.node_helpers import live
-from tests.streams.helpers import aio
+from tests.streams.helpers import aio, channel_states
 from trust.channels import Initiator, PeerAuthenticator, Responder, SendMessage, TrustIdentifier
 from trust.channels.records import Encryptor
 from trust.errors import DecodeError
 from trust.models.cbor import dumps
 from trust.node import Node
-from trust.storage.sql import database
 from trust.storage.stream_channels import SqlChannelStates
 from trust.streams.channel import HANDSHAKE_1, HANDSHAKE_2, RECORD, StreamChannel
 from trust.streams.client import StreamClient
@@ -43,8 +42,8 @@ async def _open(node: Node, tmp: Path, *, bob_trusts: str | None = None
     w = live()
     client = await _streams(node) if bob_trusts is None else StreamClient(node, "stream_service",
                                                                           timeout=5)
-    a_states = SqlChannelStates(database(f"sqlite:///{tmp / 'a.sqlite'}"))
-    b_states = SqlChannelStates(database(f"sqlite:///{tmp / 'b.sqlite'}"))
+    a_states = channel_states(tmp, "a")
+    b_states = channel_states(tmp, "b")
     alice, bob = await asyncio.gather(
         StreamChannel.initiate(client, w.alice, PeerAuthenticator(), a_states, "to-bob",
                                out_stream="ab", in_stream="ba", timeout=5),
@@ -134,7 +133,7 @@ async def test_a_hostile_saved_state_is_a_decode_error(state: bytes, tmp_path: P
     try:
         await node.start_worker("stream_service", StreamService(MemoryStreams()))
         client = StreamClient(node, "stream_service", timeout=5)
-        states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'a.sqlite'}"))
+        states = channel_states(tmp_path, "a")
         await states.save("x", state)
         with pytest.raises(DecodeError):
             await StreamChannel.resume(client, states, "x")
@@ -166,9 +165,9 @@ async def test_openings_never_finished_or_refused_do_not_block_accept(tmp_path: 
         # an opening that never sends message 3, and an untrusted initiator (refused), first
         await client.push("ab", [bytes([HANDSHAKE_1]) + os.urandom(16)
                                  + Initiator(w.carol, PeerAuthenticator()).start()])
-        carol_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'c.sqlite'}"))
-        b_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'b.sqlite'}"))
-        a_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'a.sqlite'}"))
+        carol_states = channel_states(tmp_path, "c")
+        b_states = channel_states(tmp_path, "b")
+        a_states = channel_states(tmp_path, "a")
         bob_task = asyncio.create_task(StreamChannel.accept(
             client, w.bob, PeerAuthenticator(TrustIdentifier(w.alice.identifier)), b_states,
             "from-alice", in_stream="ab", out_stream="ba", timeout=5))
@@ -193,8 +192,8 @@ async def test_a_forged_message_2_does_not_break_initiate(tmp_path: Path) -> Non
     try:
         client = await _streams(node)
         w = live()
-        a_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'a.sqlite'}"))
-        b_states = SqlChannelStates(database(f"sqlite:///{tmp_path / 'b.sqlite'}"))
+        a_states = channel_states(tmp_path, "a")
+        b_states = channel_states(tmp_path, "b")
         alice_task = asyncio.create_task(StreamChannel.initiate(
             client, w.alice, PeerAuthenticator(TrustIdentifier(w.bob.identifier)), a_states,
             "to-bob", out_stream="ab", in_stream="ba", timeout=5))
